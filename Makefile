@@ -1,0 +1,44 @@
+# lstm-nmt: every target installs what it needs first (idempotent, stamped).
+SHELL := /bin/bash
+CARGO ?= cargo
+ADDR ?= 127.0.0.1:8080
+MODEL ?= checkpoints/multi30k-de-en
+
+.PHONY: help setup build release test serve bench docker-smoke fmt clippy clean
+
+help:
+	@echo "make test          install what is missing, build, run every test"
+	@echo "make serve         serve $(MODEL) on $(ADDR)"
+	@echo "make build         debug build of every binary"
+	@echo "make release       optimised build (target/release)"
+	@echo "make bench         run the benchmarks in bench/ (figures go to docs/BENCHMARKS.md)"
+	@echo "make docker-smoke  build the Docker image and call the running container"
+
+setup:
+	@scripts/setup-system.sh
+	@scripts/setup-libtorch.sh
+
+build: setup
+	$(CARGO) build --workspace --all-targets
+
+release: setup
+	$(CARGO) build --workspace --release
+
+test: setup
+	$(CARGO) test --workspace --no-fail-fast
+
+serve: release
+	@if [ ! -f "$(MODEL)/config.json" ]; then \
+	  echo "make serve: no model bundle in $(MODEL); train one with 'make train-multi30k' (see README) or pass MODEL=DIR"; \
+	  exit 1; \
+	fi
+	target/release/nmt-serve --model "$(MODEL)" --addr "$(ADDR)"
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy: setup
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

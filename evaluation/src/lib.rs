@@ -1,0 +1,1 @@
+//! BLEU and chrF, computed exactly as sacreBLEU 2.x does.

@@ -1,0 +1,3 @@
+//! The lstm-nmt network on libtorch (through `tch`).
+
+pub mod device;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs libtorch (the PyPI wheel torch==2.13.0, the version tch 0.26 is
+# built against) into the project-local, git-ignored virtual environment
+# .venv, and links .venv/site-packages so that .cargo/config.toml can name
+# a fixed path. Idempotent: a stamp file makes the second run free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.13.0
+VENV=.venv
+STAMP="$VENV/.torch-$TORCH_VERSION.stamp"
+
+if [[ -f "$STAMP" && -e "$VENV/site-packages/torch/lib/libtorch_cpu.so" ]]; then
+  exit 0
+fi
+
+PYTHON=${PYTHON:-python3}
+if ! command -v "$PYTHON" >/dev/null; then
+  echo "setup-libtorch: $PYTHON not found; install Python 3.10+ with venv and pip" >&2
+  exit 1
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "setup-libtorch: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+echo "setup-libtorch: installing torch==$TORCH_VERSION into $VENV (about 4.7 GB, a few minutes)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+ln -sfn "$site" "$VENV/site-packages"
+test -e "$VENV/site-packages/torch/lib/libtorch_cpu.so" || {
+  echo "setup-libtorch: torch installed but $VENV/site-packages/torch/lib/libtorch_cpu.so is missing" >&2
+  exit 1
+}
+touch "$STAMP"
+echo "setup-libtorch: libtorch $TORCH_VERSION ready in $VENV/site-packages/torch"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need, when missing.
+# Idempotent: nothing runs when every command below is already present.
+set -euo pipefail
+
+# command-or-file  package
+NEEDS=(
+  "pkg-config pkg-config"
+  "cmake cmake"
+  "spm_train sentencepiece"
+)
+
+missing=()
+for pair in "${NEEDS[@]}"; do
+  read -r probe pkg <<<"$pair"
+  command -v "$probe" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null; then
+  echo "setup-system: missing packages ${missing[*]}; install them (apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+echo "setup-system: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1 @@
+//! Corpus reading, batching and the trainer.
