@@ -1,1 +1,2 @@
 //! Corpus reading, batching and the trainer.
+pub mod data;

@@ -1,0 +1,90 @@
+//! Shared helpers of the `data_*` tests: a tiny whitespace vocabulary (so
+//! the corpus tests do not depend on trained subword models) and paths to
+//! the shared real data.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use vocab::{Vocab, VocabError, UNK_ID};
+
+/// Whitespace-separated words → ids 4.., built from a list of texts;
+/// unknown words map to UNK. A word `FAIL` makes `encode` fail, to test
+/// error propagation.
+pub struct WordVocab {
+    ids: HashMap<String, u32>,
+    words: Vec<String>,
+}
+
+impl WordVocab {
+    pub fn build<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut ids = HashMap::new();
+        let mut words: Vec<String> = ["<pad>", "<unk>", "<s>", "</s>"].iter().map(|s| s.to_string()).collect();
+        for t in texts {
+            for w in t.split_whitespace() {
+                if !ids.contains_key(w) {
+                    ids.insert(w.to_string(), words.len() as u32);
+                    words.push(w.to_string());
+                }
+            }
+        }
+        WordVocab { ids, words }
+    }
+
+    /// A vocabulary of exactly `n` entries (`w4`, `w5`, …), to test id widths.
+    pub fn numbered(n: usize) -> Self {
+        let names: Vec<String> = (4..n).map(|i| format!("w{i}")).collect();
+        Self::build(names.iter().map(|s| s.as_str()))
+    }
+}
+
+impl Vocab for WordVocab {
+    fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>, VocabError> {
+        text.split_whitespace()
+            .map(|w| {
+                if w == "FAIL" {
+                    Err(VocabError::Other("test vocabulary refuses FAIL".into()))
+                } else {
+                    Ok(self.ids.get(w).copied().unwrap_or(UNK_ID))
+                }
+            })
+            .collect()
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String, VocabError> {
+        Ok(ids
+            .iter()
+            .filter(|&&i| i > 3)
+            .map(|&i| self.words.get(i as usize).map(|s| s.as_str()).unwrap_or("<unk>"))
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+}
+
+/// `shared/data/REL` beside the repository, or `None` (with a note) when
+/// the shared data is not there.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("note: {} absent, skipping this test", p.display());
+        None
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &std::path::Path, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Lines of a file without the final newline.
+pub fn lines_of(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap().lines().map(|s| s.to_string()).collect()
+}
