@@ -1,0 +1,122 @@
+//! Compact storage: flat ids with offsets, u16/u32 widths, order kept by
+//! the parallel encoder, and order restoration.
+
+mod data_support;
+
+use data_support::{shared, write, WordVocab};
+use training::data::{
+    restore_order, CorpusBuilder, CorpusSpec, EncodedCorpus, IdWidth, LengthFilter, RawPairs,
+    ReadOptions, TokenColumn,
+};
+use vocab::Vocab;
+
+#[test]
+fn width_follows_vocabulary_size() {
+    assert_eq!(IdWidth::for_vocab_len(10_000), IdWidth::U16);
+    assert_eq!(IdWidth::for_vocab_len(65_536), IdWidth::U16);
+    assert_eq!(IdWidth::for_vocab_len(65_537), IdWidth::U32);
+    let small = WordVocab::numbered(100);
+    let big = WordVocab::numbered(70_000);
+    let b = CorpusBuilder::for_vocabs(&small, &big);
+    let c = b.finish();
+    assert_eq!(c.src_column().width(), IdWidth::U16);
+    assert_eq!(c.tgt_column().width(), IdWidth::U32);
+}
+
+#[test]
+fn columns_round_trip_ids_in_both_widths() {
+    for width in [IdWidth::U16, IdWidth::U32] {
+        let mut col = TokenColumn::new(width);
+        let seqs: Vec<Vec<u32>> = vec![vec![4, 5, 6], vec![], vec![65_535], vec![7; 300]];
+        for s in &seqs {
+            col.push(s).unwrap();
+        }
+        assert_eq!(col.len(), 4);
+        assert_eq!(col.num_tokens(), 304);
+        for (i, s) in seqs.iter().enumerate() {
+            assert_eq!(&col.get(i).to_vec(), s);
+            assert_eq!(col.seq_len(i), s.len());
+            assert_eq!(col.get(i).iter().len(), s.len());
+        }
+    }
+    let mut narrow = TokenColumn::new(IdWidth::U16);
+    let err = narrow.push(&[70_000]).unwrap_err();
+    assert!(err.to_string().contains("70000"), "{err}");
+    let mut wide = TokenColumn::new(IdWidth::U32);
+    wide.push(&[70_000]).unwrap();
+    assert_eq!(wide.get(0).to_vec(), vec![70_000]);
+}
+
+#[test]
+fn builder_rejects_ids_outside_the_vocabulary() {
+    let mut b = CorpusBuilder::with_vocab_lens(10, 10);
+    b.push(&[4, 9], &[5], 0).unwrap();
+    let err = b.push(&[4], &[10], 1).unwrap_err();
+    assert!(err.to_string().contains("target token id 10"), "{err}");
+    assert_eq!(b.len(), 1);
+}
+
+#[test]
+fn streaming_and_in_memory_encoding_agree_on_real_data() {
+    let Some(m30k) = shared("multi30k") else { return };
+    let spec = CorpusSpec::prefix(m30k.join("train"), "de", "en");
+    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    assert_eq!(raw.len(), 29_000);
+    let sv = WordVocab::build(raw.src.iter());
+    let tv = WordVocab::build(raw.tgt.iter());
+    let filter = LengthFilter::default();
+    let (a, ra) = EncodedCorpus::encode(&raw, &sv, &tv, &filter).unwrap();
+    let (b, rb) = EncodedCorpus::read(&spec, &ReadOptions::default(), &sv, &tv, &filter).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(ra.pairs_kept, rb.pairs_kept);
+    // 29,000 pairs span several parallel chunks: order must be input order.
+    for i in [0, 1, 17_000, 28_999] {
+        assert_eq!(a.number(i), i as u64);
+        assert_eq!(a.src(i).to_vec(), sv.encode(raw.get(i).0).unwrap());
+        assert_eq!(tv.decode(&a.tgt(i).to_vec()).unwrap(), raw.get(i).1.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    let tokens = a.src_column().num_tokens() + a.tgt_column().num_tokens();
+    // u16 ids + u64 offsets + u64 numbers: compact, no per-sentence allocation.
+    assert!(a.heap_bytes() <= tokens * 2 + 29_001 * 16 + 29_000 * 8 + 64, "{} bytes", a.heap_bytes());
+}
+
+#[test]
+fn numbers_map_kept_pairs_back_to_input_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "n.de", "a\n\nb c\nd\n");
+    let t = write(dir.path(), "n.en", "A\nX\nB C\nD E F G\n");
+    let v = WordVocab::build(["a b c d A B C D E F G X"]);
+    let opts = ReadOptions {
+        skip_bad_lines: true,
+        ..Default::default()
+    };
+    let (c, report) =
+        EncodedCorpus::read(&CorpusSpec::new(s, t), &opts, &v, &v, &LengthFilter::moses(1, 3, 9.0)).unwrap();
+    assert_eq!(c.len(), 2);
+    assert_eq!(c.number(0), 0);
+    assert_eq!(c.number(1), 2);
+    assert_eq!(report.total_skipped(), 1);
+    assert_eq!(report.total_filtered(), 1);
+}
+
+#[test]
+fn source_only_corpus_for_translation() {
+    let v = WordVocab::build(["ein Haus zwei"]);
+    let lines = ["ein Haus", "", "zwei Häuser"];
+    let c = EncodedCorpus::encode_sources("input", &lines, &v).unwrap();
+    assert_eq!(c.len(), 3);
+    assert_eq!(c.src(0).to_vec(), vec![4, 5]);
+    assert!(c.src(1).is_empty());
+    assert_eq!(c.src(2).to_vec(), vec![6, vocab::UNK_ID]);
+    assert!(c.tgt(2).is_empty());
+    assert_eq!(c.number(2), 2);
+}
+
+#[test]
+fn restore_order_checks_completeness() {
+    let got = restore_order(3, vec![(2, "c"), (0, "a"), (1, "b")]).unwrap();
+    assert_eq!(got, vec!["a", "b", "c"]);
+    assert!(restore_order(3, vec![(2, "c"), (0, "a")]).unwrap_err().to_string().contains("index 1 missing"));
+    assert!(restore_order(2, vec![(0, 1), (0, 2)]).unwrap_err().to_string().contains("twice"));
+    assert!(restore_order(1, vec![(5, 1)]).is_err());
+}
