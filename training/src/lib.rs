@@ -1,2 +1,11 @@
 //! Corpus reading, batching and the trainer.
-pub mod data;
+pub mod autocast;
+pub mod checkpoint;
+pub mod config;
+pub mod log;
+pub mod loss;
+pub mod optim;
+pub mod progress;
+pub mod schedule;
+pub mod trainable;
+pub mod trainer;

@@ -1,0 +1,515 @@
+//! The training configuration: a TOML file with `[data]`, `[vocab]`, `[model]` and `[training]`
+//! sections, plus `section.key=value` overrides from the command line.
+//!
+//! Relative paths in `[data]` and `[vocab]` are resolved against the folder holding the config
+//! file (so `configs/x.toml` names the shared corpora as `../../shared/data/...`). The copy
+//! saved in a run directory (`config.toml`) has them made absolute, so a resumed run finds the
+//! same files wherever it is started from.
+//!
+//! Every section rejects unknown keys with an error naming the key's full path.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::optim::AdamConfig;
+use crate::schedule::ScheduleConfig;
+
+/// Errors reading or overriding a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
+    #[error("override {arg:?}: {message}")]
+    Override { arg: String, message: String },
+}
+
+/// One part of a corpus: a prefix (`PREFIX.SRC_LANG` / `PREFIX.TGT_LANG`, `.gz` accepted) or
+/// an explicit file pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CorpusPart {
+    Prefix(PathBuf),
+    Files { src: PathBuf, tgt: PathBuf },
+}
+
+/// A corpus: one part or a list of parts read in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CorpusParts {
+    One(CorpusPart),
+    Many(Vec<CorpusPart>),
+}
+
+impl CorpusParts {
+    /// The parts in order.
+    pub fn parts(&self) -> Vec<&CorpusPart> {
+        match self {
+            CorpusParts::One(p) => vec![p],
+            CorpusParts::Many(v) => v.iter().collect(),
+        }
+    }
+
+    fn parts_mut(&mut self) -> Vec<&mut CorpusPart> {
+        match self {
+            CorpusParts::One(p) => vec![p],
+            CorpusParts::Many(v) => v.iter_mut().collect(),
+        }
+    }
+}
+
+/// File format of the corpora (`auto` guesses from each file name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorpusFormat {
+    #[default]
+    Auto,
+    Plain,
+    IwsltTags,
+    IwsltXml,
+    WmtSgml,
+}
+
+/// `[data]`: where the parallel text is and how to filter it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub src_lang: String,
+    pub tgt_lang: String,
+    pub train: CorpusParts,
+    pub valid: CorpusParts,
+    #[serde(default)]
+    pub format: CorpusFormat,
+    /// Skip (and count) malformed lines instead of failing.
+    #[serde(default)]
+    pub skip_bad_lines: bool,
+    /// Training pairs with either side longer than this many subwords are dropped.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Training pairs whose length ratio exceeds this are dropped (0: no ratio filter).
+    #[serde(default)]
+    pub max_ratio: f64,
+    /// Validate on at most this many sentences (0: all).
+    #[serde(default)]
+    pub valid_max_sentences: usize,
+}
+
+fn default_max_len() -> usize {
+    250
+}
+
+/// Whether the vocabulary is trained for this run or loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VocabMode {
+    #[default]
+    Train,
+    Load,
+}
+
+/// Subword model to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VocabKind {
+    #[default]
+    Unigram,
+    Bpe,
+}
+
+/// `[vocab]`: train one (on the training corpus) or load one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VocabConfig {
+    pub mode: VocabMode,
+    /// One vocabulary for both languages (needed for `model.share_embeddings`).
+    pub joint: bool,
+    /// `train`: the subword model.
+    pub kind: VocabKind,
+    /// `train`: vocabulary size, special tokens included.
+    pub size: usize,
+    /// `train`: use at most this many training sentences per side (0: all).
+    pub max_sentences: usize,
+    /// `load` with `joint`: a `tokenizer.json` or sentencepiece `.model`.
+    pub path: Option<PathBuf>,
+    /// `load` without `joint`: the source and target vocabularies.
+    pub src_path: Option<PathBuf>,
+    pub tgt_path: Option<PathBuf>,
+}
+
+impl Default for VocabConfig {
+    fn default() -> Self {
+        Self {
+            mode: VocabMode::Train,
+            joint: true,
+            kind: VocabKind::Unigram,
+            size: 8000,
+            max_sentences: 0,
+            path: None,
+            src_path: None,
+            tgt_path: None,
+        }
+    }
+}
+
+/// `[model]`: the architecture (`model::ModelConfig` without the vocabulary sizes, which come
+/// from the vocabulary).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub embed_dim: i64,
+    pub hidden_dim: i64,
+    pub encoder_layers: i64,
+    pub decoder_layers: i64,
+    pub bidirectional: bool,
+    pub dropout: f64,
+    pub cell: model::CellKind,
+    pub attention: model::AttentionKind,
+    pub input_feeding: bool,
+    pub share_embeddings: bool,
+    pub tie_output: bool,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        let m = model::ModelConfig::new(0, 0);
+        Self {
+            embed_dim: m.embed_dim,
+            hidden_dim: m.hidden_dim,
+            encoder_layers: m.encoder_layers,
+            decoder_layers: m.decoder_layers,
+            bidirectional: m.bidirectional,
+            dropout: m.dropout,
+            cell: m.cell,
+            attention: m.attention,
+            input_feeding: m.input_feeding,
+            share_embeddings: m.share_embeddings,
+            tie_output: m.tie_output,
+        }
+    }
+}
+
+impl ModelSection {
+    /// The full model configuration for the given vocabulary sizes.
+    pub fn to_model_config(&self, src_vocab_size: i64, tgt_vocab_size: i64) -> model::ModelConfig {
+        let mut m = model::ModelConfig::new(src_vocab_size, tgt_vocab_size);
+        m.embed_dim = self.embed_dim;
+        m.hidden_dim = self.hidden_dim;
+        m.encoder_layers = self.encoder_layers;
+        m.decoder_layers = self.decoder_layers;
+        m.bidirectional = self.bidirectional;
+        m.dropout = self.dropout;
+        m.cell = self.cell;
+        m.attention = self.attention;
+        m.input_feeding = self.input_feeding;
+        m.share_embeddings = self.share_embeddings;
+        m.tie_output = self.tie_output;
+        m
+    }
+}
+
+/// `[training]`: the optimisation and the run's bookkeeping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Target+source tokens per batch (padding included), the token budget of the batcher.
+    pub batch_tokens: usize,
+    /// Stop after this many epochs (0: no limit).
+    pub max_epochs: u64,
+    /// Stop after this many updates (0: no limit).
+    pub max_steps: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    pub schedule: ScheduleConfig,
+    pub adam: AdamConfig,
+    /// Clip the total gradient norm to this (0: no clipping).
+    pub clip_norm: f64,
+    pub label_smoothing: f64,
+    pub seed: u64,
+    /// Validate (and checkpoint) every N updates (0: at the end of each epoch).
+    pub validate_every: u64,
+    /// Checkpoint (`last`) every N updates besides validations (0: only at validations).
+    pub save_every: u64,
+    /// Keep the checkpoint of every N-th update forever (0: keep only `last` and `best`).
+    pub keep_every: u64,
+    /// Stop after this many validations without a better BLEU (0: never).
+    pub patience: u32,
+    /// Stop with an error after this many consecutive non-finite losses.
+    pub max_nonfinite: u32,
+    /// Log the training loss every N updates.
+    pub log_every: u64,
+    /// Compute validation BLEU (greedy search); off: loss and perplexity only.
+    pub valid_bleu: bool,
+    /// Greedy search stops after `a · source length + b` tokens.
+    pub max_decode_len_a: f64,
+    pub max_decode_len_b: i64,
+    /// Sentences per validation batch.
+    pub valid_batch_tokens: usize,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// bf16 autocast on CUDA (ignored on the CPU).
+    pub bf16: bool,
+    /// libtorch intra-op threads (0: libtorch's default).
+    pub threads: i32,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            batch_tokens: 4000,
+            max_epochs: 30,
+            max_steps: 0,
+            lr: 1e-3,
+            schedule: ScheduleConfig::default(),
+            adam: AdamConfig::default(),
+            clip_norm: 1.0,
+            label_smoothing: 0.1,
+            seed: 1,
+            validate_every: 1000,
+            save_every: 0,
+            keep_every: 0,
+            patience: 0,
+            max_nonfinite: 10,
+            log_every: 100,
+            valid_bleu: true,
+            max_decode_len_a: 1.5,
+            max_decode_len_b: 10,
+            valid_batch_tokens: 8000,
+            device: "auto".into(),
+            bf16: false,
+            threads: 0,
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    #[serde(default)]
+    pub vocab: VocabConfig,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub training: TrainingConfig,
+}
+
+impl Config {
+    /// Reads `path`, applies `overrides` (`section.key=value`, value in TOML syntax; a bare word
+    /// is taken as a string), checks it, and resolves relative paths against `path`'s folder.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Self::from_toml_str(&text, &path.display().to_string(), base, overrides)
+    }
+
+    /// As [`Config::load`] from text; `name` labels errors, `base` resolves relative paths.
+    pub fn from_toml_str(
+        text: &str,
+        name: &str,
+        base: &Path,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: name.into(),
+                    message: e.to_string(),
+                })?;
+        for arg in overrides {
+            apply_override(&mut table, arg)?;
+        }
+        let mut cfg: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Invalid {
+                    path: name.into(),
+                    key: e.path().to_string(),
+                    message: e.inner().to_string(),
+                }
+            })?;
+        cfg.resolve_paths(base);
+        cfg.validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: name.into(),
+                key,
+                message,
+            })?;
+        Ok(cfg)
+    }
+
+    /// Makes every relative path absolute-ish by joining it to `base`.
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for parts in [&mut self.data.train, &mut self.data.valid] {
+            for part in parts.parts_mut() {
+                match part {
+                    CorpusPart::Prefix(p) => fix(p),
+                    CorpusPart::Files { src, tgt } => {
+                        fix(src);
+                        fix(tgt);
+                    }
+                }
+            }
+        }
+        for p in [
+            &mut self.vocab.path,
+            &mut self.vocab.src_path,
+            &mut self.vocab.tgt_path,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+    }
+
+    /// Paths made absolute (against the current directory), for the copy kept in a run dir.
+    pub fn absolutized(&self) -> Self {
+        let mut c = self.clone();
+        if let Ok(cwd) = std::env::current_dir() {
+            c.resolve_paths(&cwd);
+        }
+        c
+    }
+
+    /// The config as TOML text.
+    pub fn to_toml(&self) -> String {
+        // Serialising plain data structs cannot fail except on non-string map keys (none here).
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Cross-field checks; `Err((key, why))`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((k.to_string(), m));
+        let t = &self.training;
+        if t.batch_tokens == 0 {
+            return err("training.batch_tokens", "must be > 0".into());
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return err("training.lr", format!("{} must be a positive number", t.lr));
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) {
+            return err(
+                "training.label_smoothing",
+                format!("{} must be in [0, 1)", t.label_smoothing),
+            );
+        }
+        if !(t.clip_norm >= 0.0 && t.clip_norm.is_finite()) {
+            return err(
+                "training.clip_norm",
+                format!("{} must be >= 0", t.clip_norm),
+            );
+        }
+        if t.max_epochs == 0 && t.max_steps == 0 && t.patience == 0 {
+            return err(
+                "training.max_steps",
+                "max_epochs, max_steps and patience are all 0: the run would never end".into(),
+            );
+        }
+        if let Err(e) = t.device.parse::<model::device::DeviceChoice>() {
+            return err("training.device", e.to_string());
+        }
+        if !(0.0..1.0).contains(&self.model.dropout) {
+            return err(
+                "model.dropout",
+                format!("{} must be in [0, 1)", self.model.dropout),
+            );
+        }
+        if self.model.share_embeddings && !self.vocab.joint {
+            return err(
+                "model.share_embeddings",
+                "needs a joint vocabulary (vocab.joint = true)".into(),
+            );
+        }
+        match self.vocab.mode {
+            VocabMode::Train if self.vocab.size < 5 => {
+                return err(
+                    "vocab.size",
+                    format!("{} is too small (4 ids are special)", self.vocab.size),
+                )
+            }
+            VocabMode::Load if self.vocab.joint && self.vocab.path.is_none() => {
+                return err(
+                    "vocab.path",
+                    "vocab.mode = \"load\" with a joint vocabulary needs vocab.path".into(),
+                )
+            }
+            VocabMode::Load
+                if !self.vocab.joint
+                    && (self.vocab.src_path.is_none() || self.vocab.tgt_path.is_none()) =>
+            {
+                return err(
+                    "vocab.src_path",
+                    "vocab.mode = \"load\" without joint needs vocab.src_path and vocab.tgt_path"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        if self.data.src_lang.is_empty() || self.data.tgt_lang.is_empty() {
+            return err(
+                "data.src_lang",
+                "src_lang and tgt_lang must not be empty".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Sets `a.b.c = value` in `table`. The value is parsed as TOML (`0.002`, `true`, `"x"`,
+/// `[1, 2]`); anything that does not parse is taken as a bare string (`cuda:0`).
+pub fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
+    let bad = |m: &str| ConfigError::Override {
+        arg: arg.to_string(),
+        message: m.to_string(),
+    };
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected section.key=value"))?;
+    let key = key.trim();
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad("empty key segment"));
+    }
+    let value = value.trim();
+    let parsed: toml::Value = match format!("v = {value}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.to_string())),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let (last, path) = parts.split_last().ok_or_else(|| bad("empty key"))?;
+    let mut cur = table;
+    for (i, seg) in path.iter().enumerate() {
+        let entry = cur
+            .entry(seg.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
+            arg: arg.to_string(),
+            message: format!("{} is not a table", parts[..=i].join(".")),
+        })?;
+    }
+    cur.insert(last.to_string(), parsed);
+    Ok(())
+}

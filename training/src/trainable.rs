@@ -1,0 +1,145 @@
+//! What the trainer needs from a network, and the host-side batch it feeds it.
+//!
+//! The trainer is written against [`TrainableModel`] rather than a concrete network so that its
+//! loop, checkpoints and resume logic can be tested on tiny hand-built models; the real
+//! `model::Seq2Seq` implements it in [`crate::seq2seq`].
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+/// Boxed error from a model or data source the trainer does not know the type of.
+pub type DynError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A trainable encoder-decoder.
+pub trait TrainableModel {
+    /// The variables the optimizer updates and checkpoints save.
+    fn var_store(&self) -> &tch::nn::VarStore;
+
+    /// Next-token logits.
+    ///
+    /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; `tgt_in`: [batch, tgt_len] i64
+    /// (BOS + target); returns [batch, tgt_len, vocab] float logits. `train` turns dropout on.
+    fn forward(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        tgt_in: &Tensor,
+        train: bool,
+    ) -> Result<Tensor, DynError>;
+
+    /// Greedy translations, one id sequence per row, without BOS/EOS.
+    ///
+    /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; at most `max_len` ids per row.
+    fn greedy(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        max_len: i64,
+    ) -> Result<Vec<Vec<i64>>, DynError>;
+
+    /// Writes a complete model bundle into `dir` (exists, empty).
+    fn save_bundle(&self, dir: &Path) -> Result<(), DynError>;
+
+    /// Loads the weights from a bundle written by [`TrainableModel::save_bundle`].
+    fn load_weights(&mut self, dir: &Path) -> Result<(), DynError>;
+}
+
+/// One batch in host memory, row-major and padded with the pad id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostBatch {
+    /// [batch, src_len]
+    pub src: Vec<i64>,
+    /// [batch]
+    pub src_lengths: Vec<i64>,
+    /// [batch, tgt_len]: BOS + target
+    pub tgt_in: Vec<i64>,
+    /// [batch, tgt_len]: target + EOS
+    pub tgt_out: Vec<i64>,
+    /// Index of each row's sentence in its corpus: [batch]
+    pub indices: Vec<usize>,
+    pub batch_size: usize,
+    pub src_len: usize,
+    pub tgt_len: usize,
+}
+
+/// A [`HostBatch`] on a device.
+#[derive(Debug)]
+pub struct DeviceBatch {
+    /// [batch, src_len] i64
+    pub src: Tensor,
+    /// [batch] i64
+    pub src_lengths: Tensor,
+    /// [batch, tgt_len] i64
+    pub tgt_in: Tensor,
+    /// [batch, tgt_len] i64
+    pub tgt_out: Tensor,
+}
+
+/// A batch whose buffers do not match its stated dimensions.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed batch: {0}")]
+pub struct BatchShapeError(pub String);
+
+impl HostBatch {
+    /// Checks that every buffer matches the stated dimensions.
+    pub fn check(&self) -> Result<(), BatchShapeError> {
+        let (b, s, t) = (self.batch_size, self.src_len, self.tgt_len);
+        let mut bad = Vec::new();
+        if self.src.len() != b * s {
+            bad.push(format!("src has {} ids, expected {b}x{s}", self.src.len()));
+        }
+        if self.tgt_in.len() != b * t || self.tgt_out.len() != b * t {
+            bad.push(format!(
+                "tgt has {}/{} ids, expected {b}x{t}",
+                self.tgt_in.len(),
+                self.tgt_out.len()
+            ));
+        }
+        if self.src_lengths.len() != b || self.indices.len() != b {
+            bad.push(format!(
+                "{} lengths / {} indices for {b} rows",
+                self.src_lengths.len(),
+                self.indices.len()
+            ));
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(BatchShapeError(bad.join("; ")))
+        }
+    }
+
+    /// Number of target tokens that are not padding.
+    pub fn target_tokens(&self, pad_id: i64) -> usize {
+        self.tgt_out.iter().filter(|&&t| t != pad_id).count()
+    }
+
+    /// Copies the batch to `device`.
+    pub fn to_device(&self, device: Device) -> Result<DeviceBatch, DynError> {
+        self.check()?;
+        let (b, s, t) = (
+            self.batch_size as i64,
+            self.src_len as i64,
+            self.tgt_len as i64,
+        );
+        let mk = |v: &[i64], shape: &[i64]| -> Result<Tensor, tch::TchError> {
+            Tensor::from_slice(v).f_view(shape)?.f_to_device(device)
+        };
+        Ok(DeviceBatch {
+            src: mk(&self.src, &[b, s])?,
+            src_lengths: mk(&self.src_lengths, &[b])?,
+            tgt_in: mk(&self.tgt_in, &[b, t])?,
+            tgt_out: mk(&self.tgt_out, &[b, t])?.f_to_kind(Kind::Int64)?,
+        })
+    }
+}
+
+/// Training batches, reproducible from `(seed, epoch)`: asking twice for the same epoch and
+/// index must give the same batch, in this process or another one.
+pub trait BatchSource {
+    /// Number of batches in `epoch`.
+    fn epoch_len(&mut self, epoch: u64) -> Result<u64, DynError>;
+    /// Batch `index` of `epoch` in that epoch's (shuffled) order.
+    fn batch(&mut self, epoch: u64, index: u64) -> Result<HostBatch, DynError>;
+}
