@@ -1,4 +1,5 @@
 //! Corpus reading, batching and the trainer.
+pub mod data;
 pub mod autocast;
 pub mod checkpoint;
 pub mod config;
