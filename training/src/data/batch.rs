@@ -17,7 +17,6 @@
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use vocab::{BOS_ID, EOS_ID, PAD_ID};
 
 use crate::data::error::{DataError, Side};
@@ -130,8 +129,7 @@ impl TokenBatcher {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(epoch));
         let mut order: Vec<u32> = (0..self.len() as u32).collect();
         order.shuffle(&mut rng);
-        order.par_sort_by_key(|&i| (self.src_pos[i as usize], self.tgt_pos[i as usize]));
-        let mut plan = self.cut(order);
+        let mut plan = self.cut(self.sort_by_lengths(order));
         let mut ranges: Vec<(usize, usize)> = plan.bounds.windows(2).map(|w| (w[0], w[1])).collect();
         ranges.shuffle(&mut rng);
         let mut order = Vec::with_capacity(plan.order.len());
@@ -152,9 +150,18 @@ impl TokenBatcher {
     /// [`Batch::indices`] and [`crate::data::restore_order`] to put
     /// outputs back in input order.
     pub fn ordered(&self) -> BatchPlan {
-        let mut order: Vec<u32> = (0..self.len() as u32).collect();
-        order.par_sort_by_key(|&i| (self.src_pos[i as usize], self.tgt_pos[i as usize]));
-        self.cut(order)
+        let order: Vec<u32> = (0..self.len() as u32).collect();
+        self.cut(self.sort_by_lengths(order))
+    }
+
+    /// Stable sort of `order` by (source, target) positions. Two counting
+    /// sort passes (LSD radix on small integer keys) instead of a
+    /// comparison sort: lengths are bounded by the budget, and a
+    /// comparison sort over a shuffled order pays a cache miss per key
+    /// lookup (15 s instead of well under 1 s for 4.5M pairs).
+    fn sort_by_lengths(&self, order: Vec<u32>) -> Vec<u32> {
+        let by_tgt = counting_sort(&order, &self.tgt_pos);
+        counting_sort(&by_tgt, &self.src_pos)
     }
 
     /// Greedy cut of a length-sorted order: a batch grows while its padded
@@ -182,6 +189,26 @@ impl TokenBatcher {
         }
         BatchPlan { order, bounds }
     }
+}
+
+/// Stable sort of `order` by `key[i]`.
+fn counting_sort(order: &[u32], key: &[u32]) -> Vec<u32> {
+    let max = order.iter().map(|&i| key[i as usize]).max().unwrap_or(0) as usize;
+    // starts[k] = first output slot of key k.
+    let mut starts = vec![0usize; max + 2];
+    for &i in order {
+        starts[key[i as usize] as usize + 1] += 1;
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut out = vec![0u32; order.len()];
+    for &i in order {
+        let slot = &mut starts[key[i as usize] as usize];
+        out[*slot] = i;
+        *slot += 1;
+    }
+    out
 }
 
 /// An ordered list of batches, each a list of pair indices. Cheap: 4 bytes
