@@ -162,59 +162,57 @@ impl Default for VocabConfig {
     }
 }
 
-/// `[model]`: the architecture (`model::ModelConfig` without the vocabulary sizes, which come
-/// from the vocabulary).
+/// `[model]`: the architecture, i.e. `model::ModelConfig` without the vocabulary sizes (they
+/// come from the vocabulary). Kept as plain values here and turned into a `ModelConfig` through
+/// its own serde form ([`ModelSection::to_json`]), so the model crate alone decides what is valid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
     pub embed_dim: i64,
+    /// Hidden size of each encoder direction and of the decoder.
     pub hidden_dim: i64,
     pub encoder_layers: i64,
     pub decoder_layers: i64,
     pub bidirectional: bool,
     pub dropout: f64,
-    pub cell: model::CellKind,
-    pub attention: model::AttentionKind,
+    /// `fused-lstm`, `lstm`, `fused-gru` or `gru`.
+    pub cell: String,
+    /// `dot`, `general` or `mlp`.
+    pub attention: String,
     pub input_feeding: bool,
+    /// One embedding matrix for both languages (joint vocabulary only).
     pub share_embeddings: bool,
+    /// Tie the decoder input embedding with the output projection.
     pub tie_output: bool,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        let m = model::ModelConfig::new(0, 0);
         Self {
-            embed_dim: m.embed_dim,
-            hidden_dim: m.hidden_dim,
-            encoder_layers: m.encoder_layers,
-            decoder_layers: m.decoder_layers,
-            bidirectional: m.bidirectional,
-            dropout: m.dropout,
-            cell: m.cell,
-            attention: m.attention,
-            input_feeding: m.input_feeding,
-            share_embeddings: m.share_embeddings,
-            tie_output: m.tie_output,
+            embed_dim: 256,
+            hidden_dim: 256,
+            encoder_layers: 2,
+            decoder_layers: 2,
+            bidirectional: true,
+            dropout: 0.3,
+            cell: "fused-lstm".into(),
+            attention: "general".into(),
+            input_feeding: true,
+            share_embeddings: false,
+            tie_output: false,
         }
     }
 }
 
 impl ModelSection {
-    /// The full model configuration for the given vocabulary sizes.
-    pub fn to_model_config(&self, src_vocab_size: i64, tgt_vocab_size: i64) -> model::ModelConfig {
-        let mut m = model::ModelConfig::new(src_vocab_size, tgt_vocab_size);
-        m.embed_dim = self.embed_dim;
-        m.hidden_dim = self.hidden_dim;
-        m.encoder_layers = self.encoder_layers;
-        m.decoder_layers = self.decoder_layers;
-        m.bidirectional = self.bidirectional;
-        m.dropout = self.dropout;
-        m.cell = self.cell;
-        m.attention = self.attention;
-        m.input_feeding = self.input_feeding;
-        m.share_embeddings = self.share_embeddings;
-        m.tie_output = self.tie_output;
-        m
+    /// The model configuration in `model::ModelConfig`'s serde form, with the vocabulary sizes.
+    pub fn to_json(&self, src_vocab_size: i64, tgt_vocab_size: i64) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("src_vocab_size".into(), src_vocab_size.into());
+            obj.insert("tgt_vocab_size".into(), tgt_vocab_size.into());
+        }
+        v
     }
 }
 

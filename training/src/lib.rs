@@ -3,6 +3,7 @@ pub mod data;
 pub mod autocast;
 pub mod checkpoint;
 pub mod config;
+pub mod corpus_source;
 pub mod log;
 pub mod loss;
 pub mod optim;
