@@ -1,30 +1,34 @@
-//! Subword vocabularies: the [`Vocab`] interface shared by every other crate,
-//! with fixed special-token ids.
+//! Subword vocabularies for lstm-nmt: the [`Vocab`] interface shared by every
+//! other crate, with fixed special-token ids (pad 0, unk 1, bos 2, eos 3).
+//!
+//! * [`train::train_files`] / [`train::train_lines`]: train a Unigram or BPE
+//!   model with Hugging Face `tokenizers`, saved as `tokenizer.json`.
+//! * [`load`]: open a `tokenizer.json` or a SentencePiece `.model` as a
+//!   `Box<dyn Vocab>`.
+//!
+//! ```no_run
+//! use vocab::{load, Vocab, BOS_ID, EOS_ID};
+//! let v = load("data/vocab/tokenizer.json")?;
+//! let mut ids = vec![BOS_ID];
+//! ids.extend(v.encode("Ein Hund läuft.")?);
+//! ids.push(EOS_ID);
+//! assert_eq!(v.decode(&ids)?, "Ein Hund läuft.");
+//! # Ok::<(), vocab::VocabError>(())
+//! ```
 
-/// Padding; never produced by [`Vocab::encode`].
-pub const PAD_ID: u32 = 0;
-/// Unknown piece: anything the subword model cannot represent.
-pub const UNK_ID: u32 = 1;
-/// Beginning of sentence (decoder input start).
-pub const BOS_ID: u32 = 2;
-/// End of sentence.
-pub const EOS_ID: u32 = 3;
+pub mod error;
+pub mod hf;
+pub mod interface;
+pub mod load;
+pub mod special;
+pub mod spm;
+pub mod stream;
+pub mod train;
 
-/// Errors from loading, training or using a vocabulary.
-#[derive(Debug, thiserror::Error)]
-pub enum VocabError {
-    #[error("{path}: {message}")]
-    Load { path: String, message: String },
-    #[error("{0}")]
-    Other(String),
-}
-
-/// A subword vocabulary. Ids 0..4 are always pad, unk, bos, eos.
-pub trait Vocab: Send + Sync {
-    /// Number of ids, special tokens included.
-    fn len(&self) -> usize;
-    /// Subword ids for `text`, without bos/eos.
-    fn encode(&self, text: &str) -> Result<Vec<u32>, VocabError>;
-    /// Text for `ids`; special ids are skipped.
-    fn decode(&self, ids: &[u32]) -> Result<String, VocabError>;
-}
+pub use error::VocabError;
+pub use hf::HfVocab;
+pub use interface::{Vocab, VocabKind};
+pub use load::load;
+pub use special::{BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID, SPECIAL_PIECES, UNK_ID, UNK_SURFACE};
+pub use spm::SpmVocab;
+pub use train::{train_files, train_lines, ModelType, TrainConfig};

@@ -1,0 +1,120 @@
+//! Line-by-line encoding and decoding of text streams (what `nmt-vocab
+//! encode` / `decode` do), with errors naming the stream and line.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use crate::interface::Vocab;
+use crate::VocabError;
+
+/// How [`encode_stream`] writes each line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeOutput {
+    /// Space-separated ids.
+    Ids,
+    /// Space-separated pieces.
+    Pieces,
+}
+
+/// Reads one line (without its `\n` / `\r\n`) into `buf`, checking UTF-8.
+/// Returns `None` at end of input.
+fn read_line<'a>(
+    input: &mut impl BufRead,
+    buf: &'a mut Vec<u8>,
+    name: &str,
+    line_no: usize,
+) -> Result<Option<&'a str>, VocabError> {
+    buf.clear();
+    let n = input
+        .read_until(b'\n', buf)
+        .map_err(|e| VocabError::io(Path::new(name), e))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    std::str::from_utf8(buf)
+        .map(Some)
+        .map_err(|e| VocabError::Input {
+            path: name.to_string(),
+            line: line_no,
+            message: format!("not valid UTF-8 ({e})"),
+        })
+}
+
+/// Encodes every line of `input` (named `name` in errors) to one line of
+/// `output`. Returns the number of lines.
+pub fn encode_stream(
+    vocab: &dyn Vocab,
+    mut input: impl BufRead,
+    name: &str,
+    mut output: impl Write,
+    format: EncodeOutput,
+) -> Result<usize, VocabError> {
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    let out_err = |e| VocabError::io(Path::new("<output>"), e);
+    loop {
+        let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? else {
+            break;
+        };
+        line_no += 1;
+        let at_line = |e: VocabError| VocabError::Input {
+            path: name.to_string(),
+            line: line_no,
+            message: e.to_string(),
+        };
+        let fields: Vec<String> = match format {
+            EncodeOutput::Ids => vocab
+                .encode(line)
+                .map_err(at_line)?
+                .iter()
+                .map(u32::to_string)
+                .collect(),
+            EncodeOutput::Pieces => vocab.tokenize(line).map_err(at_line)?,
+        };
+        writeln!(output, "{}", fields.join(" ")).map_err(out_err)?;
+    }
+    output.flush().map_err(out_err)?;
+    Ok(line_no)
+}
+
+/// Parses a line of whitespace-separated ids.
+pub fn parse_ids(line: &str) -> Result<Vec<u32>, String> {
+    line.split_whitespace()
+        .map(|t| t.parse::<u32>().map_err(|_| format!("{t:?} is not an id")))
+        .collect()
+}
+
+/// Decodes every line of whitespace-separated ids in `input` to one line of
+/// text in `output`. Returns the number of lines.
+pub fn decode_stream(
+    vocab: &dyn Vocab,
+    mut input: impl BufRead,
+    name: &str,
+    mut output: impl Write,
+) -> Result<usize, VocabError> {
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    let out_err = |e| VocabError::io(Path::new("<output>"), e);
+    loop {
+        let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? else {
+            break;
+        };
+        line_no += 1;
+        let at_line = |message: String| VocabError::Input {
+            path: name.to_string(),
+            line: line_no,
+            message,
+        };
+        let ids = parse_ids(line).map_err(at_line)?;
+        let text = vocab.decode(&ids).map_err(|e| at_line(e.to_string()))?;
+        writeln!(output, "{text}").map_err(out_err)?;
+    }
+    output.flush().map_err(out_err)?;
+    Ok(line_no)
+}
