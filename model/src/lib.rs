@@ -1,3 +1,17 @@
-//! The lstm-nmt network on libtorch (through `tch`).
+//! The lstm-nmt network on libtorch (through `tch`): embeddings, a
+//! (bidirectional) LSTM/GRU encoder, a decoder with input feeding and
+//! attention, model bundles on disk, and search.
 
+pub mod attention;
+pub mod cell;
+pub mod config;
+pub mod decoder;
 pub mod device;
+pub mod encoder;
+pub mod error;
+pub mod rnn;
+pub mod seq2seq;
+
+pub use config::{AttentionKind, CellKind, ModelConfig};
+pub use error::ModelError;
+pub use seq2seq::Seq2Seq;
