@@ -149,10 +149,13 @@ impl ModelConfig {
         ];
         for (name, value) in positive {
             if value < 1 {
-                return Err(ModelError::Config(format!("{name} must be at least 1, got {value}")));
+                return Err(ModelError::Config(format!(
+                    "{name} must be at least 1, got {value}"
+                )));
             }
         }
-        if self.src_vocab_size <= vocab::EOS_ID as i64 || self.tgt_vocab_size <= vocab::EOS_ID as i64
+        if self.src_vocab_size <= vocab::EOS_ID as i64
+            || self.tgt_vocab_size <= vocab::EOS_ID as i64
         {
             return Err(ModelError::Config(
                 "vocabularies must hold at least the 4 special tokens".into(),

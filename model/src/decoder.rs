@@ -20,7 +20,10 @@ pub struct DecoderState {
 impl DecoderState {
     /// Keeps or repeats hypotheses. index: `[B']` i64.
     pub fn index_select(&self, index: &Tensor) -> Self {
-        Self { rnn: self.rnn.index_select(index), input_feed: self.input_feed.index_select(0, index) }
+        Self {
+            rnn: self.rnn.index_select(index),
+            input_feed: self.input_feed.index_select(0, index),
+        }
     }
 }
 
@@ -63,15 +66,32 @@ impl Decoder {
             dropout: cfg.dropout,
         };
         let enc_dim = cfg.encoder_output_dim();
-        let no_bias = nn::LinearConfig { bias: false, ..Default::default() };
+        let no_bias = nn::LinearConfig {
+            bias: false,
+            ..Default::default()
+        };
         Self {
             rnn: RnnStack::new(&(path / "rnn"), shape),
-            attention: Attention::new(&(path / "attention"), cfg.attention, enc_dim, cfg.hidden_dim),
-            bridge_h: nn::linear(path / "bridge_h", enc_dim, cfg.hidden_dim, Default::default()),
-            bridge_c: cfg
-                .cell
-                .is_lstm()
-                .then(|| nn::linear(path / "bridge_c", enc_dim, cfg.hidden_dim, Default::default())),
+            attention: Attention::new(
+                &(path / "attention"),
+                cfg.attention,
+                enc_dim,
+                cfg.hidden_dim,
+            ),
+            bridge_h: nn::linear(
+                path / "bridge_h",
+                enc_dim,
+                cfg.hidden_dim,
+                Default::default(),
+            ),
+            bridge_c: cfg.cell.is_lstm().then(|| {
+                nn::linear(
+                    path / "bridge_c",
+                    enc_dim,
+                    cfg.hidden_dim,
+                    Default::default(),
+                )
+            }),
             combine: nn::linear(path / "combine", enc_dim + cfg.hidden_dim, a, no_bias),
             input_feeding: cfg.input_feeding,
             attentional_dim: a,
@@ -99,28 +119,59 @@ impl Decoder {
                 .reshape([self.encoder_layers, batch, self.encoder_directions * h])
         };
         let layers = self.rnn.shape().layers;
-        let pick = Tensor::arange(layers, (Kind::Int64, enc.outputs.device())).clamp_max(self.encoder_layers - 1);
-        let h = self.bridge_h.forward(&join(&enc.final_state.h).index_select(0, &pick)).tanh();
+        let pick = Tensor::arange(layers, (Kind::Int64, enc.outputs.device()))
+            .clamp_max(self.encoder_layers - 1);
+        let h = self
+            .bridge_h
+            .forward(&join(&enc.final_state.h).index_select(0, &pick))
+            .tanh();
         let c = match (&self.bridge_c, &enc.final_state.c) {
             (Some(bridge), Some(c)) => Some(bridge.forward(&join(c).index_select(0, &pick))),
             _ => None,
         };
-        let input_feed = Tensor::zeros([batch, self.attentional_dim], (enc.outputs.kind(), enc.outputs.device()));
-        DecoderState { rnn: RnnState { h: h.contiguous(), c: c.map(|c| c.contiguous()) }, input_feed }
+        let input_feed = Tensor::zeros(
+            [batch, self.attentional_dim],
+            (enc.outputs.kind(), enc.outputs.device()),
+        );
+        DecoderState {
+            rnn: RnnState {
+                h: h.contiguous(),
+                c: c.map(|c| c.contiguous()),
+            },
+            input_feed,
+        }
     }
 
     /// One step. embedded: `[B, embed]` (the previous target token) → attentional
     /// vector `[B, A]`, attention `[B, S]`, next state.
-    pub fn step(&self, embedded: &Tensor, state: &DecoderState, enc: &EncoderOutput, train: bool) -> DecoderStep {
+    pub fn step(
+        &self,
+        embedded: &Tensor,
+        state: &DecoderState,
+        enc: &EncoderOutput,
+        train: bool,
+    ) -> DecoderStep {
         let input = if self.input_feeding {
             Tensor::cat(&[embedded, &state.input_feed], -1)
         } else {
             embedded.shallow_clone()
         };
         let (top, rnn) = self.rnn.step(&input, &state.rnn, train);
-        let (context, attention) = self.attention.forward(&top, &enc.keys, &enc.outputs, &enc.mask);
-        let attentional = self.combine.forward(&Tensor::cat(&[&context, &top], -1)).tanh();
+        let (context, attention) = self
+            .attention
+            .forward(&top, &enc.keys, &enc.outputs, &enc.mask);
+        let attentional = self
+            .combine
+            .forward(&Tensor::cat(&[&context, &top], -1))
+            .tanh();
         let attentional = attentional.dropout(self.dropout, train);
-        DecoderStep { attentional: attentional.shallow_clone(), attention, state: DecoderState { rnn, input_feed: attentional } }
+        DecoderStep {
+            attentional: attentional.shallow_clone(),
+            attention,
+            state: DecoderState {
+                rnn,
+                input_feed: attentional,
+            },
+        }
     }
 }

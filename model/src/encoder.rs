@@ -49,16 +49,26 @@ impl Encoder {
             bidirectional: cfg.bidirectional,
             dropout: cfg.dropout,
         };
-        Self { rnn: RnnStack::new(&(path / "rnn"), shape), dropout: cfg.dropout }
+        Self {
+            rnn: RnnStack::new(&(path / "rnn"), shape),
+            dropout: cfg.dropout,
+        }
     }
 
     /// embedded: `[B, S, embed]`; lengths: `[B]` i64 in `1..=S` → outputs `[B, S, E]`,
     /// `[B, S]` mask, final states. Keys are filled in by the caller.
-    pub fn forward(&self, embedded: &Tensor, lengths: &Tensor, train: bool) -> (Tensor, Tensor, RnnState) {
+    pub fn forward(
+        &self,
+        embedded: &Tensor,
+        lengths: &Tensor,
+        train: bool,
+    ) -> (Tensor, Tensor, RnnState) {
         let embedded = embedded.dropout(self.dropout, train);
         let (outputs, state) = self.rnn.forward_seq(&embedded, lengths, train);
         let steps = Tensor::arange(embedded.size()[1], (Kind::Int64, embedded.device()));
-        let mask = steps.unsqueeze(0).lt_tensor(&lengths.to_device(embedded.device()).unsqueeze(1));
+        let mask = steps
+            .unsqueeze(0)
+            .lt_tensor(&lengths.to_device(embedded.device()).unsqueeze(1));
         (outputs, mask, state)
     }
 }

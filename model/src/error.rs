@@ -27,10 +27,16 @@ pub enum ModelError {
 
 impl ModelError {
     pub(crate) fn bundle(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Bundle { path: path.into(), message: message.into() }
+        Self::Bundle {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

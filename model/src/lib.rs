@@ -2,7 +2,10 @@
 //! (bidirectional) LSTM/GRU encoder, a decoder with input feeding and
 //! attention, model bundles on disk, and search.
 
+pub mod atomic;
 pub mod attention;
+pub mod beam;
+pub mod bundle;
 pub mod cell;
 pub mod config;
 pub mod decoder;
@@ -10,8 +13,10 @@ pub mod device;
 pub mod encoder;
 pub mod error;
 pub mod rnn;
+pub mod search;
 pub mod seq2seq;
 
+pub use bundle::Bundle;
 pub use config::{AttentionKind, CellKind, ModelConfig};
 pub use error::ModelError;
 pub use seq2seq::Seq2Seq;

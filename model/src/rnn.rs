@@ -24,7 +24,10 @@ pub struct RnnState {
 impl RnnState {
     /// Keeps (or repeats) batch rows. index: `[B']` i64 → state with batch `B'`.
     pub fn index_select(&self, index: &Tensor) -> Self {
-        Self { h: self.h.index_select(1, index), c: self.c.as_ref().map(|c| c.index_select(1, index)) }
+        Self {
+            h: self.h.index_select(1, index),
+            c: self.c.as_ref().map(|c| c.index_select(1, index)),
+        }
     }
 
     /// Selects entries of the first dimension (layer*direction). `layer`: which one.
@@ -33,7 +36,14 @@ impl RnnState {
     }
 
     fn stack(h: Vec<Tensor>, c: Vec<Tensor>) -> Self {
-        Self { h: Tensor::stack(&h, 0), c: if c.is_empty() { None } else { Some(Tensor::stack(&c, 0)) } }
+        Self {
+            h: Tensor::stack(&h, 0),
+            c: if c.is_empty() {
+                None
+            } else {
+                Some(Tensor::stack(&c, 0))
+            },
+        }
     }
 }
 
@@ -74,16 +84,31 @@ impl RnnStack {
         let h = shape.hidden_dim;
         let rows = shape.cell.gate_count() * h;
         let bound = 1.0 / (h as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
         let weights = (0..shape.layers)
             .map(|layer| {
                 (0..shape.directions())
                     .map(|dir| {
-                        let input = if layer == 0 { shape.input_dim } else { h * shape.directions() };
+                        let input = if layer == 0 {
+                            shape.input_dim
+                        } else {
+                            h * shape.directions()
+                        };
                         let suffix = if dir == 1 { "_reverse" } else { "" };
                         LayerWeights {
-                            w_ih: path.var(&format!("weight_ih_l{layer}{suffix}"), &[rows, input], init),
-                            w_hh: path.var(&format!("weight_hh_l{layer}{suffix}"), &[rows, h], init),
+                            w_ih: path.var(
+                                &format!("weight_ih_l{layer}{suffix}"),
+                                &[rows, input],
+                                init,
+                            ),
+                            w_hh: path.var(
+                                &format!("weight_hh_l{layer}{suffix}"),
+                                &[rows, h],
+                                init,
+                            ),
                             b_ih: path.var(&format!("bias_ih_l{layer}{suffix}"), &[rows], init),
                             b_hh: path.var(&format!("bias_hh_l{layer}{suffix}"), &[rows], init),
                         }
@@ -101,7 +126,11 @@ impl RnnStack {
     /// Runs the same parameters with another executor (e.g. `lstm` to see gates
     /// of a model trained with `fused-lstm`). The cell family must not change.
     pub fn set_cell(&mut self, cell: CellKind) {
-        assert_eq!(cell.is_lstm(), self.shape.cell.is_lstm(), "cannot turn an LSTM into a GRU");
+        assert_eq!(
+            cell.is_lstm(),
+            self.shape.cell.is_lstm(),
+            "cannot turn an LSTM into a GRU"
+        );
         self.shape.cell = cell;
     }
 
@@ -120,7 +149,11 @@ impl RnnStack {
 
     /// Zeros, `[layers * directions, B, H]`.
     pub fn zero_state(&self, batch: i64, like: &Tensor) -> RnnState {
-        let shape = [self.shape.layers * self.shape.directions(), batch, self.shape.hidden_dim];
+        let shape = [
+            self.shape.layers * self.shape.directions(),
+            batch,
+            self.shape.hidden_dim,
+        ];
         let zeros = Tensor::zeros(shape, (like.kind(), like.device()));
         let c = self.shape.cell.is_lstm().then(|| zeros.zeros_like());
         RnnState { h: zeros, c }
@@ -147,7 +180,9 @@ impl RnnStack {
         let inverse = order.argsort(0, false);
         let order = order.to_device(x.device());
         let inverse = inverse.to_device(x.device());
-        let (data, batch_sizes) = x.index_select(0, &order).internal_pack_padded_sequence(&sorted_lengths, true);
+        let (data, batch_sizes) = x
+            .index_select(0, &order)
+            .internal_pack_padded_sequence(&sorted_lengths, true);
         let zero = self.zero_state(batch, x);
         let params = self.flat_weights();
         let s = self.shape;
@@ -166,12 +201,25 @@ impl RnnStack {
             );
             (out, h, Some(c))
         } else {
-            let (out, h) =
-                Tensor::gru_data(&data, &batch_sizes, &zero.h, &params, true, s.layers, s.dropout, train, s.bidirectional);
+            let (out, h) = Tensor::gru_data(
+                &data,
+                &batch_sizes,
+                &zero.h,
+                &params,
+                true,
+                s.layers,
+                s.dropout,
+                train,
+                s.bidirectional,
+            );
             (out, h, None)
         };
-        let (out, _) = Tensor::internal_pad_packed_sequence(&packed_out, &batch_sizes, true, 0.0, time);
-        let state = RnnState { h: h.index_select(1, &inverse), c: c.map(|c| c.index_select(1, &inverse)) };
+        let (out, _) =
+            Tensor::internal_pad_packed_sequence(&packed_out, &batch_sizes, true, 0.0, time);
+        let state = RnnState {
+            h: h.index_select(1, &inverse),
+            c: c.map(|c| c.index_select(1, &inverse)),
+        };
         (out.index_select(0, &inverse), state)
     }
 
@@ -180,15 +228,27 @@ impl RnnStack {
         let lengths = lengths.to_device(x.device()).to_kind(Kind::Int64);
         // valid[b, t] = t < length[b], as [B, T, 1] floats to blend states.
         let steps = Tensor::arange(time, (Kind::Int64, x.device()));
-        let valid = steps.unsqueeze(0).lt_tensor(&lengths.unsqueeze(1)).to_kind(x.kind()).unsqueeze(-1);
+        let valid = steps
+            .unsqueeze(0)
+            .lt_tensor(&lengths.unsqueeze(1))
+            .to_kind(x.kind())
+            .unsqueeze(-1);
         let mut input = x.shallow_clone();
         let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
         for (layer, directions) in self.weights.iter().enumerate() {
             let mut outputs = Vec::with_capacity(directions.len());
             for (dir, w) in directions.iter().enumerate() {
-                let seq = if dir == 1 { reverse_within_length(&input, &lengths) } else { input.shallow_clone() };
+                let seq = if dir == 1 {
+                    reverse_within_length(&input, &lengths)
+                } else {
+                    input.shallow_clone()
+                };
                 let (out, h, c) = self.run_direction(&seq, &valid, w);
-                outputs.push(if dir == 1 { reverse_within_length(&out, &lengths) } else { out });
+                outputs.push(if dir == 1 {
+                    reverse_within_length(&out, &lengths)
+                } else {
+                    out
+                });
                 final_h.push(h);
                 final_c.extend(c);
             }
@@ -202,7 +262,12 @@ impl RnnStack {
 
     /// One direction of one layer over time, freezing the state on padding.
     /// seq: `[B, T, I]`, valid: `[B, T, 1]` → (out `[B, T, H]`, h `[B, H]`, c).
-    fn run_direction(&self, seq: &Tensor, valid: &Tensor, w: &LayerWeights) -> (Tensor, Tensor, Option<Tensor>) {
+    fn run_direction(
+        &self,
+        seq: &Tensor,
+        valid: &Tensor,
+        w: &LayerWeights,
+    ) -> (Tensor, Tensor, Option<Tensor>) {
         let (batch, time) = (seq.size()[0], seq.size()[1]);
         let zero = Tensor::zeros([batch, self.shape.hidden_dim], (seq.kind(), seq.device()));
         let mut h = zero.shallow_clone();
@@ -231,18 +296,32 @@ impl RnnStack {
     ///
     /// x: `[B, I]`, state: `[layers, B, H]` → (top-layer output `[B, H]`, new state).
     pub fn step(&self, x: &Tensor, state: &RnnState, train: bool) -> (Tensor, RnnState) {
-        assert!(!self.shape.bidirectional, "step() runs unidirectional stacks only");
+        assert!(
+            !self.shape.bidirectional,
+            "step() runs unidirectional stacks only"
+        );
         let s = self.shape;
         if s.cell.is_fused() {
             let params = self.flat_weights();
             let x = x.unsqueeze(1);
             return match &state.c {
                 Some(c) => {
-                    let (out, h, c) = x.lstm(&[&state.h, c], &params, true, s.layers, s.dropout, train, false, true);
+                    let (out, h, c) = x.lstm(
+                        &[&state.h, c],
+                        &params,
+                        true,
+                        s.layers,
+                        s.dropout,
+                        train,
+                        false,
+                        true,
+                    );
                     (out.squeeze_dim(1), RnnState { h, c: Some(c) })
                 }
                 None => {
-                    let (out, h) = x.gru(&state.h, &params, true, s.layers, s.dropout, train, false, true);
+                    let (out, h) = x.gru(
+                        &state.h, &params, true, s.layers, s.dropout, train, false, true,
+                    );
                     (out.squeeze_dim(1), RnnState { h, c: None })
                 }
             };
@@ -285,6 +364,9 @@ pub fn reverse_within_length(x: &Tensor, lengths: &Tensor) -> Tensor {
     let steps = Tensor::arange(size[1], (Kind::Int64, x.device())).unsqueeze(0);
     let lengths = lengths.to_device(x.device()).unsqueeze(1);
     let reversed = &lengths - 1 - &steps;
-    let index = reversed.where_self(&steps.lt_tensor(&lengths), &steps.expand([size[0], size[1]], false));
+    let index = reversed.where_self(
+        &steps.lt_tensor(&lengths),
+        &steps.expand([size[0], size[1]], false),
+    );
     x.gather(1, &index.unsqueeze(-1).expand(&size, false), false)
 }

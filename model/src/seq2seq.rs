@@ -27,18 +27,40 @@ impl Seq2Seq {
     /// Creates the parameters under `root` (randomly initialised).
     pub fn new(root: &nn::Path, config: &ModelConfig) -> Result<Self, ModelError> {
         config.validate()?;
-        let init = nn::Init::Randn { mean: 0.0, stdev: 1.0 / (config.embed_dim as f64).sqrt() };
-        let src_embedding = root.var("src_embedding", &[config.src_vocab_size, config.embed_dim], init);
+        let init = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 1.0 / (config.embed_dim as f64).sqrt(),
+        };
+        let src_embedding = root.var(
+            "src_embedding",
+            &[config.src_vocab_size, config.embed_dim],
+            init,
+        );
         let tgt_embedding = if config.share_embeddings {
             src_embedding.shallow_clone()
         } else {
-            root.var("tgt_embedding", &[config.tgt_vocab_size, config.embed_dim], init)
+            root.var(
+                "tgt_embedding",
+                &[config.tgt_vocab_size, config.embed_dim],
+                init,
+            )
         };
         let (output, output_bias) = if config.tie_output {
-            (None, Some(root.zeros("output_bias", &[config.tgt_vocab_size])))
+            (
+                None,
+                Some(root.zeros("output_bias", &[config.tgt_vocab_size])),
+            )
         } else {
             let a = config.attentional_dim();
-            (Some(nn::linear(root / "output", a, config.tgt_vocab_size, Default::default())), None)
+            (
+                Some(nn::linear(
+                    root / "output",
+                    a,
+                    config.tgt_vocab_size,
+                    Default::default(),
+                )),
+                None,
+            )
         };
         Ok(Self {
             config: config.clone(),
@@ -69,7 +91,10 @@ impl Seq2Seq {
         }
         check_ids("source", src, self.config.src_vocab_size)?;
         if size[0] > 0 {
-            let (min, max) = (lengths.min().int64_value(&[]), lengths.max().int64_value(&[]));
+            let (min, max) = (
+                lengths.min().int64_value(&[]),
+                lengths.max().int64_value(&[]),
+            );
             if min < 1 || max > size[1] {
                 return Err(ModelError::Config(format!(
                     "source lengths must be in 1..={}, got {min}..={max}",
@@ -82,10 +107,16 @@ impl Seq2Seq {
 
     /// Runs the encoder. src: `[B, S]` i64 ids; lengths: `[B]` i64 in `1..=S`.
     pub fn encode(&self, src: &Tensor, lengths: &Tensor, train: bool) -> EncoderOutput {
-        let embedded = Tensor::embedding(&self.src_embedding, src, vocab::PAD_ID as i64, false, false);
+        let embedded =
+            Tensor::embedding(&self.src_embedding, src, vocab::PAD_ID as i64, false, false);
         let (outputs, mask, final_state) = self.encoder.forward(&embedded, lengths, train);
         let keys = self.decoder.attention_keys(&outputs);
-        EncoderOutput { outputs, keys, mask, final_state }
+        EncoderOutput {
+            outputs,
+            keys,
+            mask,
+            final_state,
+        }
     }
 
     /// The decoder's state before its first step.
@@ -108,7 +139,13 @@ impl Seq2Seq {
 
     /// One decoder step from the previous tokens. prev: `[B]` i64 → step with
     /// attentional `[B, A]` and attention `[B, S]`; logits come from [`Self::project`].
-    pub fn decode_step(&self, prev: &Tensor, state: &DecoderState, enc: &EncoderOutput, train: bool) -> DecoderStep {
+    pub fn decode_step(
+        &self,
+        prev: &Tensor,
+        state: &DecoderState,
+        enc: &EncoderOutput,
+        train: bool,
+    ) -> DecoderStep {
         let embedded = self.embed_target(prev).dropout(self.config.dropout, train);
         self.decoder.step(&embedded, state, enc, train)
     }
@@ -117,14 +154,24 @@ impl Seq2Seq {
     ///
     /// src: `[B, S]` i64; src_lengths: `[B]` i64 in `1..=S`; tgt_in: `[B, T]` i64
     /// (BOS followed by the target, padded) → logits `[B, T, tgt_vocab]`.
-    pub fn forward(&self, src: &Tensor, src_lengths: &Tensor, tgt_in: &Tensor, train: bool) -> Tensor {
+    pub fn forward(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        tgt_in: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let enc = self.encode(src, src_lengths, train);
         let mut state = self.init_decoder(&enc);
-        let embedded = self.embed_target(tgt_in).dropout(self.config.dropout, train);
+        let embedded = self
+            .embed_target(tgt_in)
+            .dropout(self.config.dropout, train);
         let steps = tgt_in.size()[1];
         let mut attentional = Vec::with_capacity(steps as usize);
         for t in 0..steps {
-            let step = self.decoder.step(&embedded.select(1, t), &state, &enc, train);
+            let step = self
+                .decoder
+                .step(&embedded.select(1, t), &state, &enc, train);
             attentional.push(step.attentional);
             state = step.state;
         }
@@ -135,7 +182,10 @@ impl Seq2Seq {
 /// Every id must index the embedding: `0 <= id < vocab_size`.
 pub(crate) fn check_ids(what: &str, ids: &Tensor, vocab_size: i64) -> Result<(), ModelError> {
     if ids.kind() != Kind::Int64 {
-        return Err(ModelError::Config(format!("{what} ids must be int64, got {:?}", ids.kind())));
+        return Err(ModelError::Config(format!(
+            "{what} ids must be int64, got {:?}",
+            ids.kind()
+        )));
     }
     if ids.numel() > 0 {
         let (min, max) = (ids.min().int64_value(&[]), ids.max().int64_value(&[]));

@@ -7,7 +7,14 @@ use model::CellKind;
 use tch::{nn, Device, Kind, Tensor};
 
 fn stack(vs: &nn::VarStore, cell: CellKind, layers: i64, bidirectional: bool) -> RnnStack {
-    let shape = RnnShape { cell, input_dim: 5, hidden_dim: 7, layers, bidirectional, dropout: 0.0 };
+    let shape = RnnShape {
+        cell,
+        input_dim: 5,
+        hidden_dim: 7,
+        layers,
+        bidirectional,
+        dropout: 0.0,
+    };
     RnnStack::new(&vs.root(), shape)
 }
 
@@ -27,15 +34,34 @@ fn compare_executors(fused: CellKind, stepwise: CellKind, layers: i64, bidirecti
     rnn.set_cell(stepwise);
     let (out_step, state_step) = rnn.forward_seq(&x, &lengths, false);
     assert!(max_diff(&out_fused, &out_step) < 1e-5, "outputs differ");
-    assert!(max_diff(&state_fused.h, &state_step.h) < 1e-5, "final h differ");
+    assert!(
+        max_diff(&state_fused.h, &state_step.h) < 1e-5,
+        "final h differ"
+    );
     match (state_fused.c, state_step.c) {
         (Some(a), Some(b)) => assert!(max_diff(&a, &b) < 1e-5, "final c differ"),
         (None, None) => {}
         _ => panic!("one executor returned a cell state and the other not"),
     }
     // Outputs past each length are exactly zero.
-    assert_eq!(out_step.get(0).narrow(0, 4, 2).abs().sum(Kind::Float).double_value(&[]), 0.0);
-    assert_eq!(out_fused.get(2).narrow(0, 1, 5).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    assert_eq!(
+        out_step
+            .get(0)
+            .narrow(0, 4, 2)
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[]),
+        0.0
+    );
+    assert_eq!(
+        out_fused
+            .get(2)
+            .narrow(0, 1, 5)
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[]),
+        0.0
+    );
 }
 
 #[test]
@@ -118,7 +144,10 @@ fn check_gradient(param: &Tensor, loss: impl Fn() -> Tensor) {
             let _ = flat.get(i).fill_(orig);
         });
         let a = analytic.view([-1]).double_value(&[i]);
-        assert!((a - numeric).abs() < 1e-6 * (1.0 + numeric.abs()), "param[{i}]: autograd {a} vs finite difference {numeric}");
+        assert!(
+            (a - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
+            "param[{i}]: autograd {a} vs finite difference {numeric}"
+        );
     }
 }
 
@@ -147,7 +176,9 @@ fn lstm_and_gru_equations_match_finite_differences() {
     gvs.double();
     let gru_loss = || {
         let h1 = gru_step(&x, &h, &gw);
-        (gru_step(&x, &h1, &gw) - &target).square().sum(Kind::Double)
+        (gru_step(&x, &h1, &gw) - &target)
+            .square()
+            .sum(Kind::Double)
     };
     for p in [&gw.w_ih, &gw.w_hh, &gw.b_ih, &gw.b_hh] {
         check_gradient(p, gru_loss);
@@ -159,7 +190,13 @@ fn reverse_within_length_keeps_padding_in_place() {
     let x = Tensor::from_slice(&[1i64, 2, 3, 0, 4, 5, 0, 0]).view([2, 4, 1]);
     let lengths = Tensor::from_slice(&[3i64, 2]);
     let r = reverse_within_length(&x, &lengths);
-    assert_eq!(Vec::<i64>::try_from(r.view([-1])).unwrap(), vec![3, 2, 1, 0, 5, 4, 0, 0]);
+    assert_eq!(
+        Vec::<i64>::try_from(r.view([-1])).unwrap(),
+        vec![3, 2, 1, 0, 5, 4, 0, 0]
+    );
     let back = reverse_within_length(&r, &lengths);
-    assert_eq!(Vec::<i64>::try_from(back.view([-1])).unwrap(), vec![1, 2, 3, 0, 4, 5, 0, 0]);
+    assert_eq!(
+        Vec::<i64>::try_from(back.view([-1])).unwrap(),
+        vec![1, 2, 3, 0, 4, 5, 0, 0]
+    );
 }
