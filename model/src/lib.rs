@@ -15,6 +15,7 @@ pub mod error;
 pub mod rnn;
 pub mod search;
 pub mod seq2seq;
+pub mod translate;
 
 pub use bundle::Bundle;
 pub use config::{AttentionKind, CellKind, ModelConfig};
