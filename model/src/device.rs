@@ -66,9 +66,10 @@ impl DeviceChoice {
             Self::Auto if cuda_count > 0 => Ok(tch::Device::Cuda(0)),
             Self::Auto | Self::Cpu => Ok(tch::Device::Cpu),
             Self::Cuda(asked) if cuda_count == 0 => Err(DeviceError::NoCuda { asked }),
-            Self::Cuda(asked) if asked >= cuda_count => {
-                Err(DeviceError::NoSuchGpu { asked, count: cuda_count })
-            }
+            Self::Cuda(asked) if asked >= cuda_count => Err(DeviceError::NoSuchGpu {
+                asked,
+                count: cuda_count,
+            }),
             Self::Cuda(n) => Ok(tch::Device::Cuda(n)),
         }
     }
@@ -93,7 +94,10 @@ mod tests {
     fn resolves_against_the_gpu_count() {
         assert_eq!(DeviceChoice::Auto.resolve_with(0), Ok(tch::Device::Cpu));
         assert_eq!(DeviceChoice::Auto.resolve_with(2), Ok(tch::Device::Cuda(0)));
-        assert_eq!(DeviceChoice::Cuda(1).resolve_with(2), Ok(tch::Device::Cuda(1)));
+        assert_eq!(
+            DeviceChoice::Cuda(1).resolve_with(2),
+            Ok(tch::Device::Cuda(1))
+        );
         assert_eq!(
             DeviceChoice::Cuda(0).resolve_with(0),
             Err(DeviceError::NoCuda { asked: 0 })

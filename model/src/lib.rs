@@ -1,3 +1,23 @@
-//! The lstm-nmt network on libtorch (through `tch`).
+//! The lstm-nmt network on libtorch (through `tch`): embeddings, a
+//! (bidirectional) LSTM/GRU encoder, a decoder with input feeding and
+//! attention, model bundles on disk, and search.
 
+pub mod atomic;
+pub mod attention;
+pub mod beam;
+pub mod bundle;
+pub mod cell;
+pub mod config;
+pub mod decoder;
 pub mod device;
+pub mod encoder;
+pub mod error;
+pub mod rnn;
+pub mod search;
+pub mod seq2seq;
+pub mod translate;
+
+pub use bundle::Bundle;
+pub use config::{AttentionKind, CellKind, ModelConfig};
+pub use error::ModelError;
+pub use seq2seq::Seq2Seq;

@@ -1,0 +1,96 @@
+//! Attention over encoder outputs: Luong's dot and general scores, Bahdanau's MLP.
+
+use tch::{nn, nn::Module, Tensor};
+
+use crate::config::AttentionKind;
+
+/// Scores decoder states against encoder outputs and returns the context.
+#[derive(Debug)]
+pub struct Attention {
+    kind: AttentionKind,
+    /// general: `W` in `h_t · W h_s`; mlp: `W_s`. Encoder size → decoder size.
+    key_proj: Option<nn::Linear>,
+    /// mlp only: `W_t`.
+    query_proj: Option<nn::Linear>,
+    /// mlp only: `v`.
+    score_proj: Option<nn::Linear>,
+}
+
+impl Attention {
+    /// encoder_dim: size of an encoder output; query_dim: decoder hidden size.
+    pub fn new(path: &nn::Path, kind: AttentionKind, encoder_dim: i64, query_dim: i64) -> Self {
+        let no_bias = nn::LinearConfig {
+            bias: false,
+            ..Default::default()
+        };
+        let (key_proj, query_proj, score_proj) = match kind {
+            AttentionKind::Dot => (None, None, None),
+            AttentionKind::General => (
+                Some(nn::linear(path / "key", encoder_dim, query_dim, no_bias)),
+                None,
+                None,
+            ),
+            AttentionKind::Mlp => (
+                Some(nn::linear(
+                    path / "key",
+                    encoder_dim,
+                    query_dim,
+                    Default::default(),
+                )),
+                Some(nn::linear(path / "query", query_dim, query_dim, no_bias)),
+                Some(nn::linear(path / "score", query_dim, 1, no_bias)),
+            ),
+        };
+        Self {
+            kind,
+            key_proj,
+            query_proj,
+            score_proj,
+        }
+    }
+
+    /// What the scores compare the query with, computed once per sentence rather
+    /// than once per decoder step.
+    ///
+    /// encoder_outputs: `[B, S, E]` → keys `[B, S, H]`
+    pub fn keys(&self, encoder_outputs: &Tensor) -> Tensor {
+        match &self.key_proj {
+            Some(proj) => proj.forward(encoder_outputs),
+            None => encoder_outputs.shallow_clone(),
+        }
+    }
+
+    /// query: `[B, H]`; keys: `[B, S, H]`; values: `[B, S, E]`; mask: `[B, S]` bool,
+    /// true on real tokens → (context `[B, E]`, weights `[B, S]` summing to 1 over
+    /// real tokens, exactly 0 on padding).
+    pub fn forward(
+        &self,
+        query: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        mask: &Tensor,
+    ) -> (Tensor, Tensor) {
+        let scores = match self.kind {
+            AttentionKind::Dot | AttentionKind::General => {
+                keys.bmm(&query.unsqueeze(2)).squeeze_dim(2)
+            }
+            AttentionKind::Mlp => {
+                let (query_proj, score_proj) = (
+                    self.query_proj
+                        .as_ref()
+                        .expect("mlp attention has a query projection"),
+                    self.score_proj
+                        .as_ref()
+                        .expect("mlp attention has a score projection"),
+                );
+                let hidden = (keys + query_proj.forward(query).unsqueeze(1)).tanh();
+                score_proj.forward(&hidden).squeeze_dim(2)
+            }
+        };
+        let weights = scores
+            .masked_fill(&mask.logical_not(), f64::NEG_INFINITY)
+            .softmax(-1, scores.kind());
+        let context = weights.unsqueeze(1).bmm(values).squeeze_dim(1);
+        (context, weights)
+    }
+}

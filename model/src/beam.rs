@@ -1,0 +1,381 @@
+//! Batched beam search over `batch × beam` rows on libtorch tensors.
+//!
+//! The encoder runs once per sentence; its outputs are repeated `beam` times.
+//! Every step scores all `beam × vocab` continuations of every sentence at
+//! once (one `topk` on the device), then the few best candidates move to the
+//! CPU, where each sentence's beams and finished hypotheses are kept. A
+//! sentence with enough finished hypotheses leaves the batch: its rows are
+//! dropped from the encoder outputs and decoder state, so it costs nothing
+//! more.
+
+use tch::{Device, Kind, Tensor};
+
+use crate::search::{greedy, Hypothesis, MaxLength};
+use crate::seq2seq::Seq2Seq;
+
+/// How finished hypotheses are ranked across lengths.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LengthPenalty {
+    /// Raw sum of log-probabilities (favours short outputs).
+    None,
+    /// `score / |Y|^α` (fairseq's `--lenpen`).
+    Plain(f64),
+    /// `score / ((5 + |Y|) / 6)^α` (GNMT, Wu et al. 2016).
+    Gnmt(f64),
+}
+
+impl LengthPenalty {
+    /// The divisor for a hypothesis of `length` tokens (EOS included).
+    pub fn divisor(self, length: usize) -> f64 {
+        let len = length as f64;
+        match self {
+            Self::None => 1.0,
+            Self::Plain(alpha) => len.powf(alpha),
+            Self::Gnmt(alpha) => ((5.0 + len) / 6.0).powf(alpha),
+        }
+    }
+}
+
+/// What to do with the unknown token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UnkPolicy {
+    /// Let the model produce it.
+    #[default]
+    Allow,
+    /// Never produce it.
+    Ban,
+}
+
+/// Beam search settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BeamOptions {
+    pub beam_size: usize,
+    /// How many hypotheses to return per sentence (at most `beam_size`).
+    pub n_best: usize,
+    pub length_penalty: LengthPenalty,
+    pub max_length: MaxLength,
+    /// Minimum number of tokens before EOS may be produced.
+    pub min_length: usize,
+    pub unk: UnkPolicy,
+    /// GNMT coverage penalty weight β: adds `β·Σ_i log(min(Σ_t a_ti, 1))`.
+    pub coverage_penalty: f64,
+}
+
+impl Default for BeamOptions {
+    fn default() -> Self {
+        Self {
+            beam_size: 5,
+            n_best: 1,
+            length_penalty: LengthPenalty::Gnmt(0.6),
+            max_length: MaxLength::default(),
+            min_length: 0,
+            unk: UnkPolicy::Allow,
+            coverage_penalty: 0.0,
+        }
+    }
+}
+
+/// A hypothesis being extended.
+#[derive(Clone, Debug)]
+struct Partial {
+    tokens: Vec<u32>,
+    token_scores: Vec<f32>,
+    attention: Vec<Vec<f32>>,
+    score: f64,
+}
+
+/// Per-sentence bookkeeping.
+struct Sentence {
+    src_len: usize,
+    limit: usize,
+    beams: Vec<Partial>,
+    finished: Vec<(f64, Hypothesis)>,
+}
+
+impl Sentence {
+    /// True when `k` hypotheses are finished and no open beam can still rank
+    /// above the k-th of them. Log-probabilities only fall as a hypothesis
+    /// grows, so an open beam's best possible rank is its score divided by the
+    /// largest length divisor it could reach (the coverage penalty is never
+    /// positive, so it cannot lift it either).
+    fn cannot_improve(&mut self, k: usize, penalty: LengthPenalty) -> bool {
+        if self.finished.len() < k {
+            return false;
+        }
+        self.finished.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let kth = self.finished[k - 1].0;
+        let best_divisor = penalty.divisor(self.limit + 1).max(penalty.divisor(1));
+        self.beams_best_possible(best_divisor) <= kth
+    }
+
+    fn beams_best_possible(&self, divisor: f64) -> f64 {
+        self.beams
+            .iter()
+            .map(|b| b.score / divisor)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+}
+
+/// Decodes a batch with beam search.
+///
+/// src: `[B, S]` i64; lengths: `[B]` i64 in `1..=S` → for each sentence, in input
+/// order, up to `n_best` hypotheses sorted by their ranking score (best first).
+/// `Hypothesis::score` is the model's log-probability; the length and coverage
+/// penalties only rank.
+pub fn beam_search(
+    model: &Seq2Seq,
+    src: &Tensor,
+    lengths: &Tensor,
+    opts: &BeamOptions,
+) -> Vec<Vec<Hypothesis>> {
+    let k = opts.beam_size.max(1);
+    if k == 1
+        && opts.unk == UnkPolicy::Allow
+        && opts.min_length == 0
+        && opts.coverage_penalty == 0.0
+    {
+        // Beam 1 without constraints is greedy search: take the fast path.
+        return greedy(model, src, lengths, opts.max_length)
+            .into_iter()
+            .map(|h| vec![h])
+            .collect();
+    }
+    beam_search_general(model, src, lengths, opts)
+}
+
+/// [`beam_search`] without the greedy shortcut for beam 1 (for tests and benchmarks).
+pub fn beam_search_general(
+    model: &Seq2Seq,
+    src: &Tensor,
+    lengths: &Tensor,
+    opts: &BeamOptions,
+) -> Vec<Vec<Hypothesis>> {
+    tch::no_grad(|| run(model, src, lengths, opts, opts.beam_size.max(1)))
+}
+
+fn run(
+    model: &Seq2Seq,
+    src: &Tensor,
+    lengths: &Tensor,
+    opts: &BeamOptions,
+    k: usize,
+) -> Vec<Vec<Hypothesis>> {
+    let device = src.device();
+    let batch = src.size()[0] as usize;
+    let n_best = opts.n_best.clamp(1, k);
+    let src_lens: Vec<i64> = Vec::try_from(lengths.to_device(Device::Cpu)).unwrap_or_default();
+    let mut sentences: Vec<Sentence> = src_lens
+        .iter()
+        .map(|&l| Sentence {
+            src_len: l as usize,
+            limit: opts.max_length.for_source(l) as usize,
+            beams: vec![Partial {
+                tokens: vec![],
+                token_scores: vec![],
+                attention: vec![],
+                score: 0.0,
+            }],
+            finished: vec![],
+        })
+        .collect();
+
+    // Row r of the running batch belongs to sentence active[r / k], beam r % k.
+    let repeat = Tensor::arange(batch as i64, (Kind::Int64, device))
+        .repeat_interleave_self_int(k as i64, 0, None);
+    let mut enc = model.encode(src, lengths, false).index_select(&repeat);
+    let mut state = model
+        .init_decoder(&enc)
+        .index_select(&Tensor::arange((batch * k) as i64, (Kind::Int64, device)));
+    let mut coverage = Tensor::zeros([(batch * k) as i64, src.size()[1]], (Kind::Float, device));
+    let mut active: Vec<usize> = (0..batch).collect();
+    let mut prev = Tensor::full(
+        [(batch * k) as i64],
+        vocab::BOS_ID as i64,
+        (Kind::Int64, device),
+    );
+    let vocab_size = model.config().tgt_vocab_size;
+
+    for t in 0.. {
+        let step = model.decode_step(&prev, &state, &enc, false);
+        let log_probs = model
+            .project(&step.attentional)
+            .log_softmax(-1, Kind::Float);
+        if opts.unk == UnkPolicy::Ban {
+            let _ = log_probs
+                .select(1, vocab::UNK_ID as i64)
+                .fill_(f64::NEG_INFINITY);
+        }
+        if t < opts.min_length {
+            let _ = log_probs
+                .select(1, vocab::EOS_ID as i64)
+                .fill_(f64::NEG_INFINITY);
+        }
+        let _ = log_probs
+            .select(1, vocab::PAD_ID as i64)
+            .fill_(f64::NEG_INFINITY);
+        let _ = log_probs
+            .select(1, vocab::BOS_ID as i64)
+            .fill_(f64::NEG_INFINITY);
+        // Beam scores so far, -inf for beams that do not exist (the first step has one).
+        let mut beam_scores = vec![f32::NEG_INFINITY; active.len() * k];
+        for (i, &s) in active.iter().enumerate() {
+            for (j, b) in sentences[s].beams.iter().enumerate() {
+                beam_scores[i * k + j] = b.score as f32;
+            }
+        }
+        let totals = Tensor::from_slice(&beam_scores)
+            .to_device(device)
+            .unsqueeze(1)
+            + &log_probs;
+        let candidates = (2 * k).min((k as i64 * vocab_size) as usize) as i64;
+        let (top_scores, top_index) = totals
+            .view([active.len() as i64, -1])
+            .topk(candidates, -1, true, true);
+        let top_scores: Vec<f32> =
+            Vec::try_from(top_scores.to_device(Device::Cpu).view([-1])).unwrap_or_default();
+        let top_index: Vec<i64> =
+            Vec::try_from(top_index.to_device(Device::Cpu).view([-1])).unwrap_or_default();
+        let attention = step.attention.to_device(Device::Cpu).to_kind(Kind::Float);
+        let attention: Vec<Vec<f32>> = Vec::try_from(attention).unwrap_or_default();
+        let coverage_now = &coverage + &step.attention.to_kind(Kind::Float);
+        let coverage_cpu: Vec<Vec<f32>> = if opts.coverage_penalty != 0.0 {
+            Vec::try_from(coverage_now.to_device(Device::Cpu)).unwrap_or_default()
+        } else {
+            vec![]
+        };
+
+        // Rows (old row index) feeding each new beam, and the token it appends.
+        let mut next_rows: Vec<i64> = Vec::with_capacity(active.len() * k);
+        let mut next_tokens: Vec<i64> = Vec::with_capacity(active.len() * k);
+        let mut still_active = Vec::with_capacity(active.len());
+        for (i, &s) in active.iter().enumerate() {
+            let sent = &mut sentences[s];
+            let mut new_beams: Vec<Partial> = Vec::with_capacity(k);
+            let mut new_rows = Vec::with_capacity(k);
+            for c in 0..candidates as usize {
+                let score = top_scores[i * candidates as usize + c];
+                if !score.is_finite() {
+                    break;
+                }
+                let flat = top_index[i * candidates as usize + c];
+                let (beam, token) = ((flat / vocab_size) as usize, flat % vocab_size);
+                let row = i * k + beam;
+                let parent = &sent.beams[beam];
+                let token_lp = score - parent.score as f32;
+                let att = attention[row][..sent.src_len].to_vec();
+                if token == vocab::EOS_ID as i64 {
+                    // Only EOS among the first k candidates ends a hypothesis (fairseq's rule),
+                    // so a finished hypothesis always beat the beams kept alongside it.
+                    if c < k {
+                        let mut token_scores = parent.token_scores.clone();
+                        token_scores.push(token_lp);
+                        let mut rank =
+                            score as f64 / opts.length_penalty.divisor(parent.tokens.len() + 1);
+                        if opts.coverage_penalty != 0.0 {
+                            let cov: f64 = coverage_cpu[row][..sent.src_len]
+                                .iter()
+                                .map(|&a| (a.min(1.0) as f64).max(1e-10).ln())
+                                .sum();
+                            rank += opts.coverage_penalty * cov;
+                        }
+                        let hyp = Hypothesis {
+                            tokens: parent.tokens.clone(),
+                            score: score as f64,
+                            token_scores,
+                            attention: parent.attention.clone(),
+                        };
+                        sent.finished.push((rank, hyp));
+                    }
+                } else if new_beams.len() < k {
+                    let mut p = parent.clone();
+                    p.tokens.push(token as u32);
+                    p.token_scores.push(token_lp);
+                    p.attention.push(att);
+                    p.score = score as f64;
+                    new_beams.push(p);
+                    new_rows.push(row as i64);
+                }
+                if new_beams.len() == k && c + 1 >= k {
+                    break;
+                }
+            }
+            if t + 1 >= sent.limit {
+                // At the length limit the open beams end as they are, like greedy search.
+                for b in new_beams.drain(..) {
+                    let rank = b.score / opts.length_penalty.divisor(b.tokens.len());
+                    sent.finished.push((
+                        rank,
+                        Hypothesis {
+                            tokens: b.tokens,
+                            score: b.score,
+                            token_scores: b.token_scores,
+                            attention: b.attention,
+                        },
+                    ));
+                }
+            }
+            sent.beams = new_beams;
+            if sent.beams.is_empty() || sent.cannot_improve(k, opts.length_penalty) {
+                continue;
+            }
+            still_active.push(s);
+            // Rows stay k per sentence: missing beams repeat the last row and are
+            // scored -inf next step (they have no entry in `sent.beams`).
+            let last_row = *new_rows.last().unwrap_or(&((i * k) as i64));
+            new_rows.resize(k, last_row);
+            let last_token = sent
+                .beams
+                .last()
+                .and_then(|b| b.tokens.last())
+                .copied()
+                .unwrap_or(vocab::EOS_ID);
+            for (j, &r) in new_rows.iter().enumerate() {
+                next_rows.push(r);
+                let token = sent
+                    .beams
+                    .get(j)
+                    .and_then(|b| b.tokens.last())
+                    .copied()
+                    .unwrap_or(last_token);
+                next_tokens.push(token as i64);
+            }
+        }
+        if still_active.is_empty() {
+            break;
+        }
+        let index = Tensor::from_slice(&next_rows).to_device(device);
+        // Rows are re-gathered from the old running batch; sentences that finished drop out.
+        enc = enc.index_select(&index);
+        state = step.state.index_select(&index);
+        coverage = coverage_now.index_select(0, &index);
+        prev = Tensor::from_slice(&next_tokens).to_device(device);
+        active = still_active;
+    }
+
+    sentences
+        .into_iter()
+        .map(|mut s| {
+            if s.finished.is_empty() {
+                // Only possible when every continuation was banned: return the best open beam.
+                for b in s.beams.drain(..) {
+                    let rank = b.score / opts.length_penalty.divisor(b.tokens.len().max(1));
+                    s.finished.push((
+                        rank,
+                        Hypothesis {
+                            tokens: b.tokens,
+                            score: b.score,
+                            token_scores: b.token_scores,
+                            attention: b.attention,
+                        },
+                    ));
+                }
+            }
+            s.finished.sort_by(|a, b| b.0.total_cmp(&a.0));
+            s.finished
+                .into_iter()
+                .take(n_best)
+                .map(|(_, h)| h)
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,278 @@
+//! Model bundles: one directory holding everything needed to translate.
+//!
+//! ```text
+//! bundle/
+//!   config.json        format version, languages, vocabulary file names, architecture
+//!   model.safetensors  weights (float32, or float16 to ship small)
+//!   metadata.json      step, epoch, validation scores, training-data fingerprint
+//!   <vocabulary files> as named in config.json (one file when the vocabulary is joint)
+//! ```
+//!
+//! Loading checks the format version, the architecture, every weight's name and
+//! shape, and fails with an error naming the file on anything missing, truncated
+//! or mismatched; it never panics.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::atomic::write_dir_atomically;
+use crate::config::ModelConfig;
+use crate::error::ModelError;
+use crate::seq2seq::Seq2Seq;
+
+/// The bundle format this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const METADATA_FILE: &str = "metadata.json";
+
+/// `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleConfig {
+    pub format_version: u32,
+    /// Source language code, e.g. `de`.
+    pub src_lang: String,
+    /// Target language code, e.g. `en`.
+    pub tgt_lang: String,
+    /// Source vocabulary file name inside the bundle.
+    pub src_vocab: String,
+    /// Target vocabulary file name inside the bundle (the same name when joint).
+    pub tgt_vocab: String,
+    pub model: ModelConfig,
+}
+
+/// `metadata.json`: where the weights come from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BundleMetadata {
+    pub format_version: u32,
+    pub step: u64,
+    pub epoch: u64,
+    /// Validation scores by name (`loss`, `ppl`, `bleu`, ...).
+    #[serde(default)]
+    pub validation: BTreeMap<String, f64>,
+    /// A hash of the training data, to tell which data a model saw.
+    #[serde(default)]
+    pub data_fingerprint: Option<String>,
+    /// Anything else a producer wants to record.
+    #[serde(default, flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// How weights are stored on disk. Loading always gives float32 weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WeightsDtype {
+    #[default]
+    Float32,
+    /// Half the size; for shipping.
+    Float16,
+}
+
+/// A loaded bundle.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: BundleConfig,
+    pub metadata: BundleMetadata,
+    /// Owns the weights of `model`.
+    pub vars: nn::VarStore,
+    pub model: Seq2Seq,
+    pub src_vocab: Box<dyn vocab::Vocab>,
+    pub tgt_vocab: Box<dyn vocab::Vocab>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("dir", &self.dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+    let text = fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::bundle(path, format!("invalid JSON: {e}")))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ModelError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| ModelError::bundle(path, e.to_string()))?;
+    fs::write(path, text + "\n").map_err(|e| ModelError::io(path, e))
+}
+
+/// Reads and checks `config.json` alone (cheap: no weights).
+pub fn read_config(dir: &Path) -> Result<BundleConfig, ModelError> {
+    if !dir.is_dir() {
+        return Err(ModelError::bundle(dir, "no such bundle directory"));
+    }
+    let path = dir.join(CONFIG_FILE);
+    // Check the version before the fields, so an old or future bundle says so
+    // instead of failing on a field it does not know.
+    let raw: serde_json::Value = read_json(&path)?;
+    match raw.get("format_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == FORMAT_VERSION as u64 => {}
+        Some(v) => {
+            return Err(ModelError::bundle(
+                &path,
+                format!("bundle format version {v}, this build reads version {FORMAT_VERSION}"),
+            ))
+        }
+        None => return Err(ModelError::bundle(&path, "missing field format_version")),
+    }
+    let config: BundleConfig = serde_json::from_value(raw)
+        .map_err(|e| ModelError::bundle(&path, format!("invalid config: {e}")))?;
+    config
+        .model
+        .validate()
+        .map_err(|e| ModelError::bundle(&path, e.to_string()))?;
+    Ok(config)
+}
+
+impl Bundle {
+    /// Loads a bundle onto `device`.
+    pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<Self, ModelError> {
+        let dir = dir.as_ref();
+        let config = read_config(dir)?;
+        let metadata: BundleMetadata = read_json(&dir.join(METADATA_FILE))?;
+        let src_vocab = load_vocab(dir, &config.src_vocab, config.model.src_vocab_size)?;
+        let tgt_vocab = load_vocab(dir, &config.tgt_vocab, config.model.tgt_vocab_size)?;
+        let mut vars = nn::VarStore::new(device);
+        let model = Seq2Seq::new(&vars.root(), &config.model)?;
+        load_weights(&mut vars, &dir.join(WEIGHTS_FILE))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            metadata,
+            vars,
+            model,
+            src_vocab,
+            tgt_vocab,
+        })
+    }
+}
+
+fn load_vocab(dir: &Path, name: &str, expected: i64) -> Result<Box<dyn vocab::Vocab>, ModelError> {
+    if name.contains('/') || name.contains("..") {
+        return Err(ModelError::bundle(
+            dir.join(CONFIG_FILE),
+            format!("vocabulary file {name:?} must be a plain file name"),
+        ));
+    }
+    let path = dir.join(name);
+    let v = vocab::load(&path)?;
+    if v.len() as i64 != expected {
+        return Err(ModelError::bundle(
+            &path,
+            format!(
+                "vocabulary has {} entries but the model was built for {expected}",
+                v.len()
+            ),
+        ));
+    }
+    Ok(v)
+}
+
+/// Copies weights from a safetensors file into `vars`, checking names and shapes.
+pub fn load_weights(vars: &mut nn::VarStore, path: &Path) -> Result<(), ModelError> {
+    if !path.is_file() {
+        return Err(ModelError::bundle(path, "missing weights file"));
+    }
+    let stored: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| {
+            ModelError::bundle(
+                path,
+                format!("unreadable or truncated safetensors file: {e}"),
+            )
+        })?
+        .into_iter()
+        .collect();
+    let variables = vars.variables();
+    let mut missing: Vec<&String> = variables
+        .keys()
+        .filter(|k| !stored.contains_key(*k))
+        .collect();
+    missing.sort();
+    if let Some(first) = missing.first() {
+        return Err(ModelError::bundle(
+            path,
+            format!("{} weight(s) missing, first: {first}", missing.len()),
+        ));
+    }
+    if let Some(extra) = stored.keys().find(|k| !variables.contains_key(*k)) {
+        return Err(ModelError::bundle(
+            path,
+            format!("unexpected weight {extra}: the file does not match config.json"),
+        ));
+    }
+    tch::no_grad(|| {
+        for (name, var) in &variables {
+            let value = &stored[name];
+            if value.size() != var.size() {
+                return Err(ModelError::bundle(
+                    path,
+                    format!(
+                        "weight {name} has shape {:?}, config.json implies {:?}",
+                        value.size(),
+                        var.size()
+                    ),
+                ));
+            }
+            if !matches!(
+                value.kind(),
+                Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double
+            ) {
+                return Err(ModelError::bundle(
+                    path,
+                    format!("weight {name} has non-float type {:?}", value.kind()),
+                ));
+            }
+            let mut var = var.shallow_clone();
+            var.f_copy_(value)?;
+        }
+        Ok(())
+    })
+}
+
+/// Everything `save` writes besides the weights.
+pub struct BundleContents<'a> {
+    pub config: &'a BundleConfig,
+    pub metadata: &'a BundleMetadata,
+    pub vars: &'a nn::VarStore,
+    /// Vocabulary files to copy in, by the names `config` gives them.
+    pub vocab_files: &'a [(String, PathBuf)],
+    pub dtype: WeightsDtype,
+}
+
+/// Writes the bundle files into `dir` (which must exist); no atomicity.
+pub fn write_bundle_files(dir: &Path, contents: &BundleContents) -> Result<(), ModelError> {
+    write_json(&dir.join(CONFIG_FILE), contents.config)?;
+    write_json(&dir.join(METADATA_FILE), contents.metadata)?;
+    for (name, source) in contents.vocab_files {
+        let target = dir.join(name);
+        fs::copy(source, &target).map_err(|e| ModelError::io(source, e))?;
+    }
+    let variables = contents.vars.variables();
+    let mut named: Vec<(String, Tensor)> = variables
+        .into_iter()
+        .map(|(name, t)| {
+            let t = t.detach().to_device(Device::Cpu);
+            let t = match contents.dtype {
+                WeightsDtype::Float32 => t.to_kind(Kind::Float),
+                WeightsDtype::Float16 => t.to_kind(Kind::Half),
+            };
+            (name, t.contiguous())
+        })
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let path = dir.join(WEIGHTS_FILE);
+    Tensor::write_safetensors(&named, &path).map_err(|e| ModelError::bundle(&path, e.to_string()))
+}
+
+/// Saves a bundle atomically: `dir` holds the old bundle or the new one, never a mix.
+pub fn save(dir: &Path, contents: &BundleContents) -> Result<(), ModelError> {
+    write_dir_atomically(dir, |tmp| write_bundle_files(tmp, contents))
+}

@@ -1,0 +1,87 @@
+//! The recurrent cells written out with their classic equations.
+//!
+//! Weights are laid out exactly as PyTorch's `nn.LSTM`/`nn.GRU` (and libtorch's
+//! fused kernels) expect them, so the same parameters run either here, step by
+//! step, or in libtorch's fused kernels ([`crate::rnn::RnnStack`] picks). The step
+//! path exists so that gates can be seen (gate histograms, per-token gate values)
+//! and changed (G2-LSTM's Gumbel gates) without touching the fused path's speed.
+
+use tch::Tensor;
+
+/// Parameters of one recurrent layer in one direction.
+///
+/// `G` is the number of gate blocks (4 for LSTM: i, f, g, o; 3 for GRU: r, z, n),
+/// `H` the hidden size, `I` the input size.
+#[derive(Debug)]
+pub struct LayerWeights {
+    /// `[G*H, I]`
+    pub w_ih: Tensor,
+    /// `[G*H, H]`
+    pub w_hh: Tensor,
+    /// `[G*H]`
+    pub b_ih: Tensor,
+    /// `[G*H]`
+    pub b_hh: Tensor,
+}
+
+impl LayerWeights {
+    /// `x W_ih^T + b_ih + h W_hh^T + b_hh`, the pre-activations of all gates.
+    ///
+    /// x: `[B, I]`, h: `[B, H]` → `[B, G*H]`
+    fn gate_inputs(&self, x: &Tensor, h: &Tensor) -> Tensor {
+        x.linear(&self.w_ih, Some(&self.b_ih)) + h.linear(&self.w_hh, Some(&self.b_hh))
+    }
+}
+
+/// The four activations of one LSTM step, each `[B, H]`.
+#[derive(Debug)]
+pub struct LstmGates {
+    /// `i_t = σ(W_i x_t + U_i h_{t-1} + b_i)`: how much of the candidate enters the cell.
+    pub input: Tensor,
+    /// `f_t = σ(W_f x_t + U_f h_{t-1} + b_f)`: how much of the old cell is kept.
+    pub forget: Tensor,
+    /// `g_t = tanh(W_g x_t + U_g h_{t-1} + b_g)`: the candidate cell content.
+    pub candidate: Tensor,
+    /// `o_t = σ(W_o x_t + U_o h_{t-1} + b_o)`: how much of the cell is exposed as `h_t`.
+    pub output: Tensor,
+}
+
+/// Computes the gates of one LSTM step.
+///
+/// x: `[B, I]`, h: `[B, H]` → four `[B, H]` tensors.
+pub fn lstm_gates(x: &Tensor, h: &Tensor, w: &LayerWeights) -> LstmGates {
+    let pre = w.gate_inputs(x, h).chunk(4, -1);
+    LstmGates {
+        input: pre[0].sigmoid(),
+        forget: pre[1].sigmoid(),
+        candidate: pre[2].tanh(),
+        output: pre[3].sigmoid(),
+    }
+}
+
+/// Applies gates to the previous cell state: `c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t`,
+/// `h_t = o_t ⊙ tanh(c_t)`. c: `[B, H]` → `(h_t, c_t)`, each `[B, H]`.
+pub fn lstm_apply(gates: &LstmGates, c: &Tensor) -> (Tensor, Tensor) {
+    let c_next = &gates.forget * c + &gates.input * &gates.candidate;
+    let h_next = &gates.output * c_next.tanh();
+    (h_next, c_next)
+}
+
+/// One LSTM step. x: `[B, I]`, h, c: `[B, H]` → `(h_t, c_t)`, each `[B, H]`.
+pub fn lstm_step(x: &Tensor, h: &Tensor, c: &Tensor, w: &LayerWeights) -> (Tensor, Tensor) {
+    lstm_apply(&lstm_gates(x, h, w), c)
+}
+
+/// One GRU step, PyTorch's formulation:
+/// `r = σ(W_r x + b_ir + U_r h + b_hr)`, `z = σ(W_z x + b_iz + U_z h + b_hz)`,
+/// `n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn))`, `h_t = (1 - z) ⊙ n + z ⊙ h`.
+///
+/// x: `[B, I]`, h: `[B, H]` → `[B, H]`
+pub fn gru_step(x: &Tensor, h: &Tensor, w: &LayerWeights) -> Tensor {
+    let gi = x.linear(&w.w_ih, Some(&w.b_ih)).chunk(3, -1);
+    let gh = h.linear(&w.w_hh, Some(&w.b_hh)).chunk(3, -1);
+    let r = (&gi[0] + &gh[0]).sigmoid();
+    let z = (&gi[1] + &gh[1]).sigmoid();
+    let n = (&gi[2] + r * &gh[2]).tanh();
+    (1.0 - &z) * n + z * h
+}

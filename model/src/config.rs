@@ -1,0 +1,187 @@
+//! The architecture of an encoder-decoder, as stored in a bundle's `config.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+/// Which recurrent cell the encoder and decoder use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CellKind {
+    /// LSTM run by libtorch's fused kernels (fastest; gates not visible).
+    #[default]
+    FusedLstm,
+    /// LSTM run step by step with the classic equations written out here
+    /// ([`crate::cell::lstm_step`]), so that gates can be seen or changed.
+    /// Same parameters as `fused-lstm`: a model trained with one runs with the other.
+    Lstm,
+    /// GRU run by libtorch's fused kernels.
+    FusedGru,
+    /// GRU run step by step with the equations written out here.
+    Gru,
+}
+
+impl CellKind {
+    /// LSTM cells carry a cell state besides the hidden state.
+    pub fn is_lstm(self) -> bool {
+        matches!(self, Self::FusedLstm | Self::Lstm)
+    }
+
+    /// Rows per gate block in the weight matrices: 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n).
+    pub fn gate_count(self) -> i64 {
+        if self.is_lstm() {
+            4
+        } else {
+            3
+        }
+    }
+
+    /// Run by libtorch's fused kernels rather than our step loop.
+    pub fn is_fused(self) -> bool {
+        matches!(self, Self::FusedLstm | Self::FusedGru)
+    }
+
+    /// The same cell, executed step by step (for gate inspection); GRU and LSTM keep their kind.
+    pub fn stepwise(self) -> Self {
+        match self {
+            Self::FusedLstm | Self::Lstm => Self::Lstm,
+            Self::FusedGru | Self::Gru => Self::Gru,
+        }
+    }
+}
+
+/// Luong's scoring functions, or Bahdanau's MLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttentionKind {
+    /// `score(h_t, h_s) = h_t · h_s` (needs encoder output size = decoder hidden size).
+    Dot,
+    /// `score(h_t, h_s) = h_t · W h_s`.
+    #[default]
+    General,
+    /// `score(h_t, h_s) = v · tanh(W_s h_s + W_t h_t)` (Bahdanau).
+    Mlp,
+}
+
+/// Everything needed to rebuild the network's shapes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub src_vocab_size: i64,
+    pub tgt_vocab_size: i64,
+    pub embed_dim: i64,
+    /// Hidden size of each direction of the encoder, and of the decoder.
+    pub hidden_dim: i64,
+    pub encoder_layers: i64,
+    pub decoder_layers: i64,
+    #[serde(default = "default_true")]
+    pub bidirectional: bool,
+    /// Dropout on embeddings, between recurrent layers and before the output projection.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    #[serde(default)]
+    pub cell: CellKind,
+    #[serde(default)]
+    pub attention: AttentionKind,
+    /// Feed the previous attentional vector into the next decoder step (Luong et al. 2015).
+    #[serde(default = "default_true")]
+    pub input_feeding: bool,
+    /// One embedding matrix for source and target (joint vocabulary only).
+    #[serde(default)]
+    pub share_embeddings: bool,
+    /// Tie the decoder's input embedding with the output projection.
+    #[serde(default)]
+    pub tie_output: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_dropout() -> f64 {
+    0.3
+}
+
+impl ModelConfig {
+    /// A small default, overridden field by field by configs.
+    pub fn new(src_vocab_size: i64, tgt_vocab_size: i64) -> Self {
+        Self {
+            src_vocab_size,
+            tgt_vocab_size,
+            embed_dim: 256,
+            hidden_dim: 256,
+            encoder_layers: 2,
+            decoder_layers: 2,
+            bidirectional: true,
+            dropout: 0.3,
+            cell: CellKind::FusedLstm,
+            attention: AttentionKind::General,
+            input_feeding: true,
+            share_embeddings: false,
+            tie_output: false,
+        }
+    }
+
+    /// Size of one encoder output vector (both directions).
+    pub fn encoder_output_dim(&self) -> i64 {
+        self.hidden_dim * if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Size of the attentional vector `h~_t` that feeds the output projection:
+    /// the embedding size when the projection is tied to the embedding.
+    pub fn attentional_dim(&self) -> i64 {
+        if self.tie_output {
+            self.embed_dim
+        } else {
+            self.hidden_dim
+        }
+    }
+
+    /// Checks the combination of fields; every error names the field.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let positive = [
+            ("src_vocab_size", self.src_vocab_size),
+            ("tgt_vocab_size", self.tgt_vocab_size),
+            ("embed_dim", self.embed_dim),
+            ("hidden_dim", self.hidden_dim),
+            ("encoder_layers", self.encoder_layers),
+            ("decoder_layers", self.decoder_layers),
+        ];
+        for (name, value) in positive {
+            if value < 1 {
+                return Err(ModelError::Config(format!(
+                    "{name} must be at least 1, got {value}"
+                )));
+            }
+        }
+        if self.src_vocab_size <= vocab::EOS_ID as i64
+            || self.tgt_vocab_size <= vocab::EOS_ID as i64
+        {
+            return Err(ModelError::Config(
+                "vocabularies must hold at least the 4 special tokens".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::Config(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        if self.share_embeddings && self.src_vocab_size != self.tgt_vocab_size {
+            return Err(ModelError::Config(format!(
+                "share_embeddings needs one joint vocabulary, but src_vocab_size={} and tgt_vocab_size={}",
+                self.src_vocab_size, self.tgt_vocab_size
+            )));
+        }
+        if self.attention == AttentionKind::Dot && self.encoder_output_dim() != self.hidden_dim {
+            return Err(ModelError::Config(format!(
+                "dot attention needs encoder outputs of the decoder's size: encoder gives {} \
+                 ({}bidirectional), decoder hidden_dim is {}; use general or mlp attention",
+                self.encoder_output_dim(),
+                if self.bidirectional { "" } else { "not " },
+                self.hidden_dim
+            )));
+        }
+        Ok(())
+    }
+}

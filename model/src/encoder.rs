@@ -1,0 +1,74 @@
+//! The encoder: embeddings, then a (bidirectional) recurrent stack.
+
+use tch::{nn, Kind, Tensor};
+
+use crate::config::ModelConfig;
+use crate::rnn::{RnnShape, RnnStack, RnnState};
+
+/// What the decoder needs from the encoder, for a batch of `B` sentences of up to `S` tokens.
+#[derive(Debug)]
+pub struct EncoderOutput {
+    /// `[B, S, E]`, zero on padding (`E` = hidden size × directions).
+    pub outputs: Tensor,
+    /// Attention keys derived from `outputs`, `[B, S, H]`.
+    pub keys: Tensor,
+    /// `[B, S]` bool, true on real tokens.
+    pub mask: Tensor,
+    /// Final states at each sentence's last real token, `[layers * directions, B, H]`.
+    pub final_state: RnnState,
+}
+
+impl EncoderOutput {
+    /// Keeps or repeats sentences (beam expansion, dropping finished sentences).
+    /// index: `[B']` i64.
+    pub fn index_select(&self, index: &Tensor) -> Self {
+        Self {
+            outputs: self.outputs.index_select(0, index),
+            keys: self.keys.index_select(0, index),
+            mask: self.mask.index_select(0, index),
+            final_state: self.final_state.index_select(index),
+        }
+    }
+}
+
+/// The recurrent part of the encoder (embedding lives in [`crate::Seq2Seq`],
+/// because it may be shared with the decoder).
+#[derive(Debug)]
+pub struct Encoder {
+    pub rnn: RnnStack,
+    dropout: f64,
+}
+
+impl Encoder {
+    pub fn new(path: &nn::Path, cfg: &ModelConfig) -> Self {
+        let shape = RnnShape {
+            cell: cfg.cell,
+            input_dim: cfg.embed_dim,
+            hidden_dim: cfg.hidden_dim,
+            layers: cfg.encoder_layers,
+            bidirectional: cfg.bidirectional,
+            dropout: cfg.dropout,
+        };
+        Self {
+            rnn: RnnStack::new(&(path / "rnn"), shape),
+            dropout: cfg.dropout,
+        }
+    }
+
+    /// embedded: `[B, S, embed]`; lengths: `[B]` i64 in `1..=S` → outputs `[B, S, E]`,
+    /// `[B, S]` mask, final states. Keys are filled in by the caller.
+    pub fn forward(
+        &self,
+        embedded: &Tensor,
+        lengths: &Tensor,
+        train: bool,
+    ) -> (Tensor, Tensor, RnnState) {
+        let embedded = embedded.dropout(self.dropout, train);
+        let (outputs, state) = self.rnn.forward_seq(&embedded, lengths, train);
+        let steps = Tensor::arange(embedded.size()[1], (Kind::Int64, embedded.device()));
+        let mask = steps
+            .unsqueeze(0)
+            .lt_tensor(&lengths.to_device(embedded.device()).unsqueeze(1));
+        (outputs, mask, state)
+    }
+}

@@ -1,0 +1,372 @@
+//! A stack of recurrent layers (LSTM or GRU, one or two directions) with two
+//! executors over one set of parameters: libtorch's fused kernels, or our own
+//! step loop ([`crate::cell`]).
+//!
+//! Padding never leaks: the fused path packs the batch (libtorch's packed
+//! sequences), the step path freezes the state past each sequence's end and runs
+//! the backward direction over each sequence reversed *within its length*. Either
+//! way the final state of a sequence is the state at its last real token.
+
+use tch::{nn, Kind, Tensor};
+
+use crate::cell::{gru_step, lstm_step, LayerWeights};
+use crate::config::CellKind;
+
+/// Hidden state of a stack, libtorch's layout.
+#[derive(Debug)]
+pub struct RnnState {
+    /// `[layers * directions, B, H]`
+    pub h: Tensor,
+    /// `[layers * directions, B, H]`, LSTM only.
+    pub c: Option<Tensor>,
+}
+
+impl RnnState {
+    /// Keeps (or repeats) batch rows. index: `[B']` i64 → state with batch `B'`.
+    pub fn index_select(&self, index: &Tensor) -> Self {
+        Self {
+            h: self.h.index_select(1, index),
+            c: self.c.as_ref().map(|c| c.index_select(1, index)),
+        }
+    }
+
+    /// Selects entries of the first dimension (layer*direction). `layer`: which one.
+    fn layer(&self, layer: i64) -> (Tensor, Option<Tensor>) {
+        (self.h.get(layer), self.c.as_ref().map(|c| c.get(layer)))
+    }
+
+    fn stack(h: Vec<Tensor>, c: Vec<Tensor>) -> Self {
+        Self {
+            h: Tensor::stack(&h, 0),
+            c: if c.is_empty() {
+                None
+            } else {
+                Some(Tensor::stack(&c, 0))
+            },
+        }
+    }
+}
+
+/// Sizes of a stack.
+#[derive(Clone, Copy, Debug)]
+pub struct RnnShape {
+    pub cell: CellKind,
+    pub input_dim: i64,
+    pub hidden_dim: i64,
+    pub layers: i64,
+    pub bidirectional: bool,
+    /// Dropout on the outputs of every layer but the last (training only).
+    pub dropout: f64,
+}
+
+impl RnnShape {
+    pub fn directions(&self) -> i64 {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// The stack itself. Parameter names follow PyTorch (`weight_ih_l0_reverse`, ...).
+#[derive(Debug)]
+pub struct RnnStack {
+    shape: RnnShape,
+    /// `[layer][direction]`
+    weights: Vec<Vec<LayerWeights>>,
+}
+
+impl RnnStack {
+    /// Creates the parameters under `path`, initialised like PyTorch's
+    /// `U(-1/sqrt(H), 1/sqrt(H))`.
+    pub fn new(path: &nn::Path, shape: RnnShape) -> Self {
+        let h = shape.hidden_dim;
+        let rows = shape.cell.gate_count() * h;
+        let bound = 1.0 / (h as f64).sqrt();
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weights = (0..shape.layers)
+            .map(|layer| {
+                (0..shape.directions())
+                    .map(|dir| {
+                        let input = if layer == 0 {
+                            shape.input_dim
+                        } else {
+                            h * shape.directions()
+                        };
+                        let suffix = if dir == 1 { "_reverse" } else { "" };
+                        LayerWeights {
+                            w_ih: path.var(
+                                &format!("weight_ih_l{layer}{suffix}"),
+                                &[rows, input],
+                                init,
+                            ),
+                            w_hh: path.var(
+                                &format!("weight_hh_l{layer}{suffix}"),
+                                &[rows, h],
+                                init,
+                            ),
+                            b_ih: path.var(&format!("bias_ih_l{layer}{suffix}"), &[rows], init),
+                            b_hh: path.var(&format!("bias_hh_l{layer}{suffix}"), &[rows], init),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { shape, weights }
+    }
+
+    pub fn shape(&self) -> RnnShape {
+        self.shape
+    }
+
+    /// Runs the same parameters with another executor (e.g. `lstm` to see gates
+    /// of a model trained with `fused-lstm`). The cell family must not change.
+    pub fn set_cell(&mut self, cell: CellKind) {
+        assert_eq!(
+            cell.is_lstm(),
+            self.shape.cell.is_lstm(),
+            "cannot turn an LSTM into a GRU"
+        );
+        self.shape.cell = cell;
+    }
+
+    /// Weights of one layer and direction (for gate inspection and tests).
+    pub fn weights(&self, layer: usize, direction: usize) -> &LayerWeights {
+        &self.weights[layer][direction]
+    }
+
+    fn flat_weights(&self) -> Vec<&Tensor> {
+        self.weights
+            .iter()
+            .flatten()
+            .flat_map(|w| [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh])
+            .collect()
+    }
+
+    /// Zeros, `[layers * directions, B, H]`.
+    pub fn zero_state(&self, batch: i64, like: &Tensor) -> RnnState {
+        let shape = [
+            self.shape.layers * self.shape.directions(),
+            batch,
+            self.shape.hidden_dim,
+        ];
+        let zeros = Tensor::zeros(shape, (like.kind(), like.device()));
+        let c = self.shape.cell.is_lstm().then(|| zeros.zeros_like());
+        RnnState { h: zeros, c }
+    }
+
+    /// Runs whole sequences.
+    ///
+    /// x: `[B, T, I]`; lengths: `[B]` i64, each in `1..=T` (any order) →
+    /// (outputs `[B, T, directions*H]`, zero past each length; final state at each
+    /// sequence's last real token).
+    pub fn forward_seq(&self, x: &Tensor, lengths: &Tensor, train: bool) -> (Tensor, RnnState) {
+        if self.shape.cell.is_fused() {
+            self.fused_seq(x, lengths, train)
+        } else {
+            self.stepwise_seq(x, lengths, train)
+        }
+    }
+
+    fn fused_seq(&self, x: &Tensor, lengths: &Tensor, train: bool) -> (Tensor, RnnState) {
+        let (batch, time) = (x.size()[0], x.size()[1]);
+        // libtorch's packing wants lengths sorted in decreasing order, on the CPU.
+        let lengths_cpu = lengths.to_device(tch::Device::Cpu).to_kind(Kind::Int64);
+        let (sorted_lengths, order) = lengths_cpu.sort(0, true);
+        let inverse = order.argsort(0, false);
+        let order = order.to_device(x.device());
+        let inverse = inverse.to_device(x.device());
+        let (data, batch_sizes) = x
+            .index_select(0, &order)
+            .internal_pack_padded_sequence(&sorted_lengths, true);
+        let zero = self.zero_state(batch, x);
+        let params = self.flat_weights();
+        let s = self.shape;
+        let (packed_out, h, c) = if s.cell.is_lstm() {
+            let c0 = zero.c.as_ref().expect("lstm state has c");
+            let (out, h, c) = Tensor::lstm_data(
+                &data,
+                &batch_sizes,
+                &[&zero.h, c0],
+                &params,
+                true,
+                s.layers,
+                s.dropout,
+                train,
+                s.bidirectional,
+            );
+            (out, h, Some(c))
+        } else {
+            let (out, h) = Tensor::gru_data(
+                &data,
+                &batch_sizes,
+                &zero.h,
+                &params,
+                true,
+                s.layers,
+                s.dropout,
+                train,
+                s.bidirectional,
+            );
+            (out, h, None)
+        };
+        let (out, _) =
+            Tensor::internal_pad_packed_sequence(&packed_out, &batch_sizes, true, 0.0, time);
+        let state = RnnState {
+            h: h.index_select(1, &inverse),
+            c: c.map(|c| c.index_select(1, &inverse)),
+        };
+        (out.index_select(0, &inverse), state)
+    }
+
+    fn stepwise_seq(&self, x: &Tensor, lengths: &Tensor, train: bool) -> (Tensor, RnnState) {
+        let time = x.size()[1];
+        let lengths = lengths.to_device(x.device()).to_kind(Kind::Int64);
+        // valid[b, t] = t < length[b], as [B, T, 1] floats to blend states.
+        let steps = Tensor::arange(time, (Kind::Int64, x.device()));
+        let valid = steps
+            .unsqueeze(0)
+            .lt_tensor(&lengths.unsqueeze(1))
+            .to_kind(x.kind())
+            .unsqueeze(-1);
+        let mut input = x.shallow_clone();
+        let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
+        for (layer, directions) in self.weights.iter().enumerate() {
+            let mut outputs = Vec::with_capacity(directions.len());
+            for (dir, w) in directions.iter().enumerate() {
+                let seq = if dir == 1 {
+                    reverse_within_length(&input, &lengths)
+                } else {
+                    input.shallow_clone()
+                };
+                let (out, h, c) = self.run_direction(&seq, &valid, w);
+                outputs.push(if dir == 1 {
+                    reverse_within_length(&out, &lengths)
+                } else {
+                    out
+                });
+                final_h.push(h);
+                final_c.extend(c);
+            }
+            input = Tensor::cat(&outputs, -1);
+            if train && self.shape.dropout > 0.0 && layer + 1 < self.weights.len() {
+                input = input.dropout(self.shape.dropout, true);
+            }
+        }
+        (input, RnnState::stack(final_h, final_c))
+    }
+
+    /// One direction of one layer over time, freezing the state on padding.
+    /// seq: `[B, T, I]`, valid: `[B, T, 1]` → (out `[B, T, H]`, h `[B, H]`, c).
+    fn run_direction(
+        &self,
+        seq: &Tensor,
+        valid: &Tensor,
+        w: &LayerWeights,
+    ) -> (Tensor, Tensor, Option<Tensor>) {
+        let (batch, time) = (seq.size()[0], seq.size()[1]);
+        let zero = Tensor::zeros([batch, self.shape.hidden_dim], (seq.kind(), seq.device()));
+        let mut h = zero.shallow_clone();
+        let mut c = self.shape.cell.is_lstm().then(|| zero.zeros_like());
+        let mut outs = Vec::with_capacity(time as usize);
+        for t in 0..time {
+            let x_t = seq.select(1, t);
+            let keep = valid.select(1, t);
+            let (h_new, c_new) = match &c {
+                Some(c_prev) => {
+                    let (h_new, c_new) = lstm_step(&x_t, &h, c_prev, w);
+                    (h_new, Some(c_new))
+                }
+                None => (gru_step(&x_t, &h, w), None),
+            };
+            h = blend(&keep, &h_new, &h);
+            if let (Some(c_prev), Some(c_new)) = (&c, c_new) {
+                c = Some(blend(&keep, &c_new, c_prev));
+            }
+            outs.push(&h_new * &keep);
+        }
+        (Tensor::stack(&outs, 1), h, c)
+    }
+
+    /// One time step of a unidirectional stack (the decoder).
+    ///
+    /// x: `[B, I]`, state: `[layers, B, H]` → (top-layer output `[B, H]`, new state).
+    pub fn step(&self, x: &Tensor, state: &RnnState, train: bool) -> (Tensor, RnnState) {
+        assert!(
+            !self.shape.bidirectional,
+            "step() runs unidirectional stacks only"
+        );
+        let s = self.shape;
+        if s.cell.is_fused() {
+            let params = self.flat_weights();
+            let x = x.unsqueeze(1);
+            return match &state.c {
+                Some(c) => {
+                    let (out, h, c) = x.lstm(
+                        &[&state.h, c],
+                        &params,
+                        true,
+                        s.layers,
+                        s.dropout,
+                        train,
+                        false,
+                        true,
+                    );
+                    (out.squeeze_dim(1), RnnState { h, c: Some(c) })
+                }
+                None => {
+                    let (out, h) = x.gru(
+                        &state.h, &params, true, s.layers, s.dropout, train, false, true,
+                    );
+                    (out.squeeze_dim(1), RnnState { h, c: None })
+                }
+            };
+        }
+        let mut input = x.shallow_clone();
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for (layer, directions) in self.weights.iter().enumerate() {
+            let w = &directions[0];
+            let (h, c) = state.layer(layer as i64);
+            let h_new = match c {
+                Some(c) => {
+                    let (h_new, c_new) = lstm_step(&input, &h, &c, w);
+                    cs.push(c_new);
+                    h_new
+                }
+                None => gru_step(&input, &h, w),
+            };
+            input = if train && s.dropout > 0.0 && layer + 1 < self.weights.len() {
+                h_new.dropout(s.dropout, true)
+            } else {
+                h_new.shallow_clone()
+            };
+            hs.push(h_new);
+        }
+        (input, RnnState::stack(hs, cs))
+    }
+}
+
+/// `keep ? new : old`, with keep `[B, 1]` of 0/1 floats.
+fn blend(keep: &Tensor, new: &Tensor, old: &Tensor) -> Tensor {
+    new * keep + old * (1.0 - keep)
+}
+
+/// Reverses each sequence within its own length, leaving padding in place:
+/// `[a b c PAD]` becomes `[c b a PAD]`. Its own inverse.
+///
+/// x: `[B, T, D]`, lengths: `[B]` i64 → `[B, T, D]`
+pub fn reverse_within_length(x: &Tensor, lengths: &Tensor) -> Tensor {
+    let size = x.size();
+    let steps = Tensor::arange(size[1], (Kind::Int64, x.device())).unsqueeze(0);
+    let lengths = lengths.to_device(x.device()).unsqueeze(1);
+    let reversed = &lengths - 1 - &steps;
+    let index = reversed.where_self(
+        &steps.lt_tensor(&lengths),
+        &steps.expand([size[0], size[1]], false),
+    );
+    x.gather(1, &index.unsqueeze(-1).expand(&size, false), false)
+}

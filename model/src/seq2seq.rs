@@ -1,0 +1,199 @@
+//! The whole encoder-decoder: embeddings, encoder, decoder, output projection.
+
+use tch::{nn, nn::Module, Kind, Tensor};
+
+use crate::config::ModelConfig;
+use crate::decoder::{Decoder, DecoderState, DecoderStep};
+use crate::encoder::{Encoder, EncoderOutput};
+use crate::error::ModelError;
+
+/// An LSTM (or GRU) encoder-decoder with attention.
+#[derive(Debug)]
+pub struct Seq2Seq {
+    config: ModelConfig,
+    /// `[src_vocab, embed]`
+    src_embedding: Tensor,
+    /// `[tgt_vocab, embed]`; the same tensor as `src_embedding` when shared.
+    tgt_embedding: Tensor,
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    /// Untied output projection `A → tgt_vocab`.
+    output: Option<nn::Linear>,
+    /// Bias of the tied output projection, `[tgt_vocab]`.
+    output_bias: Option<Tensor>,
+}
+
+impl Seq2Seq {
+    /// Creates the parameters under `root` (randomly initialised).
+    pub fn new(root: &nn::Path, config: &ModelConfig) -> Result<Self, ModelError> {
+        config.validate()?;
+        let init = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 1.0 / (config.embed_dim as f64).sqrt(),
+        };
+        let src_embedding = root.var(
+            "src_embedding",
+            &[config.src_vocab_size, config.embed_dim],
+            init,
+        );
+        let tgt_embedding = if config.share_embeddings {
+            src_embedding.shallow_clone()
+        } else {
+            root.var(
+                "tgt_embedding",
+                &[config.tgt_vocab_size, config.embed_dim],
+                init,
+            )
+        };
+        let (output, output_bias) = if config.tie_output {
+            (
+                None,
+                Some(root.zeros("output_bias", &[config.tgt_vocab_size])),
+            )
+        } else {
+            let a = config.attentional_dim();
+            (
+                Some(nn::linear(
+                    root / "output",
+                    a,
+                    config.tgt_vocab_size,
+                    Default::default(),
+                )),
+                None,
+            )
+        };
+        Ok(Self {
+            config: config.clone(),
+            src_embedding,
+            tgt_embedding,
+            encoder: Encoder::new(&(root / "encoder"), config),
+            decoder: Decoder::new(&(root / "decoder"), config),
+            output,
+            output_bias,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Checks ids and lengths coming from outside before they reach libtorch,
+    /// whose kernels would abort the process on an out-of-range id.
+    ///
+    /// src: `[B, S]` i64; lengths: `[B]` i64.
+    pub fn check_source(&self, src: &Tensor, lengths: &Tensor) -> Result<(), ModelError> {
+        let size = src.size();
+        if size.len() != 2 || lengths.size() != [size[0]] {
+            return Err(ModelError::Config(format!(
+                "source batch must be [B, S] with lengths [B], got {size:?} and {:?}",
+                lengths.size()
+            )));
+        }
+        check_ids("source", src, self.config.src_vocab_size)?;
+        if size[0] > 0 {
+            let (min, max) = (
+                lengths.min().int64_value(&[]),
+                lengths.max().int64_value(&[]),
+            );
+            if min < 1 || max > size[1] {
+                return Err(ModelError::Config(format!(
+                    "source lengths must be in 1..={}, got {min}..={max}",
+                    size[1]
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the encoder. src: `[B, S]` i64 ids; lengths: `[B]` i64 in `1..=S`.
+    pub fn encode(&self, src: &Tensor, lengths: &Tensor, train: bool) -> EncoderOutput {
+        let embedded =
+            Tensor::embedding(&self.src_embedding, src, vocab::PAD_ID as i64, false, false);
+        let (outputs, mask, final_state) = self.encoder.forward(&embedded, lengths, train);
+        let keys = self.decoder.attention_keys(&outputs);
+        EncoderOutput {
+            outputs,
+            keys,
+            mask,
+            final_state,
+        }
+    }
+
+    /// The decoder's state before its first step.
+    pub fn init_decoder(&self, enc: &EncoderOutput) -> DecoderState {
+        self.decoder.init_state(enc)
+    }
+
+    /// Embeds target ids. ids: any shape `[..]` i64 → `[.., embed]`.
+    pub fn embed_target(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.tgt_embedding, ids, vocab::PAD_ID as i64, false, false)
+    }
+
+    /// Attentional vectors to vocabulary logits. attentional: `[.., A]` → `[.., V]`.
+    pub fn project(&self, attentional: &Tensor) -> Tensor {
+        match (&self.output, &self.output_bias) {
+            (Some(linear), _) => linear.forward(attentional),
+            (None, bias) => attentional.linear(&self.tgt_embedding, bias.as_ref()),
+        }
+    }
+
+    /// One decoder step from the previous tokens. prev: `[B]` i64 → step with
+    /// attentional `[B, A]` and attention `[B, S]`; logits come from [`Self::project`].
+    pub fn decode_step(
+        &self,
+        prev: &Tensor,
+        state: &DecoderState,
+        enc: &EncoderOutput,
+        train: bool,
+    ) -> DecoderStep {
+        let embedded = self.embed_target(prev).dropout(self.config.dropout, train);
+        self.decoder.step(&embedded, state, enc, train)
+    }
+
+    /// Teacher-forced forward pass for training and validation loss.
+    ///
+    /// src: `[B, S]` i64; src_lengths: `[B]` i64 in `1..=S`; tgt_in: `[B, T]` i64
+    /// (BOS followed by the target, padded) → logits `[B, T, tgt_vocab]`.
+    pub fn forward(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        tgt_in: &Tensor,
+        train: bool,
+    ) -> Tensor {
+        let enc = self.encode(src, src_lengths, train);
+        let mut state = self.init_decoder(&enc);
+        let embedded = self
+            .embed_target(tgt_in)
+            .dropout(self.config.dropout, train);
+        let steps = tgt_in.size()[1];
+        let mut attentional = Vec::with_capacity(steps as usize);
+        for t in 0..steps {
+            let step = self
+                .decoder
+                .step(&embedded.select(1, t), &state, &enc, train);
+            attentional.push(step.attentional);
+            state = step.state;
+        }
+        self.project(&Tensor::stack(&attentional, 1))
+    }
+}
+
+/// Every id must index the embedding: `0 <= id < vocab_size`.
+pub(crate) fn check_ids(what: &str, ids: &Tensor, vocab_size: i64) -> Result<(), ModelError> {
+    if ids.kind() != Kind::Int64 {
+        return Err(ModelError::Config(format!(
+            "{what} ids must be int64, got {:?}",
+            ids.kind()
+        )));
+    }
+    if ids.numel() > 0 {
+        let (min, max) = (ids.min().int64_value(&[]), ids.max().int64_value(&[]));
+        if min < 0 || max >= vocab_size {
+            return Err(ModelError::Config(format!(
+                "{what} ids must be in 0..{vocab_size}, got {min}..={max}"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Text in, text out: encode with the source vocabulary, batch by length,
+//! beam search, decode with the target vocabulary, restore input order.
+//! Shared by `nmt-translate`, `nmt-eval translate` and `nmt-serve`.
+
+use tch::{Kind, Tensor};
+
+use crate::beam::{beam_search, BeamOptions};
+use crate::bundle::Bundle;
+use crate::error::ModelError;
+
+/// Shown for the EOS the source carries (the training pipeline appends one).
+pub const SOURCE_EOS_PIECE: &str = "</s>";
+
+/// How to translate.
+#[derive(Clone, Debug)]
+pub struct TranslateOptions {
+    pub beam: BeamOptions,
+    /// Padded source positions per batch (`max source length × sentences`).
+    pub max_tokens: usize,
+    /// Sentences per batch.
+    pub max_sentences: usize,
+    /// Longer sources are cut to this many subword tokens (with a warning flag in the result).
+    pub max_source_tokens: usize,
+    /// Keep attention weights and token pieces in the result.
+    pub return_attention: bool,
+}
+
+impl Default for TranslateOptions {
+    fn default() -> Self {
+        Self {
+            beam: BeamOptions::default(),
+            max_tokens: 6000,
+            max_sentences: 128,
+            max_source_tokens: 250,
+            return_attention: false,
+        }
+    }
+}
+
+/// Another hypothesis from the n-best list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alternative {
+    pub text: String,
+    pub score: f64,
+}
+
+/// The translation of one input line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translation {
+    pub text: String,
+    /// Log-probability of the output under the model (0 for empty input).
+    pub score: f64,
+    /// The rest of the n-best list, best first.
+    pub alternatives: Vec<Alternative>,
+    /// The source was longer than `max_source_tokens` and was cut.
+    pub truncated: bool,
+    /// Source pieces (with the final `</s>`), when attention was asked for.
+    pub source_tokens: Vec<String>,
+    /// Target pieces, when attention was asked for.
+    pub target_tokens: Vec<String>,
+    /// `[target_tokens][source_tokens]`, when asked for.
+    pub attention: Vec<Vec<f32>>,
+}
+
+/// Translates `texts` with `bundle`; `progress` is called with the number of
+/// sentences finished after each batch.
+pub fn translate(
+    bundle: &Bundle,
+    texts: &[String],
+    opts: &TranslateOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Translation>, ModelError> {
+    let device = bundle.vars.device();
+    let mut results = vec![Translation::default(); texts.len()];
+    // Encode everything first: vocabulary errors surface before any compute.
+    let mut encoded: Vec<(usize, Vec<i64>)> = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let mut ids: Vec<i64> = bundle
+            .src_vocab
+            .encode(text)?
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        if ids.len() > opts.max_source_tokens {
+            ids.truncate(opts.max_source_tokens);
+            results[i].truncated = true;
+        }
+        ids.push(vocab::EOS_ID as i64);
+        encoded.push((i, ids));
+    }
+    let done_empty = texts.len() - encoded.len();
+    if done_empty > 0 {
+        progress(done_empty);
+    }
+    // Longest first: similar lengths share a batch and the first batch shows the memory peak.
+    encoded.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    let mut start = 0;
+    while start < encoded.len() {
+        let longest = encoded[start].1.len();
+        let fit = (opts.max_tokens / longest.max(1)).clamp(1, opts.max_sentences.max(1));
+        let end = (start + fit).min(encoded.len());
+        let chunk = &encoded[start..end];
+        let mut flat = vec![vocab::PAD_ID as i64; chunk.len() * longest];
+        for (row, (_, ids)) in chunk.iter().enumerate() {
+            flat[row * longest..row * longest + ids.len()].copy_from_slice(ids);
+        }
+        let src = Tensor::from_slice(&flat)
+            .view([chunk.len() as i64, longest as i64])
+            .to_device(device);
+        let lengths = Tensor::from_slice(
+            &chunk
+                .iter()
+                .map(|(_, ids)| ids.len() as i64)
+                .collect::<Vec<_>>(),
+        )
+        .to_device(device);
+        bundle.model.check_source(&src, &lengths)?;
+        let hyps = beam_search(
+            &bundle.model,
+            &src,
+            &lengths.to_kind(Kind::Int64),
+            &opts.beam,
+        );
+        for ((index, ids), nbest) in chunk.iter().zip(hyps) {
+            let result = &mut results[*index];
+            let mut nbest = nbest.into_iter();
+            if let Some(best) = nbest.next() {
+                result.text = bundle.tgt_vocab.decode(&best.tokens)?;
+                result.score = best.score;
+                if opts.return_attention {
+                    result.source_tokens = ids
+                        .iter()
+                        .map(|&id| {
+                            if id == vocab::EOS_ID as i64 {
+                                SOURCE_EOS_PIECE.to_string()
+                            } else {
+                                bundle.src_vocab.id_to_piece(id as u32).unwrap_or_default()
+                            }
+                        })
+                        .collect();
+                    result.target_tokens = best
+                        .tokens
+                        .iter()
+                        .map(|&id| bundle.tgt_vocab.id_to_piece(id).unwrap_or_default())
+                        .collect();
+                    result.attention = best.attention;
+                }
+            }
+            for alt in nbest {
+                result.alternatives.push(Alternative {
+                    text: bundle.tgt_vocab.decode(&alt.tokens)?,
+                    score: alt.score,
+                });
+            }
+        }
+        progress(chunk.len());
+        start = end;
+    }
+    Ok(results)
+}

@@ -1,0 +1,61 @@
+//! A tiny trained model shared by the tests: it learns to reverse short
+//! sequences of ids, so that its output distributions look like a trained
+//! translation model's (peaked, ending with EOS) rather than random.
+
+use model::{ModelConfig, Seq2Seq};
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+pub const VOCAB: i64 = 14;
+
+/// Random source rows of ids in 4..VOCAB with lengths 2..=6, padded: (src [B, 6], lengths [B]).
+pub fn random_sources(batch: i64, seed: i64) -> (Tensor, Tensor) {
+    tch::manual_seed(seed);
+    let lengths = Tensor::randint_low(2, 7, [batch], (Kind::Int64, Device::Cpu));
+    let ids = Tensor::randint_low(4, VOCAB, [batch, 6], (Kind::Int64, Device::Cpu));
+    let mask = Tensor::arange(6, (Kind::Int64, Device::Cpu))
+        .unsqueeze(0)
+        .lt_tensor(&lengths.unsqueeze(1));
+    (ids * mask.to_kind(Kind::Int64), lengths)
+}
+
+/// Teacher-forcing tensors for the reversal task: (tgt_in [B, 7], tgt_out [B, 7]).
+fn reversed_targets(src: &Tensor, lengths: &Tensor) -> (Tensor, Tensor) {
+    let rev = model::rnn::reverse_within_length(&src.unsqueeze(-1), lengths).squeeze_dim(-1);
+    let batch = src.size()[0];
+    let bos = Tensor::full([batch, 1], vocab::BOS_ID as i64, (Kind::Int64, Device::Cpu));
+    let tgt_in = Tensor::cat(&[&bos, &rev], 1);
+    let pad = Tensor::zeros([batch, 1], (Kind::Int64, Device::Cpu));
+    let tgt_out = Tensor::cat(&[&rev, &pad], 1);
+    // EOS right after each reversed sequence.
+    let eos_at = lengths.unsqueeze(1);
+    let tgt_out = tgt_out.scatter_value(1, &eos_at, vocab::EOS_ID as f64);
+    (tgt_in, tgt_out)
+}
+
+/// Trains the reversal model for `steps` Adam steps (a few seconds on a CPU).
+pub fn trained_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let cfg = ModelConfig {
+        embed_dim: 24,
+        hidden_dim: 32,
+        dropout: 0.0,
+        ..ModelConfig::new(VOCAB, VOCAB)
+    };
+    let model = Seq2Seq::new(&vs.root(), &cfg).expect("valid config");
+    let mut opt = nn::Adam::default().build(&vs, 0.01).expect("optimizer");
+    for step in 0..steps {
+        let (src, lengths) = random_sources(32, 1000 + step as i64);
+        let (tgt_in, tgt_out) = reversed_targets(&src, &lengths);
+        let logits = model.forward(&src, &lengths, &tgt_in, true);
+        let loss = logits.view([-1, VOCAB]).cross_entropy_loss::<Tensor>(
+            &tgt_out.view([-1]),
+            None,
+            tch::Reduction::Mean,
+            0,
+            0.0,
+        );
+        opt.backward_step(&loss);
+    }
+    (vs, model)
+}

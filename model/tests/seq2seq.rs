@@ -1,0 +1,201 @@
+//! The encoder-decoder on padded batches and its basic contract.
+
+use model::{AttentionKind, CellKind, ModelConfig, Seq2Seq};
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+fn config(cell: CellKind, attention: AttentionKind) -> ModelConfig {
+    ModelConfig {
+        embed_dim: 8,
+        hidden_dim: 6,
+        encoder_layers: 2,
+        decoder_layers: 2,
+        dropout: 0.0,
+        cell,
+        attention,
+        ..ModelConfig::new(20, 17)
+    }
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn a_sentence_alone_and_inside_a_padded_batch_encode_the_same() {
+    for cell in [
+        CellKind::FusedLstm,
+        CellKind::Lstm,
+        CellKind::FusedGru,
+        CellKind::Gru,
+    ] {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Seq2Seq::new(&vs.root(), &config(cell, AttentionKind::General)).unwrap();
+        let alone = Tensor::from_slice(&[5i64, 6, 7]).view([1, 3]);
+        let batch = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 4, 5, 6, 7, 0, 0, 0, 4, 0, 0, 0, 0, 0])
+            .view([3, 6]);
+        let enc_alone = model.encode(&alone, &Tensor::from_slice(&[3i64]), false);
+        let enc_batch = model.encode(&batch, &Tensor::from_slice(&[6i64, 3, 1]), false);
+        let row = enc_batch.outputs.get(1);
+        assert!(
+            max_diff(&enc_alone.outputs.get(0), &row.narrow(0, 0, 3)) < 1e-5,
+            "{cell:?}: outputs leak padding"
+        );
+        assert_eq!(
+            row.narrow(0, 3, 3).abs().sum(Kind::Float).double_value(&[]),
+            0.0
+        );
+        let h_alone = enc_alone.final_state.h.select(1, 0);
+        let h_batch = enc_batch.final_state.h.select(1, 1);
+        assert!(
+            max_diff(&h_alone, &h_batch) < 1e-5,
+            "{cell:?}: final states leak padding"
+        );
+        // The whole decoder path agrees too.
+        let tgt = Tensor::from_slice(&[2i64, 5, 9]).view([1, 3]);
+        let logits_alone = model.forward(&alone, &Tensor::from_slice(&[3i64]), &tgt, false);
+        let tgt3 = tgt.repeat([3, 1]);
+        let logits_batch = model.forward(&batch, &Tensor::from_slice(&[6i64, 3, 1]), &tgt3, false);
+        assert!(
+            max_diff(&logits_alone.get(0), &logits_batch.get(1)) < 1e-5,
+            "{cell:?}: decoder sees padding"
+        );
+    }
+}
+
+#[test]
+fn attention_ignores_padding_and_sums_to_one() {
+    for attention in [AttentionKind::General, AttentionKind::Mlp] {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Seq2Seq::new(&vs.root(), &config(CellKind::FusedLstm, attention)).unwrap();
+        let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 0, 0, 0]).view([2, 4]);
+        let lengths = Tensor::from_slice(&[4i64, 1]);
+        let enc = model.encode(&src, &lengths, false);
+        let state = model.init_decoder(&enc);
+        let step = model.decode_step(&Tensor::from_slice(&[2i64, 2]), &state, &enc, false);
+        let sums = step.attention.sum_dim_intlist(-1, false, Kind::Float);
+        assert!(max_diff(&sums, &Tensor::ones([2], (Kind::Float, Device::Cpu))) < 1e-6);
+        assert_eq!(
+            step.attention
+                .get(1)
+                .narrow(0, 1, 3)
+                .abs()
+                .sum(Kind::Float)
+                .double_value(&[]),
+            0.0
+        );
+    }
+}
+
+#[test]
+fn dot_attention_with_mismatched_sizes_is_a_config_error() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let err =
+        Seq2Seq::new(&vs.root(), &config(CellKind::FusedLstm, AttentionKind::Dot)).unwrap_err();
+    assert!(err.to_string().contains("dot attention"), "{err}");
+    let ok = ModelConfig {
+        bidirectional: false,
+        ..config(CellKind::FusedLstm, AttentionKind::Dot)
+    };
+    assert!(Seq2Seq::new(&vs.root(), &ok).is_ok());
+}
+
+#[test]
+fn shared_and_tied_embeddings_are_one_parameter() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let cfg = ModelConfig {
+        share_embeddings: true,
+        tie_output: true,
+        ..ModelConfig {
+            tgt_vocab_size: 20,
+            ..config(CellKind::FusedLstm, AttentionKind::General)
+        }
+    };
+    let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    assert!(names.iter().any(|n| n == "src_embedding"));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "tgt_embedding" || n.starts_with("output.")),
+        "{names:?}"
+    );
+    let logits = model.forward(
+        &Tensor::from_slice(&[4i64, 5]).view([1, 2]),
+        &Tensor::from_slice(&[2i64]),
+        &Tensor::from_slice(&[2i64]).view([1, 1]),
+        false,
+    );
+    assert_eq!(logits.size(), [1, 1, 20]);
+    let mismatched = ModelConfig {
+        share_embeddings: true,
+        ..config(CellKind::FusedLstm, AttentionKind::General)
+    };
+    assert!(Seq2Seq::new(&vs.root(), &mismatched).is_err());
+}
+
+#[test]
+fn bad_source_ids_and_lengths_are_errors_not_aborts() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Seq2Seq::new(
+        &vs.root(),
+        &config(CellKind::FusedLstm, AttentionKind::General),
+    )
+    .unwrap();
+    let src = Tensor::from_slice(&[4i64, 25]).view([1, 2]);
+    assert!(model
+        .check_source(&src, &Tensor::from_slice(&[2i64]))
+        .unwrap_err()
+        .to_string()
+        .contains("0..20"));
+    let src = Tensor::from_slice(&[4i64, 5]).view([1, 2]);
+    assert!(model
+        .check_source(&src, &Tensor::from_slice(&[3i64]))
+        .is_err());
+    assert!(model
+        .check_source(&src, &Tensor::from_slice(&[0i64]))
+        .is_err());
+    assert!(model
+        .check_source(&src, &Tensor::from_slice(&[2i64]))
+        .is_ok());
+}
+
+#[test]
+fn learns_to_copy_a_tiny_sequence() {
+    // A model that cannot fit 3 fixed pairs in 150 steps is broken (no gradient
+    // flow through attention, input feeding or the bridge).
+    tch::manual_seed(4);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Seq2Seq::new(
+        &vs.root(),
+        &config(CellKind::FusedLstm, AttentionKind::General),
+    )
+    .unwrap();
+    let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 9, 10, 0, 11, 0, 0, 0]).view([3, 4]);
+    let lengths = Tensor::from_slice(&[4i64, 3, 1]);
+    let tgt_in =
+        Tensor::from_slice(&[2i64, 4, 5, 6, 7, 2, 8, 9, 10, 0, 2, 11, 0, 0, 0]).view([3, 5]);
+    let tgt_out =
+        Tensor::from_slice(&[4i64, 5, 6, 7, 3, 8, 9, 10, 3, 0, 11, 3, 0, 0, 0]).view([3, 5]);
+    let mut opt = nn::Adam::default().build(&vs, 0.02).unwrap();
+    let loss_of = |train| {
+        let logits = model.forward(&src, &lengths, &tgt_in, train);
+        logits.view([-1, 17]).cross_entropy_loss::<Tensor>(
+            &tgt_out.view([-1]),
+            None,
+            tch::Reduction::Mean,
+            0,
+            0.0,
+        )
+    };
+    let first = loss_of(false).double_value(&[]);
+    for _ in 0..150 {
+        opt.backward_step(&loss_of(true));
+    }
+    let last = loss_of(false).double_value(&[]);
+    assert!(
+        last < 0.05 && last < first / 20.0,
+        "loss went from {first} to {last}"
+    );
+}
