@@ -250,6 +250,29 @@ fn atomic_writes_replace_whole_or_not_at_all() {
 }
 
 #[test]
+fn untrained_bundles_load_and_translate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    let config = bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
+    let loaded = Bundle::load(&dir, Device::Cpu).unwrap();
+    assert_eq!(loaded.config, config);
+    assert_eq!(loaded.src_vocab.len() as i64, config.model.src_vocab_size);
+    let out = translate(
+        &loaded,
+        &["ein hund".to_string()],
+        &TranslateOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.len(), 1);
+    let leftovers: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("tiny")]);
+}
+
+#[test]
 fn translate_keeps_order_and_handles_empty_and_long_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
