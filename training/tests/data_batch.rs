@@ -193,7 +193,7 @@ fn translation_round_trip_restores_input_order_on_real_data() {
         for (r, &i) in batch.indices.iter().enumerate() {
             let row = &batch.src[r * batch.src_len..(r + 1) * batch.src_len];
             let ids: Vec<u32> = row.iter().take_while(|&&x| x != EOS_ID as i64).map(|&x| x as u32).collect();
-            outputs.push((i, vocab::Vocab::decode(&v, &ids).unwrap()));
+            outputs.push((i, v.decode(&ids)));
         }
     }
     let restored = restore_order(corpus.len(), outputs).unwrap();

@@ -2,7 +2,7 @@
 //! formats, checking it, encoding it with a [`vocab::Vocab`] into compact
 //! storage, filtering by length, and cutting token-budget batches.
 //!
-//! Typical use:
+//! Typical use (vocabularies from `vocab::load`, passed as `&*boxed`):
 //! ```no_run
 //! # fn demo(src_vocab: &dyn vocab::Vocab, tgt_vocab: &dyn vocab::Vocab) -> Result<(), training::data::DataError> {
 //! use training::data::*;
@@ -36,4 +36,6 @@ pub use readers::{
     CorpusSpec, FilePair, Format, Pair, PairOrigin, PairReader, RawPairs, ReadOptions, TagLines,
     TextColumn,
 };
-pub use store::{restore_order, CorpusBuilder, EncodedCorpus, IdWidth, TokenColumn, TokenIds};
+pub use store::{
+    restore_order, CorpusBuilder, EncodedCorpus, IdWidth, SentenceEncoder, TokenColumn, TokenIds,
+};

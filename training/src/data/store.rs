@@ -16,6 +16,26 @@ use crate::data::error::{DataError, Origin, Report, Side};
 use crate::data::filter::LengthFilter;
 use crate::data::readers::{CorpusSpec, Pair, PairReader, RawPairs, ReadOptions};
 
+/// What the corpus pipeline needs from a vocabulary: its size and
+/// `encode`. Every [`vocab::Vocab`] is one (pass `&*boxed` for a
+/// `Box<dyn Vocab>`); the narrow trait lets tests and benchmarks use tiny
+/// stand-in vocabularies without implementing the whole `Vocab` interface.
+pub trait SentenceEncoder: Sync {
+    /// Number of ids, special tokens included ([`vocab::Vocab::len`]).
+    fn vocab_len(&self) -> usize;
+    /// Subword ids of `text` without bos/eos ([`vocab::Vocab::encode`]).
+    fn encode_sentence(&self, text: &str) -> Result<Vec<u32>, VocabError>;
+}
+
+impl<V: Vocab + ?Sized> SentenceEncoder for V {
+    fn vocab_len(&self) -> usize {
+        self.len()
+    }
+    fn encode_sentence(&self, text: &str) -> Result<Vec<u32>, VocabError> {
+        self.encode(text)
+    }
+}
+
 /// How wide a stored id is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdWidth {
@@ -216,9 +236,13 @@ const CHUNK: usize = 1 << 15;
 
 type Encoded = Result<(Vec<u32>, Vec<u32>), (Side, VocabError)>;
 
-fn encode_pair(src: &str, tgt: &str, sv: &dyn Vocab, tv: &dyn Vocab) -> Encoded {
-    let s = sv.encode(src).map_err(|e| (Side::Source, e))?;
-    let t = tv.encode(tgt).map_err(|e| (Side::Target, e))?;
+fn encode_pair<S, T>(src: &str, tgt: &str, sv: &S, tv: &T) -> Encoded
+where
+    S: SentenceEncoder + ?Sized,
+    T: SentenceEncoder + ?Sized,
+{
+    let s = sv.encode_sentence(src).map_err(|e| (Side::Source, e))?;
+    let t = tv.encode_sentence(tgt).map_err(|e| (Side::Target, e))?;
     Ok((s, t))
 }
 
@@ -227,13 +251,17 @@ impl EncodedCorpus {
     /// encoded chunk by chunk on all cores (order kept), so only the
     /// compact ids stay in memory. The report counts skipped and filtered
     /// pairs.
-    pub fn read(
+    pub fn read<S, T>(
         spec: &CorpusSpec,
         opts: &ReadOptions,
-        src_vocab: &dyn Vocab,
-        tgt_vocab: &dyn Vocab,
+        src_vocab: &S,
+        tgt_vocab: &T,
         filter: &LengthFilter,
-    ) -> Result<(EncodedCorpus, Report), DataError> {
+    ) -> Result<(EncodedCorpus, Report), DataError>
+    where
+        S: SentenceEncoder + ?Sized,
+        T: SentenceEncoder + ?Sized,
+    {
         filter.validate()?;
         let mut reader = PairReader::open(spec, opts)?;
         let mut builder = CorpusBuilder::for_vocabs(src_vocab, tgt_vocab);
@@ -268,12 +296,16 @@ impl EncodedCorpus {
 
     /// Encodes pairs already read into memory (on all cores, order kept).
     /// The report's `pairs_seen` is `raw.len()`.
-    pub fn encode(
+    pub fn encode<S, T>(
         raw: &RawPairs,
-        src_vocab: &dyn Vocab,
-        tgt_vocab: &dyn Vocab,
+        src_vocab: &S,
+        tgt_vocab: &T,
         filter: &LengthFilter,
-    ) -> Result<(EncodedCorpus, Report), DataError> {
+    ) -> Result<(EncodedCorpus, Report), DataError>
+    where
+        S: SentenceEncoder + ?Sized,
+        T: SentenceEncoder + ?Sized,
+    {
         filter.validate()?;
         let mut builder = CorpusBuilder::for_vocabs(src_vocab, tgt_vocab);
         let mut report = Report {
@@ -305,18 +337,18 @@ impl EncodedCorpus {
     /// A source-only corpus for translation: every input line becomes one
     /// pair with an empty target, nothing is filtered, and pair `i` is
     /// input line `i` (0-based). Errors name `name` and the 1-based line.
-    pub fn encode_sources<S: AsRef<str> + Sync>(
-        name: &str,
-        lines: &[S],
-        vocab: &dyn Vocab,
-    ) -> Result<EncodedCorpus, DataError> {
-        let mut src = TokenColumn::new(IdWidth::for_vocab_len(vocab.len()));
+    pub fn encode_sources<L, V>(name: &str, lines: &[L], vocab: &V) -> Result<EncodedCorpus, DataError>
+    where
+        L: AsRef<str> + Sync,
+        V: SentenceEncoder + ?Sized,
+    {
+        let mut src = TokenColumn::new(IdWidth::for_vocab_len(vocab.vocab_len()));
         let mut tgt = TokenColumn::new(IdWidth::U16);
         for start in (0..lines.len()).step_by(CHUNK) {
             let end = (start + CHUNK).min(lines.len());
             let encoded: Vec<Result<Vec<u32>, VocabError>> = lines[start..end]
                 .par_iter()
-                .map(|l| vocab.encode(l.as_ref()))
+                .map(|l| vocab.encode_sentence(l.as_ref()))
                 .collect();
             for (i, enc) in (start..end).zip(encoded) {
                 let ids = enc.map_err(|source| DataError::Encode {
@@ -391,8 +423,12 @@ pub struct CorpusBuilder {
 impl CorpusBuilder {
     /// A builder whose id widths suit the two vocabularies; ids are checked
     /// against the vocabulary sizes.
-    pub fn for_vocabs(src_vocab: &dyn Vocab, tgt_vocab: &dyn Vocab) -> Self {
-        Self::with_vocab_lens(src_vocab.len(), tgt_vocab.len())
+    pub fn for_vocabs<S, T>(src_vocab: &S, tgt_vocab: &T) -> Self
+    where
+        S: SentenceEncoder + ?Sized,
+        T: SentenceEncoder + ?Sized,
+    {
+        Self::with_vocab_lens(src_vocab.vocab_len(), tgt_vocab.vocab_len())
     }
 
     /// Same as [`CorpusBuilder::for_vocabs`] from vocabulary sizes.

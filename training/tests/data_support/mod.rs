@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use vocab::{Vocab, VocabError, UNK_ID};
+use training::data::SentenceEncoder;
+use vocab::{VocabError, UNK_ID};
 
-/// Whitespace-separated words → ids 4.., built from a list of texts;
+/// Whitespace-separated words → ids 4.., built from a list of texts
+/// (implements only the pipeline's narrow [`SentenceEncoder`]);
 /// unknown words map to UNK. A word `FAIL` makes `encode` fail, to test
 /// error propagation.
 pub struct WordVocab {
@@ -38,12 +40,12 @@ impl WordVocab {
     }
 }
 
-impl Vocab for WordVocab {
-    fn len(&self) -> usize {
+impl WordVocab {
+    pub fn len(&self) -> usize {
         self.words.len()
     }
 
-    fn encode(&self, text: &str) -> Result<Vec<u32>, VocabError> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, VocabError> {
         text.split_whitespace()
             .map(|w| {
                 if w == "FAIL" {
@@ -55,13 +57,23 @@ impl Vocab for WordVocab {
             .collect()
     }
 
-    fn decode(&self, ids: &[u32]) -> Result<String, VocabError> {
-        Ok(ids
-            .iter()
+    /// Words of `ids`, specials skipped, joined by spaces.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter()
             .filter(|&&i| i > 3)
             .map(|&i| self.words.get(i as usize).map(|s| s.as_str()).unwrap_or("<unk>"))
             .collect::<Vec<_>>()
-            .join(" "))
+            .join(" ")
+    }
+}
+
+impl SentenceEncoder for WordVocab {
+    fn vocab_len(&self) -> usize {
+        self.len()
+    }
+
+    fn encode_sentence(&self, text: &str) -> Result<Vec<u32>, VocabError> {
+        self.encode(text)
     }
 }
 
