@@ -178,7 +178,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 bytes as f64 / (1 << 20) as f64
             );
             let vocab = NumberedWords {
-                ids: (4..args.vocab).map(|i| (format!("w{i}"), i as u32)).collect(),
+                ids: (4..args.vocab)
+                    .map(|i| (format!("w{i}"), i as u32))
+                    .collect(),
                 len: args.vocab,
             };
             let hwm_before = status_kb("VmHWM");

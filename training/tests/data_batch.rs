@@ -72,11 +72,13 @@ fn same_seed_same_plan_other_epoch_other_plan() {
     assert_ne!(plan_sets(&a.epoch(3)), plan_sets(&a.epoch(4)));
     // Not just the batch order: the batch composition changes too.
     let sets = |p: &training::data::BatchPlan| -> HashSet<Vec<u32>> {
-        p.iter().map(|b| {
-            let mut v = b.to_vec();
-            v.sort();
-            v
-        }).collect()
+        p.iter()
+            .map(|b| {
+                let mut v = b.to_vec();
+                v.sort();
+                v
+            })
+            .collect()
     };
     assert_ne!(sets(&a.epoch(3)), sets(&a.epoch(4)));
     // seed + epoch: (seed 42, epoch 4) == (seed 43, epoch 3), as in fairseq.
@@ -125,22 +127,35 @@ fn padding_layout_and_masks() {
         let mut want_in = vec![bos];
         want_in.extend(&t);
         want_in.resize(5, pad);
-        assert_eq!(&batch.tgt_in[r * 5..(r + 1) * 5], want_in.as_slice(), "tgt_in row {r}");
+        assert_eq!(
+            &batch.tgt_in[r * 5..(r + 1) * 5],
+            want_in.as_slice(),
+            "tgt_in row {r}"
+        );
         let mut want_out = t.clone();
         want_out.push(eos);
         want_out.resize(5, pad);
-        assert_eq!(&batch.tgt_out[r * 5..(r + 1) * 5], want_out.as_slice(), "tgt_out row {r}");
+        assert_eq!(
+            &batch.tgt_out[r * 5..(r + 1) * 5],
+            want_out.as_slice(),
+            "tgt_out row {r}"
+        );
     }
     let mask = batch.src_mask();
     assert_eq!(mask.len(), 18);
     for r in 0..3 {
         for c in 0..6 {
-            assert_eq!(mask[r * 6 + c], batch.src[r * 6 + c] != pad, "src mask ({r},{c})");
+            assert_eq!(
+                mask[r * 6 + c],
+                batch.src[r * 6 + c] != pad,
+                "src mask ({r},{c})"
+            );
         }
     }
     let tmask = batch.tgt_mask();
-    for k in 0..15 {
-        assert_eq!(tmask[k], batch.tgt_out[k] != pad, "tgt mask {k}");
+    assert_eq!(tmask.len(), 15);
+    for (k, (&m, &out)) in tmask.iter().zip(&batch.tgt_out).enumerate() {
+        assert_eq!(m, out != pad, "tgt mask {k}");
     }
     assert_eq!(batch.src_tokens, 12);
     assert_eq!(batch.tgt_tokens, 9);
@@ -152,32 +167,54 @@ fn too_long_sentence_is_an_error_naming_it() {
     let corpus = corpus_of(&[(3, 3), (10, 2)]);
     let err = TokenBatcher::new(&corpus, BatchConfig::tokens(8), 0).unwrap_err();
     assert!(
-        matches!(err, DataError::TooLong { index: 1, side: Side::Source, positions: 11, max_tokens: 8 }),
+        matches!(
+            err,
+            DataError::TooLong {
+                index: 1,
+                side: Side::Source,
+                positions: 11,
+                max_tokens: 8
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("sentence 1"), "{err}");
     assert!(TokenBatcher::new(&corpus, BatchConfig::tokens(0), 0).is_err());
-    let cfg = BatchConfig { max_tokens: 100, max_sentences: Some(0) };
+    let cfg = BatchConfig {
+        max_tokens: 100,
+        max_sentences: Some(0),
+    };
     assert!(TokenBatcher::new(&corpus, cfg, 0).is_err());
 }
 
 #[test]
 fn max_sentences_caps_batches() {
     let corpus = corpus_of(&vec![(2, 2); 100]);
-    let cfg = BatchConfig { max_tokens: 10_000, max_sentences: Some(16) };
+    let cfg = BatchConfig {
+        max_tokens: 10_000,
+        max_sentences: Some(16),
+    };
     let plan = TokenBatcher::new(&corpus, cfg, 1).unwrap().ordered();
     let sizes: Vec<usize> = plan.iter().map(|b| b.len()).collect();
     assert_eq!(sizes, vec![16, 16, 16, 16, 16, 16, 4]);
     // Budget alone: 3 positions per side, 10 per batch -> 3 sentences.
-    let plan = TokenBatcher::new(&corpus, BatchConfig::tokens(10), 1).unwrap().ordered();
+    let plan = TokenBatcher::new(&corpus, BatchConfig::tokens(10), 1)
+        .unwrap()
+        .ordered();
     assert!(plan.iter().all(|b| b.len() <= 3));
     assert_eq!(plan.len(), 34);
 }
 
 #[test]
 fn translation_round_trip_restores_input_order_on_real_data() {
-    let Some(m30k) = shared("multi30k") else { return };
-    let (raw, _) = RawPairs::read(&CorpusSpec::prefix(m30k.join("test"), "de", "en"), &ReadOptions::default()).unwrap();
+    let Some(m30k) = shared("multi30k") else {
+        return;
+    };
+    let (raw, _) = RawPairs::read(
+        &CorpusSpec::prefix(m30k.join("test"), "de", "en"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let lines: Vec<&str> = raw.src.iter().collect();
     let v = WordVocab::build(lines.iter().copied());
     let corpus = EncodedCorpus::encode_sources("test.de", &lines, &v).unwrap();
@@ -188,28 +225,41 @@ fn translation_round_trip_restores_input_order_on_real_data() {
     let mut outputs = Vec::new();
     let mut prev_max = 0;
     for batch in plan.batches(&corpus, 0) {
-        assert!(batch.src_len >= prev_max, "ordered plan is sorted by length");
+        assert!(
+            batch.src_len >= prev_max,
+            "ordered plan is sorted by length"
+        );
         prev_max = batch.src_len;
         for (r, &i) in batch.indices.iter().enumerate() {
             let row = &batch.src[r * batch.src_len..(r + 1) * batch.src_len];
-            let ids: Vec<u32> = row.iter().take_while(|&&x| x != EOS_ID as i64).map(|&x| x as u32).collect();
+            let ids: Vec<u32> = row
+                .iter()
+                .take_while(|&&x| x != EOS_ID as i64)
+                .map(|&x| x as u32)
+                .collect();
             outputs.push((i, v.decode(&ids)));
         }
     }
     let restored = restore_order(corpus.len(), outputs).unwrap();
     for (i, line) in lines.iter().enumerate() {
-        assert_eq!(restored[i], line.split_whitespace().collect::<Vec<_>>().join(" "));
+        assert_eq!(
+            restored[i],
+            line.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
     }
 }
 
 #[test]
 fn real_training_plan_covers_multi30k() {
-    let Some(m30k) = shared("multi30k") else { return };
+    let Some(m30k) = shared("multi30k") else {
+        return;
+    };
     let spec = CorpusSpec::prefix(m30k.join("train"), "de", "en");
     let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
     let sv = WordVocab::build(raw.src.iter());
     let tv = WordVocab::build(raw.tgt.iter());
-    let (corpus, _) = EncodedCorpus::encode(&raw, &sv, &tv, &LengthFilter::moses(1, 80, 9.0)).unwrap();
+    let (corpus, _) =
+        EncodedCorpus::encode(&raw, &sv, &tv, &LengthFilter::moses(1, 80, 9.0)).unwrap();
     let batcher = TokenBatcher::new(&corpus, BatchConfig::tokens(2048), 1).unwrap();
     let plan = batcher.epoch(0);
     let mut seen = vec![false; corpus.len()];
@@ -227,5 +277,8 @@ fn real_training_plan_covers_multi30k() {
     }
     assert!(seen.iter().all(|&s| s));
     // Length bucketing keeps padding low (< 10% of source positions).
-    assert!((padded - real) * 10 < padded, "padding {padded} vs real {real}");
+    assert!(
+        (padded - real) * 10 < padded,
+        "padding {padded} vs real {real}"
+    );
 }

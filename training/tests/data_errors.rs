@@ -47,11 +47,23 @@ fn line_count_mismatch_is_an_error_even_when_skipping() {
         }
         assert!(msg.contains("c.de:3"), "{msg}");
         assert!(msg.contains("c.en"), "{msg}");
-        assert!(msg.contains("4 sentences") && msg.contains("has 2"), "{msg}");
+        assert!(
+            msg.contains("4 sentences") && msg.contains("has 2"),
+            "{msg}"
+        );
     }
     // Target longer: named as such.
     let err = read_err(&CorpusSpec::new(&tgt, &src), &ReadOptions::default());
-    assert!(matches!(err, DataError::CountMismatch { longer_side: Side::Target, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DataError::CountMismatch {
+                longer_side: Side::Target,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,8 +81,14 @@ fn invalid_utf8_names_file_line_and_side() {
         ),
         "{err:?}"
     );
-    assert!(msg.contains("u.en:1") && msg.contains("target") && msg.contains("UTF-8"), "{msg}");
-    assert!(msg.contains("skip"), "the message should say how to skip: {msg}");
+    assert!(
+        msg.contains("u.en:1") && msg.contains("target") && msg.contains("UTF-8"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("skip"),
+        "the message should say how to skip: {msg}"
+    );
 }
 
 #[test]
@@ -79,7 +97,10 @@ fn empty_lines_are_errors() {
     let src = write(dir.path(), "e.de", "eins\n   \ndrei\n");
     let tgt = write(dir.path(), "e.en", "one\ntwo\nthree\n");
     let err = read_err(&CorpusSpec::new(&src, &tgt), &ReadOptions::default());
-    assert!(err.to_string().contains("e.de:2: source empty line"), "{err}");
+    assert!(
+        err.to_string().contains("e.de:2: source empty line"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -99,8 +120,14 @@ fn seg_id_mismatch_and_malformed_segments() {
     let err = read_err(&spec, &ReadOptions::default());
     let msg = err.to_string();
     assert!(matches!(err, DataError::SegIdMismatch { .. }), "{err:?}");
-    assert!(msg.contains("s.de.xml:4") && msg.contains("s.en.xml:4"), "{msg}");
-    assert!(msg.contains("id=\"4\"") && msg.contains("id=\"3\""), "{msg}");
+    assert!(
+        msg.contains("s.de.xml:4") && msg.contains("s.en.xml:4"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("id=\"4\"") && msg.contains("id=\"3\""),
+        "{msg}"
+    );
 
     let (raw, report) = RawPairs::read(&spec, &SKIP).unwrap();
     assert_eq!(raw.len(), 3);
@@ -111,7 +138,13 @@ fn seg_id_mismatch_and_malformed_segments() {
     assert_eq!(report.skipped.get(&SkipReason::Malformed), Some(&1));
     assert_eq!(report.pairs_seen, 5);
     assert_eq!(report.pairs_kept, 3);
-    assert!(report.examples.iter().any(|e| e.contains("s.de.xml:5") && e.contains("</seg>")), "{report}");
+    assert!(
+        report
+            .examples
+            .iter()
+            .any(|e| e.contains("s.de.xml:5") && e.contains("</seg>")),
+        "{report}"
+    );
 }
 
 #[test]
@@ -146,7 +179,11 @@ fn skipping_counts_by_reason_and_keeps_alignment() {
     assert_eq!(raw.len(), 16);
     for i in 0..raw.len() {
         let (a, b) = raw.get(i);
-        assert_eq!(a.strip_prefix("s "), b.strip_prefix("t "), "pair {i} misaligned");
+        assert_eq!(
+            a.strip_prefix("s "),
+            b.strip_prefix("t "),
+            "pair {i} misaligned"
+        );
         assert_eq!(raw.origins[i].number + 1, raw.origins[i].src_line);
     }
     assert_eq!(report.skipped.get(&SkipReason::InvalidUtf8), Some(&1));
@@ -185,7 +222,11 @@ fn missing_file_and_format_mismatch() {
 #[test]
 fn corrupt_gzip_is_an_io_error_with_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let src = write(dir.path(), "z.de.gz", [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3].as_slice());
+    let src = write(
+        dir.path(),
+        "z.de.gz",
+        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3].as_slice(),
+    );
     let tgt = write(dir.path(), "z.en", "a\n");
     let err = read_err(&CorpusSpec::new(&src, &tgt), &ReadOptions::default());
     assert!(matches!(err, DataError::Io { .. }), "{err:?}");
@@ -199,9 +240,24 @@ fn vocabulary_errors_name_file_line_and_side() {
     let tgt = write(dir.path(), "v.en", "good\nvery FAIL\n");
     let vocab = WordVocab::build(["gut sehr good very"]);
     let spec = CorpusSpec::new(&src, &tgt);
-    let err = EncodedCorpus::read(&spec, &ReadOptions::default(), &vocab, &vocab, &LengthFilter::default())
-        .unwrap_err();
-    assert!(matches!(err, DataError::Encode { side: Side::Target, .. }), "{err:?}");
+    let err = EncodedCorpus::read(
+        &spec,
+        &ReadOptions::default(),
+        &vocab,
+        &vocab,
+        &LengthFilter::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::Encode {
+                side: Side::Target,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("v.en:2"), "{err}");
     let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
     let err = EncodedCorpus::encode(&raw, &vocab, &vocab, &LengthFilter::default()).unwrap_err();

@@ -19,7 +19,10 @@ fn check_rules() {
     assert_eq!(f.check(2, 4), Some(FilterReason::Ratio));
     assert_eq!(f.check(3, 2), None);
     assert_eq!(f.check(5, 5), None);
-    assert_eq!(LengthFilter::default().check(0, 3), Some(FilterReason::TooShort(Side::Source)));
+    assert_eq!(
+        LengthFilter::default().check(0, 3),
+        Some(FilterReason::TooShort(Side::Source))
+    );
     assert_eq!(LengthFilter::keep_all().check(0, 300), None);
 }
 
@@ -33,9 +36,18 @@ fn invalid_settings_are_rejected() {
     let s = write(dir.path(), "a.de", "x\n");
     let t = write(dir.path(), "a.en", "y\n");
     let v = WordVocab::build(["x y"]);
-    let err = EncodedCorpus::read(&CorpusSpec::new(s, t), &ReadOptions::default(), &v, &v, &LengthFilter::moses(3, 1, 2.0))
-        .unwrap_err();
-    assert!(err.to_string().contains("max_len 1 is below min_len 3"), "{err}");
+    let err = EncodedCorpus::read(
+        &CorpusSpec::new(s, t),
+        &ReadOptions::default(),
+        &v,
+        &v,
+        &LengthFilter::moses(3, 1, 2.0),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("max_len 1 is below min_len 3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -47,24 +59,44 @@ fn filtered_pairs_are_counted_and_the_rest_kept_in_order() {
     let t = write(dir.path(), "f.en", tgt);
     let v = WordVocab::build([src, tgt]);
     let filter = LengthFilter::moses(2, 5, 2.0);
-    let (corpus, report) =
-        EncodedCorpus::read(&CorpusSpec::new(s, t), &ReadOptions::default(), &v, &v, &filter).unwrap();
+    let (corpus, report) = EncodedCorpus::read(
+        &CorpusSpec::new(s, t),
+        &ReadOptions::default(),
+        &v,
+        &v,
+        &filter,
+    )
+    .unwrap();
     // Kept: pair 1 (2/2) and pair 4 (4/4); dropped: 0 short, 2 long, 3 short target.
     assert_eq!(corpus.len(), 2);
     assert_eq!(corpus.number(0), 1);
     assert_eq!(corpus.number(1), 4);
     assert_eq!(corpus.src(1).len(), 4);
-    assert_eq!(report.filtered.get(&FilterReason::TooShort(Side::Source)), Some(&1));
-    assert_eq!(report.filtered.get(&FilterReason::TooShort(Side::Target)), Some(&1));
-    assert_eq!(report.filtered.get(&FilterReason::TooLong(Side::Source)), Some(&1));
+    assert_eq!(
+        report.filtered.get(&FilterReason::TooShort(Side::Source)),
+        Some(&1)
+    );
+    assert_eq!(
+        report.filtered.get(&FilterReason::TooShort(Side::Target)),
+        Some(&1)
+    );
+    assert_eq!(
+        report.filtered.get(&FilterReason::TooLong(Side::Source)),
+        Some(&1)
+    );
     assert_eq!(report.total_filtered(), 3);
     assert_eq!((report.pairs_seen, report.pairs_kept), (5, 2));
-    assert!(report.to_string().contains("filtered (source too long): 1"), "{report}");
+    assert!(
+        report.to_string().contains("filtered (source too long): 1"),
+        "{report}"
+    );
 }
 
 #[test]
 fn ratio_filter_on_real_data_matches_a_direct_count() {
-    let Some(m30k) = shared("multi30k") else { return };
+    let Some(m30k) = shared("multi30k") else {
+        return;
+    };
     let spec = CorpusSpec::prefix(m30k.join("valid"), "de", "en");
     let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
     let v = WordVocab::build(raw.src.iter().chain(raw.tgt.iter()));
@@ -74,7 +106,10 @@ fn ratio_filter_on_real_data_matches_a_direct_count() {
     let mut expect_kept = 0;
     for i in 0..raw.len() {
         let (s, t) = raw.get(i);
-        let (a, b) = (s.split_whitespace().count() as f64, t.split_whitespace().count() as f64);
+        let (a, b) = (
+            s.split_whitespace().count() as f64,
+            t.split_whitespace().count() as f64,
+        );
         if a >= 1.0 && b >= 1.0 && a <= 20.0 && b <= 20.0 && a / b <= 1.3 && b / a <= 1.3 {
             expect_kept += 1;
         }
@@ -82,5 +117,12 @@ fn ratio_filter_on_real_data_matches_a_direct_count() {
     assert_eq!(corpus.len(), expect_kept);
     assert_eq!(report.pairs_kept as usize, expect_kept);
     assert_eq!(report.total_filtered() as usize, raw.len() - expect_kept);
-    assert!(report.filtered.get(&FilterReason::Ratio).copied().unwrap_or(0) > 0);
+    assert!(
+        report
+            .filtered
+            .get(&FilterReason::Ratio)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
 }

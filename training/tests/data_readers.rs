@@ -24,7 +24,13 @@ fn iwslt14_xml_release_reproduces_fairseq_test_set() {
     let xml = dir.join("xml");
     let mut spec: Option<CorpusSpec> = None;
     // fairseq's order of the five dev/test sets.
-    for set in ["TED.dev2010", "TEDX.dev2012", "TED.tst2010", "TED.tst2011", "TED.tst2012"] {
+    for set in [
+        "TED.dev2010",
+        "TEDX.dev2012",
+        "TED.tst2010",
+        "TED.tst2011",
+        "TED.tst2012",
+    ] {
         let de = xml.join(format!("IWSLT14.{set}.de-en.de.xml"));
         let en = xml.join(format!("IWSLT14.{set}.de-en.en.xml"));
         assert_eq!(Format::detect(&de), Format::IwsltXml);
@@ -65,7 +71,10 @@ fn iwslt14_xml_release_reproduces_fairseq_test_set() {
         .unwrap()
         .to_owned();
     assert!(line.starts_with("<seg id=\"1\">"), "{line}");
-    assert!(collapse_whitespace(&line).contains(en[887].as_str()), "{line}");
+    assert!(
+        collapse_whitespace(&line).contains(en[887].as_str()),
+        "{line}"
+    );
 }
 
 #[test]
@@ -76,8 +85,14 @@ fn wmt14_sgml_reproduces_newstest2014() {
     let want_en = lines_of(&dir.join("test.en"));
     // Both directions' SGML files hold the same text.
     for (de, en) in [
-        ("newstest2014-deen-src.de.sgm", "newstest2014-deen-ref.en.sgm"),
-        ("newstest2014-deen-ref.de.sgm", "newstest2014-deen-src.en.sgm"),
+        (
+            "newstest2014-deen-src.de.sgm",
+            "newstest2014-deen-ref.en.sgm",
+        ),
+        (
+            "newstest2014-deen-ref.de.sgm",
+            "newstest2014-deen-src.en.sgm",
+        ),
     ] {
         let spec = CorpusSpec::new(sgm.join(de), sgm.join(en));
         assert_eq!(Format::detect(&spec.parts[0].src), Format::WmtSgml);
@@ -96,7 +111,8 @@ fn plain_pairs_keep_alignment_and_line_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let src = write(dir.path(), "t.de", "ein Haus\r\nzwei  Häuser \ndrei\n");
     let tgt = write(dir.path(), "t.en", "a house\r\ntwo houses\nthree");
-    let (raw, report) = RawPairs::read(&CorpusSpec::new(&src, &tgt), &ReadOptions::default()).unwrap();
+    let (raw, report) =
+        RawPairs::read(&CorpusSpec::new(&src, &tgt), &ReadOptions::default()).unwrap();
     assert_eq!(raw.len(), 3);
     // CR of CRLF removed; inner and trailing spaces of plain text kept.
     assert_eq!(raw.get(0), ("ein Haus", "a house"));
@@ -109,7 +125,9 @@ fn plain_pairs_keep_alignment_and_line_numbers() {
 
 #[test]
 fn gzip_round_trip_by_magic_bytes_and_prefix() {
-    let Some(m30k) = shared("multi30k") else { return };
+    let Some(m30k) = shared("multi30k") else {
+        return;
+    };
     let de: Vec<String> = lines_of(&m30k.join("valid.de"));
     let en: Vec<String> = lines_of(&m30k.join("valid.en"));
     let dir = tempfile::tempdir().unwrap();
@@ -203,7 +221,8 @@ fn train_tags_drop_metadata_and_keep_alignment() {
     let dir = tempfile::tempdir().unwrap();
     let (de, en) = tags_fixture(dir.path());
     assert_eq!(Format::detect(&de), Format::IwsltTags);
-    let (raw, report) = RawPairs::read(&CorpusSpec::new(&de, &en), &ReadOptions::default()).unwrap();
+    let (raw, report) =
+        RawPairs::read(&CorpusSpec::new(&de, &en), &ReadOptions::default()).unwrap();
     let (got_de, got_en) = texts(&raw);
     assert_eq!(
         got_de,
@@ -214,7 +233,10 @@ fn train_tags_drop_metadata_and_keep_alignment() {
             "Hallo, ich bin David Pogue.",
         ]
     );
-    assert_eq!(got_en[1], "And it's truly a great honor to have the opportunity to come to this stage twice;");
+    assert_eq!(
+        got_en[1],
+        "And it's truly a great honor to have the opportunity to come to this stage twice;"
+    );
     assert_eq!(got_en[3], "Hello, I'm David Pogue.");
     assert_eq!(report.pairs_seen, 4);
     // Line numbers differ per side (the German file has reviewer lines).
@@ -237,7 +259,10 @@ fn train_tags_fairseq_policy_keeps_titles_and_descriptions() {
     assert_eq!(got_de.len(), 8);
     assert_eq!(got_de[0], "Al Gore über die Abwendung der Klimakatastrophe");
     assert_eq!(got_en[0], "Al Gore: Averting the climate crisis");
-    assert_eq!(got_en[1], "TED Talk Subtitles and Transcript: With the same humor");
+    assert_eq!(
+        got_en[1],
+        "TED Talk Subtitles and Transcript: With the same humor"
+    );
     assert_eq!(got_de[2], "Vielen Dank, Chris.");
     assert_eq!(got_en[7], "Hello, I'm David Pogue.");
     assert!(got_de.iter().chain(&got_en).all(|l| !l.contains('<')));
@@ -254,7 +279,10 @@ fn pair_reader_streams_several_parts() {
     let mut reader = PairReader::open(&spec, &ReadOptions::default()).unwrap();
     let pairs: Vec<_> = reader.by_ref().map(|p| p.unwrap()).collect();
     assert_eq!(pairs.len(), 3);
-    assert_eq!((pairs[2].src.as_str(), pairs[2].tgt.as_str()), ("drei", "three"));
+    assert_eq!(
+        (pairs[2].src.as_str(), pairs[2].tgt.as_str()),
+        ("drei", "three")
+    );
     assert_eq!(pairs[2].origin.part, 1);
     assert_eq!(pairs[2].origin.src_line, 1);
     assert_eq!(pairs[2].origin.number, 2);
@@ -283,7 +311,10 @@ fn segment_lines_parse_ids_entities_and_whitespace() {
 
 #[test]
 fn unescape_and_collapse_helpers() {
-    assert_eq!(unescape_xml("a &lt;b&gt; &amp;amp; &foo; &#x41;&#66;"), "a <b> &amp; &foo; AB");
+    assert_eq!(
+        unescape_xml("a &lt;b&gt; &amp;amp; &foo; &#x41;&#66;"),
+        "a <b> &amp; &foo; AB"
+    );
     assert_eq!(unescape_xml("AT&T"), "AT&T");
     assert_eq!(collapse_whitespace(" a \t b\u{a0}c  "), "a b c");
 }
@@ -291,9 +322,18 @@ fn unescape_and_collapse_helpers() {
 #[test]
 fn format_detection_by_name() {
     use std::path::Path;
-    assert_eq!(Format::detect(Path::new("d/train.tags.de-en.de.gz")), Format::IwsltTags);
-    assert_eq!(Format::detect(Path::new("IWSLT14.TED.tst2010.de-en.en.xml")), Format::IwsltXml);
-    assert_eq!(Format::detect(Path::new("newstest2014-deen-src.de.sgm")), Format::WmtSgml);
+    assert_eq!(
+        Format::detect(Path::new("d/train.tags.de-en.de.gz")),
+        Format::IwsltTags
+    );
+    assert_eq!(
+        Format::detect(Path::new("IWSLT14.TED.tst2010.de-en.en.xml")),
+        Format::IwsltXml
+    );
+    assert_eq!(
+        Format::detect(Path::new("newstest2014-deen-src.de.sgm")),
+        Format::WmtSgml
+    );
     assert_eq!(Format::detect(Path::new("train.de.gz")), Format::Plain);
     assert_eq!(Format::detect(Path::new("train.en")), Format::Plain);
 }

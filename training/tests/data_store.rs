@@ -57,7 +57,9 @@ fn builder_rejects_ids_outside_the_vocabulary() {
 
 #[test]
 fn streaming_and_in_memory_encoding_agree_on_real_data() {
-    let Some(m30k) = shared("multi30k") else { return };
+    let Some(m30k) = shared("multi30k") else {
+        return;
+    };
     let spec = CorpusSpec::prefix(m30k.join("train"), "de", "en");
     let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
     assert_eq!(raw.len(), 29_000);
@@ -72,11 +74,22 @@ fn streaming_and_in_memory_encoding_agree_on_real_data() {
     for i in [0, 1, 17_000, 28_999] {
         assert_eq!(a.number(i), i as u64);
         assert_eq!(a.src(i).to_vec(), sv.encode(raw.get(i).0).unwrap());
-        assert_eq!(tv.decode(&a.tgt(i).to_vec()), raw.get(i).1.split_whitespace().collect::<Vec<_>>().join(" "));
+        assert_eq!(
+            tv.decode(&a.tgt(i).to_vec()),
+            raw.get(i)
+                .1
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     let tokens = a.src_column().num_tokens() + a.tgt_column().num_tokens();
     // u16 ids + u64 offsets + u64 numbers: compact, no per-sentence allocation.
-    assert!(a.heap_bytes() <= tokens * 2 + 29_001 * 16 + 29_000 * 8 + 64, "{} bytes", a.heap_bytes());
+    assert!(
+        a.heap_bytes() <= tokens * 2 + 29_001 * 16 + 29_000 * 8 + 64,
+        "{} bytes",
+        a.heap_bytes()
+    );
 }
 
 #[test]
@@ -89,8 +102,14 @@ fn numbers_map_kept_pairs_back_to_input_positions() {
         skip_bad_lines: true,
         ..Default::default()
     };
-    let (c, report) =
-        EncodedCorpus::read(&CorpusSpec::new(s, t), &opts, &v, &v, &LengthFilter::moses(1, 3, 9.0)).unwrap();
+    let (c, report) = EncodedCorpus::read(
+        &CorpusSpec::new(s, t),
+        &opts,
+        &v,
+        &v,
+        &LengthFilter::moses(1, 3, 9.0),
+    )
+    .unwrap();
     assert_eq!(c.len(), 2);
     assert_eq!(c.number(0), 0);
     assert_eq!(c.number(1), 2);
@@ -115,7 +134,13 @@ fn source_only_corpus_for_translation() {
 fn restore_order_checks_completeness() {
     let got = restore_order(3, vec![(2, "c"), (0, "a"), (1, "b")]).unwrap();
     assert_eq!(got, vec!["a", "b", "c"]);
-    assert!(restore_order(3, vec![(2, "c"), (0, "a")]).unwrap_err().to_string().contains("index 1 missing"));
-    assert!(restore_order(2, vec![(0, 1), (0, 2)]).unwrap_err().to_string().contains("twice"));
+    assert!(restore_order(3, vec![(2, "c"), (0, "a")])
+        .unwrap_err()
+        .to_string()
+        .contains("index 1 missing"));
+    assert!(restore_order(2, vec![(0, 1), (0, 2)])
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
     assert!(restore_order(1, vec![(5, 1)]).is_err());
 }

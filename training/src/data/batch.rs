@@ -80,7 +80,10 @@ impl TokenBatcher {
         let mut src_pos = Vec::with_capacity(n);
         let mut tgt_pos = Vec::with_capacity(n);
         for i in 0..n {
-            for (side, positions) in [(Side::Source, src.seq_len(i) + 1), (Side::Target, tgt.seq_len(i) + 1)] {
+            for (side, positions) in [
+                (Side::Source, src.seq_len(i) + 1),
+                (Side::Target, tgt.seq_len(i) + 1),
+            ] {
                 if positions > config.max_tokens {
                     return Err(DataError::TooLong {
                         index: i,
@@ -130,7 +133,8 @@ impl TokenBatcher {
         let mut order: Vec<u32> = (0..self.len() as u32).collect();
         order.shuffle(&mut rng);
         let mut plan = self.cut(self.sort_by_lengths(order));
-        let mut ranges: Vec<(usize, usize)> = plan.bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        let mut ranges: Vec<(usize, usize)> =
+            plan.bounds.windows(2).map(|w| (w[0], w[1])).collect();
         ranges.shuffle(&mut rng);
         let mut order = Vec::with_capacity(plan.order.len());
         let mut bounds = Vec::with_capacity(plan.bounds.len());
@@ -242,7 +246,11 @@ impl BatchPlan {
 
     /// Padded batches from batch `start` on (0 for a whole epoch; `k` to
     /// resume after `k` batches), built lazily.
-    pub fn batches<'a>(&'a self, corpus: &'a EncodedCorpus, start: usize) -> impl Iterator<Item = Batch> + 'a {
+    pub fn batches<'a>(
+        &'a self,
+        corpus: &'a EncodedCorpus,
+        start: usize,
+    ) -> impl Iterator<Item = Batch> + 'a {
         (start.min(self.len())..self.len()).map(move |b| Batch::collate(corpus, self.batch(b)))
     }
 }
@@ -284,8 +292,16 @@ impl Batch {
         let mut rows: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
         rows.sort_by_key(|&i| std::cmp::Reverse(corpus.src(i).len()));
         let batch_size = rows.len();
-        let src_len = rows.iter().map(|&i| corpus.src(i).len() + 1).max().unwrap_or(0);
-        let tgt_len = rows.iter().map(|&i| corpus.tgt(i).len() + 1).max().unwrap_or(0);
+        let src_len = rows
+            .iter()
+            .map(|&i| corpus.src(i).len() + 1)
+            .max()
+            .unwrap_or(0);
+        let tgt_len = rows
+            .iter()
+            .map(|&i| corpus.tgt(i).len() + 1)
+            .max()
+            .unwrap_or(0);
         let pad = i64::from(PAD_ID);
         let mut src = vec![pad; batch_size * src_len];
         let mut tgt_in = vec![pad; batch_size * tgt_len];

@@ -101,7 +101,9 @@ pub enum DataError {
         problem: LineProblem,
     },
     /// The two sides' segment ids differ: the files are not aligned here.
-    #[error("seg id mismatch: source {src} has id=\"{src_id}\" but target {tgt} has id=\"{tgt_id}\"")]
+    #[error(
+        "seg id mismatch: source {src} has id=\"{src_id}\" but target {tgt} has id=\"{tgt_id}\""
+    )]
     SegIdMismatch {
         src: Origin,
         src_id: String,

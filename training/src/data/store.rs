@@ -337,7 +337,11 @@ impl EncodedCorpus {
     /// A source-only corpus for translation: every input line becomes one
     /// pair with an empty target, nothing is filtered, and pair `i` is
     /// input line `i` (0-based). Errors name `name` and the 1-based line.
-    pub fn encode_sources<L, V>(name: &str, lines: &[L], vocab: &V) -> Result<EncodedCorpus, DataError>
+    pub fn encode_sources<L, V>(
+        name: &str,
+        lines: &[L],
+        vocab: &V,
+    ) -> Result<EncodedCorpus, DataError>
     where
         L: AsRef<str> + Sync,
         V: SentenceEncoder + ?Sized,
@@ -503,7 +507,10 @@ impl CorpusBuilder {
 /// Puts items tagged with corpus indices back in index order, e.g.
 /// translations produced batch by batch: `items` must hold each index in
 /// `0..n` exactly once.
-pub fn restore_order<T>(n: usize, items: impl IntoIterator<Item = (usize, T)>) -> Result<Vec<T>, DataError> {
+pub fn restore_order<T>(
+    n: usize,
+    items: impl IntoIterator<Item = (usize, T)>,
+) -> Result<Vec<T>, DataError> {
     let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
     for (i, item) in items {
         let slot = slots.get_mut(i).ok_or_else(|| {
@@ -518,7 +525,8 @@ pub fn restore_order<T>(n: usize, items: impl IntoIterator<Item = (usize, T)>) -
     slots
         .into_iter()
         .enumerate()
-        .map(|(i, s)| s.ok_or_else(|| DataError::Invalid(format!("restore_order: index {i} missing"))))
+        .map(|(i, s)| {
+            s.ok_or_else(|| DataError::Invalid(format!("restore_order: index {i} missing")))
+        })
         .collect()
 }
-

@@ -21,7 +21,10 @@ pub struct WordVocab {
 impl WordVocab {
     pub fn build<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
         let mut ids = HashMap::new();
-        let mut words: Vec<String> = ["<pad>", "<unk>", "<s>", "</s>"].iter().map(|s| s.to_string()).collect();
+        let mut words: Vec<String> = ["<pad>", "<unk>", "<s>", "</s>"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         for t in texts {
             for w in t.split_whitespace() {
                 if !ids.contains_key(w) {
@@ -61,7 +64,12 @@ impl WordVocab {
     pub fn decode(&self, ids: &[u32]) -> String {
         ids.iter()
             .filter(|&&i| i > 3)
-            .map(|&i| self.words.get(i as usize).map(|s| s.as_str()).unwrap_or("<unk>"))
+            .map(|&i| {
+                self.words
+                    .get(i as usize)
+                    .map(|s| s.as_str())
+                    .unwrap_or("<unk>")
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -98,5 +106,9 @@ pub fn write(dir: &std::path::Path, name: &str, text: impl AsRef<[u8]>) -> PathB
 
 /// Lines of a file without the final newline.
 pub fn lines_of(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap().lines().map(|s| s.to_string()).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|s| s.to_string())
+        .collect()
 }

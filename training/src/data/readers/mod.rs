@@ -145,7 +145,11 @@ pub(crate) trait SideReader: Iterator<Item = Result<Record, DataError>> + Send {
     }
 }
 
-fn open_side(path: &Path, format: Format, opts: &ReadOptions) -> Result<Box<dyn SideReader>, DataError> {
+fn open_side(
+    path: &Path,
+    format: Format,
+    opts: &ReadOptions,
+) -> Result<Box<dyn SideReader>, DataError> {
     let lines = plain::LineSource::open(path)?;
     Ok(match format {
         Format::Plain => Box::new(plain::PlainReader::new(lines)),
@@ -252,11 +256,7 @@ impl PairReader {
         Ok(())
     }
 
-    fn mismatch(
-        &mut self,
-        longer_side: Side,
-        first: Record,
-    ) -> DataError {
+    fn mismatch(&mut self, longer_side: Side, first: Record) -> DataError {
         let Some((src, tgt)) = self.sides.as_mut() else {
             return DataError::Invalid("internal: reader has no open files".into());
         };

@@ -34,7 +34,10 @@ impl LineSource {
         };
         let file = File::open(path).map_err(io_err)?;
         let mut buffered = BufReader::with_capacity(1 << 16, file);
-        let is_gzip = buffered.fill_buf().map_err(io_err)?.starts_with(&GZIP_MAGIC);
+        let is_gzip = buffered
+            .fill_buf()
+            .map_err(io_err)?
+            .starts_with(&GZIP_MAGIC);
         let reader: Box<dyn BufRead + Send> = if is_gzip {
             // Multi-member: `cat a.gz b.gz` and bgzip files are common for corpora.
             Box::new(BufReader::with_capacity(
