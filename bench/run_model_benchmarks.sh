@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Model speed of lstm-nmt against eager PyTorch, on the same weights, batches and threads.
+#
+#   bench/run_model_benchmarks.sh [--bundle DIR] [--work DIR] [--threads N] [--passes N]
+#
+#   --bundle DIR   benchmark this (e.g. trained) bundle; default: a random bundle with the
+#                  preset's shape (embed 256, hidden 512, 2+2 layers, joint 8k unigram vocab)
+#   --work DIR     where the batches, bundle and outputs go (default: a new temp folder)
+#   --threads N    intra-op threads on both sides (default 2)
+#   --passes N     timed passes over the 12 training batches (default 1)
+#
+# Steps: build the release bench binaries; prove the PyTorch port is the same model
+# (logits, loss, gradients, beam search of small random models: bench/pytorch/model.py
+# check, exits non-zero on a mismatch); write the shared bundle and id batches; then
+# training throughput and beam-5 search on Multi30k test, Rust and PyTorch back to back.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PY="$ROOT/.venv/bin/python"
+BUNDLE=""
+WORK=""
+THREADS=2
+PASSES=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --bundle) BUNDLE="$(cd "$2" && pwd)"; shift 2 ;;
+    --work) mkdir -p "$2"; WORK="$(cd "$2" && pwd)"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
+    --passes) PASSES="$2"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$WORK" ]] || WORK="$(mktemp -d -t model-bench-XXXXXX)"
+echo "work folder: $WORK" >&2
+
+BENCHES=(--bench prepare --bench export_reference --bench train_throughput --bench beam_search)
+cargo bench -p model --no-run "${BENCHES[@]}" >&2
+run() { # run BENCH ARGS...: the release bench binary (cargo bench builds nothing more now)
+  local name="$1"; shift
+  cargo bench -q -p model --bench "$name" -- "$@"
+}
+
+echo "== parity: PyTorch port vs model::Seq2Seq ==" >&2
+rm -rf "$WORK/reference"
+run export_reference --out "$WORK/reference" >&2
+(cd bench/pytorch && "$PY" model.py check "$WORK/reference") >&2
+
+echo "== shared bundle and batches ==" >&2
+if [[ -n "$BUNDLE" ]]; then
+  run prepare --out "$WORK" --bundle "$BUNDLE" >&2
+else
+  run prepare --out "$WORK" >&2
+  BUNDLE="$WORK/bundle"
+fi
+
+RESULTS="$WORK/results.jsonl"
+: > "$RESULTS"
+echo "== training throughput (rust, then pytorch) ==" >&2
+run train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
+  --threads "$THREADS" --passes "$PASSES" | tee -a "$RESULTS" >&2
+(cd bench/pytorch && "$PY" train_throughput.py --bundle "$BUNDLE" \
+  --batches "$WORK/train_batches.safetensors" --threads "$THREADS" --passes "$PASSES") | tee -a "$RESULTS" >&2
+
+echo "== beam-5 search on Multi30k test (rust, then pytorch) ==" >&2
+run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+  --threads "$THREADS" --out "$WORK/hyps_rust.json" | tee -a "$RESULTS" >&2
+(cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" \
+  --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch.json") | tee -a "$RESULTS" >&2
+
+"$PY" - "$RESULTS" "$WORK/hyps_rust.json" "$WORK/hyps_pytorch.json" "$BUNDLE" "$THREADS" <<'EOF'
+import json, sys
+results, hyps_rust, hyps_py, bundle, threads = sys.argv[1:]
+rows = [json.loads(line) for line in open(results) if line.strip()]
+by = {(r["bench"], r["impl"]): r for r in rows}
+a, b = json.load(open(hyps_rust)), json.load(open(hyps_py))
+same = sum(x == y for x, y in zip(a, b))
+t_r, t_p = by["train_throughput", "rust"], by["train_throughput", "pytorch"]
+b_r, b_p = by["beam_search", "rust"], by["beam_search", "pytorch"]
+print(f"bundle: {bundle}; threads: {threads}")
+print(f"| benchmark | lstm-nmt (Rust) | PyTorch eager | ratio |")
+print(f"|---|---|---|---|")
+print(f"| training, target tokens/s ({t_r['steps']} steps) | {t_r['tokens_per_s']:.0f} | {t_p['tokens_per_s']:.0f} | {t_r['tokens_per_s'] / t_p['tokens_per_s']:.2f}x |")
+print(f"| beam-5 search, sentences/s ({b_r['sentences']} sentences) | {b_r['sentences_per_s']:.1f} | {b_p['sentences_per_s']:.1f} | {b_r['sentences_per_s'] / b_p['sentences_per_s']:.2f}x |")
+for impl, r in (("Rust", t_r), ("PyTorch", t_p)):
+    ph = r["phases_s"]
+    total = sum(ph.values())
+    print(f"training time split, {impl}: " + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in ph.items()))
+print(f"beam outputs identical for {same}/{len(a)} sentences")
+EOF

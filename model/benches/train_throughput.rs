@@ -1,0 +1,127 @@
+//! Training throughput (target tokens per second) of `model::Seq2Seq`: teacher-forced
+//! forward, label-smoothed cross-entropy ignoring padding, backward, gradient-norm
+//! clipping and an Adam step, on fixed batches written by the `prepare` bench.
+//! `bench/pytorch/train_throughput.py` runs the same steps on the same batches.
+//!
+//! Prints one JSON line with the throughput and where the time went
+//! (forward / loss / backward / optimizer, measured with the CPU's synchronous ops).
+//!
+//! `cargo bench -p model --bench train_throughput -- --bundle DIR --batches FILE`
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Parser;
+use model::bundle::load_weights;
+use model::Seq2Seq;
+use tch::nn::{self, OptimizerConfig};
+use tch::Device;
+
+#[derive(Parser, Debug)]
+#[command(about = "Training steps per second of the Rust model on fixed batches")]
+struct Args {
+    /// Bundle folder (config.json, model.safetensors).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// train_batches.safetensors written by the prepare bench.
+    #[arg(long)]
+    batches: PathBuf,
+    /// Untimed steps first (allocator and kernel warm-up), cycling through the batches.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed passes over all batches.
+    #[arg(long, default_value_t = 1)]
+    passes: usize,
+    /// Intra-op threads (torch.set_num_threads on the Python side).
+    #[arg(long, default_value_t = 2)]
+    threads: i32,
+    /// Label smoothing ε.
+    #[arg(long, default_value_t = 0.1)]
+    label_smoothing: f64,
+    /// Gradient-norm clip.
+    #[arg(long, default_value_t = 1.0)]
+    clip: f64,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Default)]
+struct Phases {
+    forward: f64,
+    loss: f64,
+    backward: f64,
+    optimizer: f64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    tch::set_num_threads(args.threads);
+    let config = model::bundle::read_config(&args.bundle)?;
+    let mut vars = nn::VarStore::new(Device::Cpu);
+    let model = Seq2Seq::new(&vars.root(), &config.model)?;
+    load_weights(&mut vars, &args.bundle.join(model::bundle::WEIGHTS_FILE))?;
+    let batches = common::read_train_batches(&args.batches)?;
+    let mut opt = nn::Adam::default().build(&vars, 1e-4)?;
+    tch::manual_seed(0);
+
+    let mut step = |b: &common::TrainBatch, phases: &mut Phases| {
+        let t0 = Instant::now();
+        let logits = model.forward(&b.src, &b.src_lengths, &b.tgt_in, true);
+        let t1 = Instant::now();
+        let loss = common::label_smoothed_loss(&logits, &b.tgt_out, args.label_smoothing);
+        let _ = loss.double_value(&[]);
+        let t2 = Instant::now();
+        opt.zero_grad();
+        loss.backward();
+        let t3 = Instant::now();
+        opt.clip_grad_norm(args.clip);
+        opt.step();
+        let t4 = Instant::now();
+        phases.forward += (t1 - t0).as_secs_f64();
+        phases.loss += (t2 - t1).as_secs_f64();
+        phases.backward += (t3 - t2).as_secs_f64();
+        phases.optimizer += (t4 - t3).as_secs_f64();
+    };
+    let mut ignored = Phases::default();
+    for i in 0..args.warmup {
+        step(&batches[i % batches.len()], &mut ignored);
+    }
+    let mut phases = Phases::default();
+    let mut tokens = 0i64;
+    let mut per_step = Vec::new();
+    let start = Instant::now();
+    for _ in 0..args.passes {
+        for b in &batches {
+            let s = Instant::now();
+            step(b, &mut phases);
+            per_step.push(s.elapsed().as_secs_f64());
+            tokens += b.tgt_tokens;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "impl": "rust",
+            "bench": "train_throughput",
+            "threads": args.threads,
+            "steps": per_step.len(),
+            "target_tokens": tokens,
+            "seconds": elapsed,
+            "tokens_per_s": tokens as f64 / elapsed,
+            "median_step_s": common::median(&per_step),
+            "phases_s": {
+                "forward": phases.forward,
+                "loss": phases.loss,
+                "backward": phases.backward,
+                "optimizer": phases.optimizer,
+            },
+        })
+    );
+    Ok(())
+}
