@@ -6,10 +6,11 @@
 //! reference, and the reference length is the one closest to the hypothesis
 //! length (the shorter one on ties).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::AddAssign;
 use std::str::FromStr;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::EvalError;
 use crate::signature::BleuSignature;
@@ -307,7 +308,8 @@ fn floored_log(p: f64) -> f64 {
 
 /// Counts every n-gram of orders 1..=max_order of `tokens`.
 fn count_ngrams<'a>(tokens: &'a [&'a str], max_order: usize) -> HashMap<&'a [&'a str], usize> {
-    let mut counts = HashMap::with_capacity(tokens.len() * max_order);
+    let mut counts =
+        HashMap::with_capacity_and_hasher(tokens.len() * max_order, Default::default());
     for n in 1..=max_order.min(tokens.len()) {
         for gram in tokens.windows(n) {
             *counts.entry(gram).or_insert(0) += 1;
@@ -337,7 +339,7 @@ pub fn segment_stats<S: AsRef<str>>(hyp: &str, refs: &[S], max_order: usize) -> 
     let ref_lens: Vec<usize> = ref_tokens.iter().map(Vec::len).collect();
 
     // Clipping counts: the largest count of each n-gram in any single reference.
-    let mut ref_counts: HashMap<&[&str], usize> = HashMap::new();
+    let mut ref_counts: HashMap<&[&str], usize> = HashMap::default();
     for tokens in &ref_tokens {
         for (gram, c) in count_ngrams(tokens, max_order) {
             let best = ref_counts.entry(gram).or_insert(0);

@@ -6,8 +6,9 @@
 //! statistics over segments; with several references each segment uses the
 //! reference giving it the best F-score.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::EvalError;
 use crate::signature::ChrfSignature;
@@ -174,8 +175,8 @@ pub struct ChrfScore {
 
 type Counts<K> = HashMap<K, usize>;
 
-fn count<K: Hash + Eq>(grams: impl Iterator<Item = K>) -> Counts<K> {
-    let mut counts = HashMap::new();
+fn count<K: Hash + Eq>(grams: impl ExactSizeIterator<Item = K>) -> Counts<K> {
+    let mut counts = HashMap::with_capacity_and_hasher(grams.len(), Default::default());
     for g in grams {
         *counts.entry(g).or_insert(0) += 1;
     }

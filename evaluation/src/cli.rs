@@ -102,7 +102,7 @@ pub struct BleuArgs {
     pub smooth: String,
 
     /// Value for --smooth floor (default 0.1) or add-k (default 1).
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub smooth_value: Option<f64>,
 
     /// Use effective order for corpus BLEU too (sentence BLEU always uses it, as in sacreBLEU).

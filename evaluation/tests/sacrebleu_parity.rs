@@ -8,69 +8,16 @@
 //! If sacreBLEU cannot be installed the tests fail: they never pass without
 //! comparing.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use evaluation::{Bleu, BleuOptions, Chrf, ChrfOptions, EvalError, Smoothing, Tokenizer};
 use serde_json::{json, Value};
+use support::{data_dir, sacrebleu_python, SACREBLEU_PIN};
 
-const SACREBLEU_PIN: &str = "2.6.0";
 const TOL: f64 = 1e-4;
-
-fn venv_python() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
-}
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
-}
-
-/// Makes sure the pinned sacreBLEU is importable from the project venv, installing
-/// it with pip when it is not (a no-op, and fast, when it already is).
-fn sacrebleu_python() -> &'static Path {
-    static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        let python = venv_python();
-        if !python.exists() {
-            return Err(format!(
-                "{} is missing: run `make test` (its setup step creates the venv)",
-                python.display()
-            ));
-        }
-        let check =
-            format!("import sacrebleu, sys; sys.exit(sacrebleu.__version__ != '{SACREBLEU_PIN}')");
-        let importable = Command::new(&python)
-            .args(["-c", &check])
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", python.display()))?
-            .success();
-        if !importable {
-            let out = Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .arg(format!("sacrebleu=={SACREBLEU_PIN}"))
-                .output()
-                .map_err(|e| format!("cannot run pip: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "pip install sacrebleu=={SACREBLEU_PIN} failed (is PyPI reachable?):\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-        }
-        Ok(python)
-    });
-    match ready {
-        Ok(p) => p,
-        Err(e) => panic!("sacreBLEU reference implementation unavailable: {e}"),
-    }
-}
 
 /// Scores `jobs` with sacreBLEU and returns its results, one per job.
 fn sacrebleu_scores(jobs: &[Value]) -> Vec<Value> {
