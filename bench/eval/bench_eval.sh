@@ -54,6 +54,7 @@ PY
 
 echo "== end to end (process start, file reading, scoring; median of $RUNS)"
 cargo build -q --release -p evaluation --bin nmt-eval
+BIN=${CARGO_TARGET_DIR:-target}/release/nmt-eval
 time_cmd() {  # name, command...
   local name=$1; shift
   local ts=() out
@@ -64,7 +65,7 @@ time_cmd() {  # name, command...
   local med; med=$(printf '%s\n' "${ts[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
   printf '%-34s %6d ms  %s\n' "$name" "$med" "$out"
 }
-time_cmd "nmt-eval bleu" target/release/nmt-eval bleu -r "$REF" -i "$HYP" -b
+time_cmd "nmt-eval bleu" "$BIN" bleu -r "$REF" -i "$HYP" -b
 time_cmd "sacrebleu -m bleu" .venv/bin/sacrebleu "$REF" -i "$HYP" -m bleu -b -w 2
-time_cmd "nmt-eval chrf" target/release/nmt-eval chrf -r "$REF" -i "$HYP" -b
+time_cmd "nmt-eval chrf" "$BIN" chrf -r "$REF" -i "$HYP" -b
 time_cmd "sacrebleu -m chrf" .venv/bin/sacrebleu "$REF" -i "$HYP" -m chrf -b -w 2

@@ -261,7 +261,7 @@ pub fn compute_bleu(
     }
     let mut smooth_mteval = 1.0;
     let mut eff_order = max_order;
-    for n in 0..max_order {
+    for (n, precision) in precisions.iter_mut().enumerate() {
         let (mut correct, mut total) = (stats.correct[n] as f64, stats.total[n] as f64);
         if let Smoothing::AddK(k) = smoothing {
             if n > 0 {
@@ -275,7 +275,7 @@ pub fn compute_bleu(
         if effective_order {
             eff_order = n + 1;
         }
-        precisions[n] = if correct == 0.0 {
+        *precision = if correct == 0.0 {
             match smoothing {
                 Smoothing::Exp => {
                     smooth_mteval *= 2.0;

@@ -114,7 +114,12 @@ fn sacrebleu(args: &[&str]) -> String {
 fn default_text_line_puts_score_first_and_signature_last() {
     let f = fixture();
     let out = ok_stdout(&["bleu", "--ref", s(&f.ref1), "--hyp", s(&f.hyp)], None);
-    let want = corpus_bleu(&f.hyps, &[f.refs.clone()], &BleuOptions::default()).unwrap();
+    let want = corpus_bleu(
+        &f.hyps,
+        std::slice::from_ref(&f.refs),
+        &BleuOptions::default(),
+    )
+    .unwrap();
     let line = out.trim_end();
     assert!(
         line.starts_with(&format!("BLEU = {:.2} ", want.score)),
@@ -278,7 +283,7 @@ fn multi_bleu_format() {
         lowercase: true,
         ..BleuOptions::default()
     };
-    let want = corpus_bleu(&f.hyps, &[f.refs.clone()], &opts).unwrap();
+    let want = corpus_bleu(&f.hyps, std::slice::from_ref(&f.refs), &opts).unwrap();
     let p: Vec<String> = want.precisions.iter().map(|p| format!("{p:.1}")).collect();
     assert_eq!(
         out.trim_end(),

@@ -159,7 +159,9 @@ fn scoring_from_statistics() {
 
 #[test]
 fn degenerate_statistics_score_zero_with_floor() {
-    let cases: [([usize; 4], [usize; 4], usize, usize, f64); 6] = [
+    // correct, total, hyp_len, ref_len, floor value
+    type Case = ([usize; 4], [usize; 4], usize, usize, f64);
+    let cases: [Case; 6] = [
         ([0, 0, 0, 0], [4, 4, 2, 1], 0, 1, 0.0),
         ([0, 0, 0, 0], [10, 11, 12, 0], 14, 10, 0.0),
         ([0, 0, 0, 0], [0, 0, 0, 0], 0, 0, 0.0),
