@@ -7,6 +7,7 @@ pub mod attention;
 pub mod beam;
 pub mod bundle;
 pub mod cell;
+pub mod cli;
 pub mod config;
 pub mod decoder;
 pub mod device;

@@ -1,0 +1,146 @@
+//! Command-line pieces shared by the binaries that decode (`nmt-translate`,
+//! `nmt-eval translate`): decoding flags and reading input text.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use crate::beam::{BeamOptions, LengthPenalty, UnkPolicy};
+use crate::search::MaxLength;
+use crate::translate::TranslateOptions;
+
+/// Length penalty formula.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LenpenKind {
+    /// ((5 + |Y|) / 6)^α (GNMT)
+    Gnmt,
+    /// |Y|^α (fairseq)
+    Plain,
+    /// raw log-probability
+    None,
+}
+
+/// Decoding flags.
+#[derive(Args, Clone, Debug)]
+pub struct DecodeArgs {
+    /// Beam size (1 = greedy search).
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Hypotheses per sentence (at most --beam).
+    #[arg(long, default_value_t = 1)]
+    pub nbest: usize,
+    /// Length penalty α: finished hypotheses are ranked by score / lp(|Y|).
+    #[arg(long, default_value_t = 0.6)]
+    pub lenpen: f64,
+    /// Length penalty formula.
+    #[arg(long, value_enum, default_value_t = LenpenKind::Gnmt)]
+    pub lenpen_kind: LenpenKind,
+    /// Maximum output length = max-len-a × source length + max-len-b (subword tokens).
+    #[arg(long, default_value_t = 1.5)]
+    pub max_len_a: f64,
+    /// See --max-len-a.
+    #[arg(long, default_value_t = 10)]
+    pub max_len_b: i64,
+    /// No end of sentence before this many tokens.
+    #[arg(long, default_value_t = 0)]
+    pub min_len: usize,
+    /// Never produce the unknown token.
+    #[arg(long)]
+    pub ban_unk: bool,
+    /// GNMT coverage penalty weight β (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub coverage_penalty: f64,
+    /// Padded source tokens per batch.
+    #[arg(long, default_value_t = 6000)]
+    pub max_tokens: usize,
+    /// Sources longer than this many subword tokens are cut (with a warning).
+    #[arg(long, default_value_t = 250)]
+    pub max_source_tokens: usize,
+}
+
+impl DecodeArgs {
+    /// Checks the flags together and builds the options.
+    pub fn options(&self, return_attention: bool) -> Result<TranslateOptions, String> {
+        if self.beam == 0 {
+            return Err("--beam must be at least 1".into());
+        }
+        if self.nbest == 0 || self.nbest > self.beam {
+            return Err(format!(
+                "--nbest must be in 1..={} (the beam size)",
+                self.beam
+            ));
+        }
+        if self.max_tokens == 0 || self.max_source_tokens == 0 {
+            return Err("--max-tokens and --max-source-tokens must be at least 1".into());
+        }
+        if !(self.lenpen.is_finite()
+            && self.coverage_penalty.is_finite()
+            && self.max_len_a.is_finite())
+        {
+            return Err(
+                "--lenpen, --coverage-penalty and --max-len-a must be finite numbers".into(),
+            );
+        }
+        let length_penalty = match self.lenpen_kind {
+            LenpenKind::Gnmt => LengthPenalty::Gnmt(self.lenpen),
+            LenpenKind::Plain => LengthPenalty::Plain(self.lenpen),
+            LenpenKind::None => LengthPenalty::None,
+        };
+        Ok(TranslateOptions {
+            beam: BeamOptions {
+                beam_size: self.beam,
+                n_best: self.nbest,
+                length_penalty,
+                max_length: MaxLength {
+                    a: self.max_len_a,
+                    b: self.max_len_b,
+                },
+                min_length: self.min_len,
+                unk: if self.ban_unk {
+                    UnkPolicy::Ban
+                } else {
+                    UnkPolicy::Allow
+                },
+                coverage_penalty: self.coverage_penalty,
+            },
+            max_tokens: self.max_tokens,
+            max_source_tokens: self.max_source_tokens,
+            return_attention,
+            ..Default::default()
+        })
+    }
+}
+
+/// Reads UTF-8 lines from a file, or stdin for `None`/`-`; errors name the
+/// file and line. A final `\r` is dropped (CRLF files).
+pub fn read_text_lines(input: Option<&Path>) -> Result<Vec<String>, String> {
+    let (name, reader): (String, Box<dyn BufRead>) = match input {
+        Some(p) if p.as_os_str() != "-" => {
+            let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            (
+                p.display().to_string(),
+                Box::new(std::io::BufReader::new(f)),
+            )
+        }
+        _ => ("<stdin>".to_string(), Box::new(std::io::stdin().lock())),
+    };
+    let mut lines = Vec::new();
+    for (n, line) in reader.split(b'\n').enumerate() {
+        let bytes = line.map_err(|e| format!("{name}: {e}"))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            format!(
+                "{name}:{}: invalid UTF-8 at byte {}",
+                n + 1,
+                e.utf8_error().valid_up_to()
+            )
+        })?;
+        lines.push(text.strip_suffix('\r').map(str::to_string).unwrap_or(text));
+    }
+    Ok(lines)
+}
+
+/// The default model bundle, relative to the working directory.
+pub fn default_model_dir() -> PathBuf {
+    PathBuf::from("checkpoints/multi30k-de-en")
+}
