@@ -6,6 +6,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use evaluation::cli::{BleuArgs, ChrfArgs};
 
+mod translate_cmd;
+
 /// Score translations against references as sacreBLEU 2.x does.
 #[derive(Parser)]
 #[command(name = "nmt-eval", version, about)]
@@ -20,8 +22,9 @@ enum Command {
     Bleu(BleuArgs),
     /// chrF, or chrF++ with --chrf-word-order 2. Hypotheses from --hyp or stdin.
     Chrf(ChrfArgs),
-    // `Translate(TranslateArgs)` goes here: decode a test set with a trained model and
-    // score it. It lives in the binary, not the library, because it needs the model crate.
+    /// Translate a test set with a model bundle and score it: sacreBLEU (detokenized,
+    /// cased, 13a), tokenized lowercased BLEU in the multi-bleu line format, and chrF.
+    Translate(translate_cmd::TranslateArgs),
 }
 
 fn main() -> Result<()> {
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
     let out = match &cli.command {
         Command::Bleu(args) => args.run(stdin)?,
         Command::Chrf(args) => args.run(stdin)?,
+        Command::Translate(args) => args.run()?,
     };
     println!("{out}");
     Ok(())
