@@ -144,3 +144,58 @@ fn restore_order_checks_completeness() {
         .contains("twice"));
     assert!(restore_order(1, vec![(5, 1)]).is_err());
 }
+
+#[test]
+fn real_trained_vocabulary_through_read_encode_and_batch() {
+    use training::data::{Batch, BatchConfig, TokenBatcher};
+    use vocab::{ModelType, TrainConfig, Vocab, EOS_ID, UNK_ID};
+    let Some(m30k) = shared("multi30k") else {
+        return;
+    };
+    let spec = CorpusSpec::prefix(m30k.join("valid"), "de", "en");
+    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let config = TrainConfig {
+        model: ModelType::Bpe,
+        vocab_size: 1000,
+        ..TrainConfig::default()
+    };
+    let joint = vocab::train_lines(&config, raw.src.iter().chain(raw.tgt.iter())).unwrap();
+    // Used as the rest of the project will: a `Box<dyn Vocab>` passed as `&*`.
+    let boxed: Box<dyn Vocab> = Box::new(joint);
+    let (corpus, report) = EncodedCorpus::read(
+        &spec,
+        &ReadOptions::default(),
+        &*boxed,
+        &*boxed,
+        &LengthFilter::default(),
+    )
+    .unwrap();
+    assert_eq!(corpus.len(), raw.len());
+    assert_eq!(report.pairs_kept as usize, raw.len());
+    assert_eq!(corpus.src_column().width(), IdWidth::U16);
+    // Subword sentences are longer than word sentences.
+    assert!(
+        corpus.src_column().num_tokens()
+            > raw.src.iter().map(|s| s.split_whitespace().count()).sum()
+    );
+    let batcher = TokenBatcher::new(&corpus, BatchConfig::tokens(1024), 3).unwrap();
+    let mut checked = 0;
+    for b in batcher.epoch(0).iter().take(5) {
+        let batch = Batch::collate(&corpus, b);
+        for (r, &i) in batch.indices.iter().enumerate() {
+            let row = &batch.src[r * batch.src_len..(r + 1) * batch.src_len];
+            let ids: Vec<u32> = row
+                .iter()
+                .take_while(|&&x| x != EOS_ID as i64)
+                .map(|&x| x as u32)
+                .collect();
+            assert_eq!(ids.len() as i64 + 1, batch.src_lengths[r]);
+            if !ids.contains(&UNK_ID) {
+                let text = raw.get(corpus.number(i) as usize).0;
+                assert_eq!(boxed.decode(&ids).unwrap(), boxed.normalize(text).unwrap());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} rows checked");
+}
