@@ -4,7 +4,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 MODEL ?= checkpoints/multi30k-de-en
 
-.PHONY: help setup build release test serve bench docker-smoke fmt clippy clean
+.PHONY: help setup build release test serve bench train-multi30k fmt clippy clean
 
 help:
 	@echo "make test          install what is missing, build, run every test"
@@ -12,7 +12,7 @@ help:
 	@echo "make build         debug build of every binary"
 	@echo "make release       optimised build (target/release)"
 	@echo "make bench         run the benchmarks in bench/ (figures go to docs/BENCHMARKS.md)"
-	@echo "make docker-smoke  build the Docker image and call the running container"
+	@echo "make train-multi30k  train the multi30k-de-en preset into runs/multi30k-de-en"
 
 setup:
 	@scripts/setup-system.sh
@@ -29,10 +29,18 @@ test: setup
 
 serve: release
 	@if [ ! -f "$(MODEL)/config.json" ]; then \
-	  echo "make serve: no model bundle in $(MODEL); train one with 'make train-multi30k' (see README) or pass MODEL=DIR"; \
+	  echo "make serve: no model bundle in $(MODEL); train one with 'make train-multi30k' (README: Training) or pass MODEL=DIR"; \
 	  exit 1; \
 	fi
 	target/release/nmt-serve --model "$(MODEL)" --addr "$(ADDR)"
+
+bench: setup
+	bench/eval/bench_eval.sh
+	bench/corpus/run.sh
+	bench/run_model_benchmarks.sh
+
+train-multi30k: release
+	target/release/nmt-train --config configs/multi30k-de-en.toml --run-dir runs/multi30k-de-en
 
 fmt:
 	$(CARGO) fmt --all
