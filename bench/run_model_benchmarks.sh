@@ -7,7 +7,12 @@
 #                  preset's shape (embed 256, hidden 512, 2+2 layers, joint 8k unigram vocab)
 #   --work DIR     where the batches, bundle and outputs go (default: a new temp folder)
 #   --threads N    intra-op threads on both sides (default 2)
-#   --passes N     timed passes over the 12 training batches (default 1)
+#   --passes N     timed passes over the training batches (default 1)
+#   --train-batches N  training batches (default 6, each ~3700 target tokens)
+#
+# OMP_WAIT_POLICY defaults to PASSIVE here: on a shared, busy machine libgomp's
+# spin-waiting threads make both sides 3-4x slower and the figures noise. Set
+# OMP_WAIT_POLICY=ACTIVE (libgomp's default) on an idle machine to measure that.
 #
 # Steps: build the release bench binaries; prove the PyTorch port is the same model
 # (logits, loss, gradients, beam search of small random models: bench/pytorch/model.py
@@ -22,13 +27,16 @@ BUNDLE=""
 WORK=""
 THREADS=2
 PASSES=1
+TRAIN_BATCHES=6
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bundle) BUNDLE="$(cd "$2" && pwd)"; shift 2 ;;
     --work) mkdir -p "$2"; WORK="$(cd "$2" && pwd)"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --passes) PASSES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --train-batches) TRAIN_BATCHES="$2"; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,9 +57,9 @@ run export_reference --out "$WORK/reference" >&2
 
 echo "== shared bundle and batches ==" >&2
 if [[ -n "$BUNDLE" ]]; then
-  run prepare --out "$WORK" --bundle "$BUNDLE" >&2
+  run prepare --out "$WORK" --bundle "$BUNDLE" --train-batches "$TRAIN_BATCHES" >&2
 else
-  run prepare --out "$WORK" >&2
+  run prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" >&2
   BUNDLE="$WORK/bundle"
 fi
 
@@ -59,30 +67,39 @@ RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 echo "== training throughput (rust, then pytorch) ==" >&2
 run train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
-  --threads "$THREADS" --passes "$PASSES" | tee -a "$RESULTS" >&2
+  --threads "$THREADS" --passes "$PASSES" --warmup 1 | tee -a "$RESULTS" >&2
 (cd bench/pytorch && "$PY" train_throughput.py --bundle "$BUNDLE" \
-  --batches "$WORK/train_batches.safetensors" --threads "$THREADS" --passes "$PASSES") | tee -a "$RESULTS" >&2
+  --batches "$WORK/train_batches.safetensors" --threads "$THREADS" --passes "$PASSES" --warmup 1) | tee -a "$RESULTS" >&2
+
+run train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
+  --threads "$THREADS" --passes "$PASSES" --warmup 1 --mallopt | tee -a "$RESULTS" >&2
 
 echo "== beam-5 search on Multi30k test (rust, then pytorch) ==" >&2
 run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --out "$WORK/hyps_rust.json" | tee -a "$RESULTS" >&2
 (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" \
   --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch.json") | tee -a "$RESULTS" >&2
+run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+  --threads "$THREADS" --mallopt | tee -a "$RESULTS" >&2
 
 "$PY" - "$RESULTS" "$WORK/hyps_rust.json" "$WORK/hyps_pytorch.json" "$BUNDLE" "$THREADS" <<'EOF'
-import json, sys
+import json, os, sys
 results, hyps_rust, hyps_py, bundle, threads = sys.argv[1:]
 rows = [json.loads(line) for line in open(results) if line.strip()]
-by = {(r["bench"], r["impl"]): r for r in rows}
+by = {(r["bench"], r["impl"] + ("+mallopt" if r.get("mallopt") else "")): r for r in rows}
 a, b = json.load(open(hyps_rust)), json.load(open(hyps_py))
 same = sum(x == y for x, y in zip(a, b))
 t_r, t_p = by["train_throughput", "rust"], by["train_throughput", "pytorch"]
 b_r, b_p = by["beam_search", "rust"], by["beam_search", "pytorch"]
-print(f"bundle: {bundle}; threads: {threads}")
+print(f"bundle: {bundle}; threads: {threads}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
 print(f"| benchmark | lstm-nmt (Rust) | PyTorch eager | ratio |")
 print(f"|---|---|---|---|")
 print(f"| training, target tokens/s ({t_r['steps']} steps) | {t_r['tokens_per_s']:.0f} | {t_p['tokens_per_s']:.0f} | {t_r['tokens_per_s'] / t_p['tokens_per_s']:.2f}x |")
 print(f"| beam-5 search, sentences/s ({b_r['sentences']} sentences) | {b_r['sentences_per_s']:.1f} | {b_p['sentences_per_s']:.1f} | {b_r['sentences_per_s'] / b_p['sentences_per_s']:.2f}x |")
+for bench, unit, key, p in (("training", "target tokens/s", "tokens_per_s", t_p), ("beam-5 search", "sentences/s", "sentences_per_s", b_p)):
+    m = by.get(("train_throughput" if bench == "training" else "beam_search", "rust+mallopt"))
+    if m:
+        print(f"| {bench}, {unit}, Rust with --mallopt | {m[key]:.1f} | {p[key]:.1f} | {m[key] / p[key]:.2f}x |")
 for impl, r in (("Rust", t_r), ("PyTorch", t_p)):
     ph = r["phases_s"]
     total = sum(ph.values())

@@ -122,11 +122,13 @@ def main() -> int:
     p.add_argument("--out", help="write the hypotheses (ids per input line) here as JSON")
     p.add_argument("--beam", type=int, default=5, help="beam size")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--max-batches", type=int, help="decode only the first N batches (for profiling)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_bundle(args.bundle)
     model.eval()
-    batches = numbered(read_safetensors(args.batches))
+    all_batches = numbered(read_safetensors(args.batches))
+    batches = all_batches[: args.max_batches]
     results: dict[int, list[int]] = {}
     sentences = 0
     start = time.perf_counter()
@@ -153,7 +155,7 @@ def main() -> int:
     )
     if args.out:
         with open(args.out, "w") as f:
-            json.dump([results[i] for i in sorted(results)], f)
+            json.dump([results.get(i, []) for i in range(sum(b["src"].size(0) for b in all_batches))], f)
     return 0
 
 

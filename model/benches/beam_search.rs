@@ -38,6 +38,13 @@ struct Args {
     /// Intra-op threads.
     #[arg(long, default_value_t = 2)]
     threads: i32,
+    /// Keep freed memory in the process (glibc mallopt: mmap threshold 32 MiB, no trim)
+    /// instead of paying page faults for every large tensor.
+    #[arg(long)]
+    mallopt: bool,
+    /// Decode only the first N batches (for profiling).
+    #[arg(long)]
+    max_batches: Option<usize>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -45,9 +52,14 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.mallopt && !common::keep_freed_memory() {
+        anyhow::bail!("glibc refused the mallopt settings");
+    }
     tch::set_num_threads(args.threads);
     let bundle = Bundle::load(&args.bundle, Device::Cpu)?;
-    let batches = common::read_search_batches(&args.batches)?;
+    let mut batches = common::read_search_batches(&args.batches)?;
+    let lines: usize = batches.iter().map(|b| b.src.size()[0] as usize).sum();
+    batches.truncate(args.max_batches.unwrap_or(usize::MAX));
     let opts = BeamOptions {
         beam_size: args.beam,
         n_best: 1,
@@ -56,7 +68,7 @@ fn main() -> Result<()> {
         ..Default::default()
     };
     let total: usize = batches.iter().map(|b| b.src.size()[0] as usize).sum();
-    let mut results: Vec<Vec<u32>> = vec![Vec::new(); total];
+    let mut results: Vec<Vec<u32>> = vec![Vec::new(); lines];
     let start = Instant::now();
     for b in &batches {
         let hyps = beam_search(&bundle.model, &b.src, &b.lengths, &opts);
@@ -76,6 +88,7 @@ fn main() -> Result<()> {
             "bench": "beam_search",
             "beam": args.beam,
             "threads": args.threads,
+            "mallopt": args.mallopt,
             "sentences": total,
             "output_tokens": out_tokens,
             "seconds": elapsed,

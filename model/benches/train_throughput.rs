@@ -45,6 +45,10 @@ struct Args {
     /// Gradient-norm clip.
     #[arg(long, default_value_t = 1.0)]
     clip: f64,
+    /// Keep freed memory in the process (glibc mallopt: mmap threshold 32 MiB, no trim)
+    /// instead of paying page faults for every large tensor.
+    #[arg(long)]
+    mallopt: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -60,6 +64,9 @@ struct Phases {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.mallopt && !common::keep_freed_memory() {
+        anyhow::bail!("glibc refused the mallopt settings");
+    }
     tch::set_num_threads(args.threads);
     let config = model::bundle::read_config(&args.bundle)?;
     let mut vars = nn::VarStore::new(Device::Cpu);
@@ -110,6 +117,7 @@ fn main() -> Result<()> {
             "impl": "rust",
             "bench": "train_throughput",
             "threads": args.threads,
+            "mallopt": args.mallopt,
             "steps": per_step.len(),
             "target_tokens": tokens,
             "seconds": elapsed,

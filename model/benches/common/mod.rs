@@ -251,3 +251,19 @@ pub fn median(xs: &[f64]) -> f64 {
     }
     v[v.len() / 2]
 }
+
+/// Keeps freed memory in the process instead of returning it to the kernel.
+///
+/// libtorch's CPU allocator takes every tensor from glibc `malloc`; tensors above
+/// 128 KiB (e.g. `[rows, vocab]` logits) are then fresh `mmap`s, so each step pays
+/// page faults to zero new pages again. Raising the mmap threshold to its maximum
+/// (32 MiB) and never trimming lets those buffers be reused. Returns false when
+/// glibc refused a setting.
+pub fn keep_freed_memory() -> bool {
+    use nix::libc;
+    // SAFETY: mallopt only changes allocator parameters; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+    }
+}
