@@ -4,7 +4,9 @@
 #   bench/run_model_benchmarks.sh [--bundle DIR] [--work DIR] [--threads N] [--passes N]
 #
 #   --bundle DIR   benchmark this (e.g. trained) bundle; default: a random bundle with the
-#                  preset's shape (embed 256, hidden 512, 2+2 layers, joint 8k unigram vocab)
+#                  shape of configs/multi30k-de-en.toml (embed 256, hidden 256, 2+2 layers,
+#                  shared+tied embeddings, joint 8k unigram vocab)
+#   --prepare-args "ARGS"  extra flags for the prepare bench, e.g. "--hidden-dim 512 --untied-output"
 #   --work DIR     where the batches, bundle and outputs go (default: a new temp folder)
 #   --threads N    intra-op threads on both sides (default 2)
 #   --passes N     timed passes over the training batches (default 1)
@@ -28,6 +30,7 @@ WORK=""
 THREADS=2
 PASSES=1
 TRAIN_BATCHES=6
+PREPARE_ARGS=""
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -36,7 +39,8 @@ while [[ $# -gt 0 ]]; do
     --threads) THREADS="$2"; shift 2 ;;
     --passes) PASSES="$2"; shift 2 ;;
     --train-batches) TRAIN_BATCHES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --prepare-args) PREPARE_ARGS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +63,8 @@ echo "== shared bundle and batches ==" >&2
 if [[ -n "$BUNDLE" ]]; then
   run prepare --out "$WORK" --bundle "$BUNDLE" --train-batches "$TRAIN_BATCHES" >&2
 else
-  run prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" >&2
+  # shellcheck disable=SC2086 # PREPARE_ARGS is a list of flags
+  run prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" $PREPARE_ARGS >&2
   BUNDLE="$WORK/bundle"
 fi
 

@@ -1,7 +1,9 @@
 //! Writes the inputs of the speed benchmarks against PyTorch into one folder:
 //!
-//! - `bundle/`: a randomly initialised model with the preset's shape and a joint
-//!   unigram vocabulary trained on Multi30k train (de + en);
+//! - `bundle/`: a randomly initialised model with the shape of
+//!   `configs/multi30k-de-en.toml` by default (embed 256, hidden 256, 2+2 layers,
+//!   bidirectional, shared and tied embeddings, dropout 0.3) and a joint 8k unigram
+//!   vocabulary trained on Multi30k train (de + en);
 //! - `train_batches.safetensors`: fixed training batches cut from Multi30k train;
 //! - `test_batches.safetensors`: Multi30k test.de encoded with the bundle's
 //!   vocabulary and cut into batches exactly as `model::translate` would.
@@ -36,9 +38,13 @@ struct Args {
     /// Embedding size of the random bundle.
     #[arg(long, default_value_t = 256)]
     embed_dim: i64,
-    /// Hidden size (per encoder direction, and of the decoder) of the random bundle.
-    #[arg(long, default_value_t = 512)]
+    /// Hidden size (per encoder direction, and of the decoder) of the random bundle
+    /// (configs/multi30k-de-en.toml: 256).
+    #[arg(long, default_value_t = 256)]
     hidden_dim: i64,
+    /// Untie the output projection from the target embedding (the Multi30k preset ties them).
+    #[arg(long)]
+    untied_output: bool,
     /// Encoder and decoder layers of the random bundle.
     #[arg(long, default_value_t = 2)]
     layers: i64,
@@ -81,6 +87,7 @@ fn write_random_bundle(args: &Args, dir: &std::path::Path, lines: &[String]) -> 
         decoder_layers: args.layers,
         dropout: 0.3,
         share_embeddings: true,
+        tie_output: !args.untied_output,
         ..ModelConfig::new(n, n)
     };
     Seq2Seq::new(&vars.root(), &model)?;
