@@ -1,11 +1,16 @@
+//! `nmt-serve`: see `nmt-serve --help` and the serving section of the README.
 use clap::Parser;
-
-/// Serve model bundles over HTTP.
-#[derive(Parser)]
-#[command(name = "nmt-serve", version)]
-struct Cli {}
+use serving::config::{Cli, Settings};
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Settings::resolve(Cli::parse())?;
+    serving::server::run(settings)?;
     Ok(())
 }

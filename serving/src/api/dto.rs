@@ -1,0 +1,170 @@
+//! Request and response bodies of every route; the OpenAPI schema is
+//! generated from these types.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::registry::ModelInfo;
+
+/// `POST /v1/translate` request. Give `text` or `texts`, not both.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranslateRequest {
+    /// One text to translate.
+    #[schema(example = "Ein Mann fährt Fahrrad.")]
+    pub text: Option<String>,
+    /// Several texts, translated independently and answered in order.
+    pub texts: Option<Vec<String>>,
+    /// Source language code; with `target`, chooses the model.
+    #[schema(example = "de")]
+    pub source: Option<String>,
+    /// Target language code.
+    #[schema(example = "en")]
+    pub target: Option<String>,
+    /// Model name (bundle directory name); overrides the language choice.
+    pub model: Option<String>,
+    /// Beam size (1 = greedy-like); default from the server, at most `--max-beam`.
+    #[schema(minimum = 1)]
+    pub beam_size: Option<usize>,
+    /// Hypotheses per text (the best plus `n_best - 1` alternatives); at most `beam_size`.
+    #[schema(minimum = 1)]
+    pub n_best: Option<usize>,
+    /// Most output tokens per text; default `1.5 × source tokens + 10`.
+    #[schema(minimum = 1)]
+    pub max_length: Option<usize>,
+    /// Include log-probability scores.
+    #[serde(default)]
+    pub return_scores: bool,
+    /// Include attention weights with the source and target pieces.
+    #[serde(default)]
+    pub return_attention: bool,
+}
+
+/// Another hypothesis of the n-best list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlternativeOut {
+    pub text: String,
+    /// Log-probability (with `return_scores`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// The translation of one text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranslationOut {
+    pub text: String,
+    /// Log-probability under the model (with `return_scores`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The rest of the n-best list, best first (when `n_best` > 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<Vec<AlternativeOut>>,
+    /// The source was cut to the server's `--max-source-tokens`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Source subword pieces, final `</s>` included (with `return_attention`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_tokens: Option<Vec<String>>,
+    /// Target subword pieces (with `return_attention`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_tokens: Option<Vec<String>>,
+    /// `[target_tokens][source_tokens]` attention weights (with `return_attention`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Vec<Vec<f32>>>,
+}
+
+/// `POST /v1/translate` answer: one translation per input text, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranslateResponse {
+    pub translations: Vec<TranslationOut>,
+    /// Name of the model used.
+    pub model: String,
+    /// Server-side time of the request (queueing included), in milliseconds.
+    pub timing_ms: f64,
+}
+
+/// `GET /v1/models` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelsResponse {
+    pub models: Vec<ModelInfo>,
+}
+
+/// One string or a list of strings.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// LibreTranslate `POST /translate` request (JSON, or form-urlencoded with the same fields).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct LibreRequest {
+    /// Text, or list of texts, to translate.
+    pub q: Option<OneOrMany>,
+    /// Source language code, or `auto` (see the README: picks the only source
+    /// language that translates into `target`).
+    #[schema(example = "de")]
+    pub source: Option<String>,
+    /// Target language code.
+    #[schema(example = "en")]
+    pub target: Option<String>,
+    /// `text` (default) or `html`: translates the text between tags, keeps the tags.
+    #[schema(example = "text")]
+    pub format: Option<String>,
+    /// Number of alternative translations to add.
+    pub alternatives: Option<usize>,
+    /// API key, when the server requires one.
+    pub api_key: Option<String>,
+}
+
+/// LibreTranslate's `detectedLanguage`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DetectedLanguage {
+    /// 100: the only source language served for this target.
+    pub confidence: f64,
+    pub language: String,
+}
+
+/// `detectedLanguage` for a single text or for a list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum DetectedOut {
+    One(DetectedLanguage),
+    Many(Vec<DetectedLanguage>),
+}
+
+/// `alternatives` for a single text or for a list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AlternativesOut {
+    One(Vec<String>),
+    Many(Vec<Vec<String>>),
+}
+
+/// LibreTranslate `POST /translate` answer: shapes follow `q` (string → string, list → list).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LibreResponse {
+    #[serde(rename = "translatedText")]
+    pub translated_text: OneOrMany,
+    /// Present when `alternatives` > 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<AlternativesOut>,
+    /// Present when `source` was `auto`.
+    #[serde(rename = "detectedLanguage", skip_serializing_if = "Option::is_none")]
+    pub detected_language: Option<DetectedOut>,
+}
+
+/// `GET /health` and `GET /ready` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusResponse {
+    /// `ok`, `ready`, `saturated`, `loading` or `stopped`.
+    pub status: String,
+    /// Requests waiting for or in the model (`/ready` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_capacity: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<usize>,
+}

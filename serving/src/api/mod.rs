@@ -1,0 +1,245 @@
+//! HTTP routes: the JSON API (`/v1/...`), the LibreTranslate-compatible API
+//! (`/translate`, `/languages`), operations (`/health`, `/ready`, `/metrics`,
+//! `/openapi.json`) and the web page (`/`).
+
+pub mod dto;
+pub mod libre;
+pub mod ops;
+pub mod v1;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::HttpRequest;
+use model::translate::Translation;
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
+
+use crate::batcher::{Batcher, DecodeOptions, Job, JobError};
+use crate::config::Settings;
+use crate::errors::ApiError;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+/// What every handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub registry: Registry,
+    pub batcher: Batcher,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Reads the whole body, refusing more than `--max-body-bytes` with 413.
+pub async fn read_body(payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::bad_request(
+            "bad_body",
+            format!("could not read the request body: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )),
+    }
+}
+
+/// The body as text, or 400 `invalid_utf8` naming the first bad byte.
+pub fn body_text(body: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_utf8",
+            format!(
+                "the request body is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Parses JSON; syntax errors are `invalid_json`, wrong fields or types `invalid_field`.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_field",
+            _ => "invalid_json",
+        };
+        ApiError::bad_request(code, format!("invalid JSON body: {e}"))
+    })
+}
+
+/// The media type of the request, lower-cased, without parameters; `None` when absent.
+pub fn media_type(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+/// Checks the API key (when the server has any): `Authorization: Bearer KEY`
+/// or the body's `api_key`. Missing: 401; wrong: 403.
+pub fn check_api_key(
+    state: &AppState,
+    req: &HttpRequest,
+    body_key: Option<&str>,
+) -> Result<(), ApiError> {
+    let keys = &state.settings.api_keys;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(given) = bearer.or(body_key).filter(|k| !k.is_empty()) else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "an API key is required: send `Authorization: Bearer KEY` (or `api_key` on /translate)",
+        ));
+    };
+    // Constant-time comparison, so response timing does not reveal key prefixes.
+    let ok = keys.iter().fold(false, |found, k| {
+        found | bool::from(k.as_bytes().ct_eq(given.as_bytes()))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "invalid_api_key",
+            "Invalid API key",
+        ))
+    }
+}
+
+/// Checks the texts against the limits: at least one, at most `--max-texts`,
+/// none empty, none over `--max-chars` characters.
+pub fn check_texts(settings: &Settings, texts: &[String]) -> Result<(), ApiError> {
+    let limits = &settings.limits;
+    if texts.is_empty() {
+        return Err(ApiError::bad_request("no_text", "no text to translate"));
+    }
+    if texts.len() > limits.max_texts {
+        return Err(ApiError::bad_request(
+            "too_many_texts",
+            format!(
+                "{} texts in one request; the limit is {}",
+                texts.len(),
+                limits.max_texts
+            ),
+        ));
+    }
+    for (i, text) in texts.iter().enumerate() {
+        if text.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                "empty_text",
+                format!("text {i} is empty"),
+            ));
+        }
+        let chars = text.chars().count();
+        if chars > limits.max_chars {
+            return Err(ApiError::bad_request(
+                "text_too_long",
+                format!(
+                    "text {i} has {chars} characters; the limit is {}",
+                    limits.max_chars
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks decoding options against the limits.
+pub fn check_options(settings: &Settings, options: &DecodeOptions) -> Result<(), ApiError> {
+    let limits = &settings.limits;
+    if options.beam_size == 0 || options.beam_size > limits.max_beam {
+        return Err(ApiError::bad_request(
+            "beam_too_large",
+            format!(
+                "beam_size {} is outside 1..={}",
+                options.beam_size, limits.max_beam
+            ),
+        ));
+    }
+    if options.n_best == 0 || options.n_best > limits.max_n_best {
+        return Err(ApiError::bad_request(
+            "n_best_too_large",
+            format!(
+                "n_best {} is outside 1..={}",
+                options.n_best, limits.max_n_best
+            ),
+        ));
+    }
+    if options.n_best > options.beam_size {
+        return Err(ApiError::bad_request(
+            "n_best_above_beam",
+            format!(
+                "n_best {} is larger than beam_size {}",
+                options.n_best, options.beam_size
+            ),
+        ));
+    }
+    if let Some(n) = options.max_length {
+        if n == 0 || n > limits.max_output_tokens {
+            return Err(ApiError::bad_request(
+                "max_length_too_large",
+                format!("max_length {n} is outside 1..={}", limits.max_output_tokens),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Queues the texts for the batcher and waits for their translations until the request deadline.
+pub async fn run_job(
+    state: &AppState,
+    model: usize,
+    texts: Vec<String>,
+    options: DecodeOptions,
+    arrived: Instant,
+) -> Result<Vec<Translation>, ApiError> {
+    let timeout = Duration::from_millis(state.settings.request_timeout_ms);
+    let deadline = arrived + timeout;
+    let (reply, rx) = oneshot::channel();
+    state.batcher.submit(Job {
+        model,
+        texts,
+        options,
+        deadline,
+        reply,
+    })?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, rx).await {
+        Ok(Ok(Ok(translations))) => Ok(translations),
+        Ok(Ok(Err(JobError::Deadline))) | Err(_) => {
+            state
+                .metrics
+                .rejected
+                .with_label_values(&["deadline"])
+                .inc();
+            Err(ApiError::deadline(state.settings.request_timeout_ms))
+        }
+        Ok(Ok(Err(JobError::BadText { index, message }))) => Err(ApiError::bad_request(
+            "untranslatable_text",
+            format!("text {index}: {message}"),
+        )),
+        Ok(Ok(Err(JobError::Internal(message)))) => Err(ApiError::internal(message)),
+        Ok(Err(_)) => Err(ApiError::shutting_down()),
+    }
+}

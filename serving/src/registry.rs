@@ -1,0 +1,241 @@
+//! The served models, described without their weights (those live on the
+//! batcher thread), and the choice of a model for a request: by name, or by
+//! source/target language.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::errors::ApiError;
+
+/// One served model, as `GET /v1/models` shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ModelInfo {
+    /// The bundle's directory name; pass it as `model` to choose this model.
+    #[schema(example = "multi30k-de-en")]
+    pub name: String,
+    /// Source language code.
+    #[schema(example = "de")]
+    pub source: String,
+    /// Target language code.
+    #[schema(example = "en")]
+    pub target: String,
+    /// Training step of the weights.
+    pub step: u64,
+    /// Validation scores recorded in the bundle (`bleu`, `ppl`, ...).
+    #[schema(value_type = Object)]
+    pub validation: BTreeMap<String, f64>,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// The models, in `--model` order; a model's index is its id in the batcher.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    pub models: Vec<ModelInfo>,
+}
+
+/// A LibreTranslate-style language with the languages it translates into.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Language {
+    #[schema(example = "de")]
+    pub code: String,
+    #[schema(example = "German")]
+    pub name: String,
+    pub targets: Vec<String>,
+}
+
+/// English name of an ISO 639-1 (or 639-3) code, the code itself when unknown.
+pub fn language_name(code: &str) -> String {
+    isolang::Language::from_639_1(code)
+        .or_else(|| isolang::Language::from_639_3(code))
+        .map(|l| l.to_name().to_string())
+        .unwrap_or_else(|| code.to_string())
+}
+
+impl Registry {
+    /// Checks that names are unique.
+    pub fn new(models: Vec<ModelInfo>) -> Result<Self, String> {
+        for (i, m) in models.iter().enumerate() {
+            if let Some(other) = models[..i].iter().find(|o| o.name == m.name) {
+                return Err(format!(
+                    "two models are named {:?} ({} and {}): model names are directory names and must differ",
+                    m.name,
+                    other.dir.display(),
+                    m.dir.display()
+                ));
+            }
+        }
+        Ok(Self { models })
+    }
+
+    /// Picks the model for a request. `model` wins; otherwise the models
+    /// matching `source` and `target` (each optional; `auto` or empty means
+    /// any source) must be exactly one.
+    pub fn resolve(
+        &self,
+        model: Option<&str>,
+        source: Option<&str>,
+        target: Option<&str>,
+    ) -> Result<usize, ApiError> {
+        let norm = |s: Option<&str>| {
+            s.map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty() && s != "auto")
+        };
+        let (source, target) = (norm(source), norm(target));
+        if let Some(name) = model.filter(|m| !m.trim().is_empty()) {
+            let index = self
+                .models
+                .iter()
+                .position(|m| m.name == name)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "unknown_model",
+                        format!(
+                            "unknown model {name:?}; served models: {}",
+                            self.names().join(", ")
+                        ),
+                    )
+                })?;
+            let m = &self.models[index];
+            for (asked, has, what) in [
+                (&source, &m.source, "source"),
+                (&target, &m.target, "target"),
+            ] {
+                if let Some(asked) = asked {
+                    if asked != &has.to_ascii_lowercase() {
+                        return Err(ApiError::bad_request(
+                            "language_mismatch",
+                            format!("model {name:?} has {what} language {has:?}, not {asked:?}"),
+                        ));
+                    }
+                }
+            }
+            return Ok(index);
+        }
+        let matching: Vec<usize> = (0..self.models.len())
+            .filter(|&i| {
+                let m = &self.models[i];
+                source
+                    .as_ref()
+                    .is_none_or(|s| *s == m.source.to_ascii_lowercase())
+                    && target
+                        .as_ref()
+                        .is_none_or(|t| *t == m.target.to_ascii_lowercase())
+            })
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ApiError::bad_request(
+                "unsupported_language_pair",
+                format!(
+                    "no model translates {} into {}; served pairs: {}",
+                    source.as_deref().unwrap_or("any language"),
+                    target.as_deref().unwrap_or("any language"),
+                    self.pairs().join(", ")
+                ),
+            )),
+            many => Err(ApiError::bad_request(
+                "ambiguous_model",
+                format!(
+                    "{} models match; name one with `model` or give source and target: {}",
+                    many.len(),
+                    many.iter()
+                        .map(|&i| format!(
+                            "{} ({}-{})",
+                            self.models[i].name, self.models[i].source, self.models[i].target
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.name.clone()).collect()
+    }
+
+    /// `de-en` style pairs.
+    pub fn pairs(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .map(|m| format!("{}-{}", m.source, m.target))
+            .collect()
+    }
+
+    /// Every language seen as a source or a target, with its targets (LibreTranslate's `/languages`).
+    pub fn languages(&self) -> Vec<Language> {
+        let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in &self.models {
+            let entry = targets.entry(m.source.clone()).or_default();
+            if !entry.contains(&m.target) {
+                entry.push(m.target.clone());
+            }
+            targets.entry(m.target.clone()).or_default();
+        }
+        targets
+            .into_iter()
+            .map(|(code, mut targets)| {
+                targets.sort();
+                Language {
+                    name: language_name(&code),
+                    code,
+                    targets,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, s: &str, t: &str) -> ModelInfo {
+        ModelInfo {
+            name: name.into(),
+            source: s.into(),
+            target: t.into(),
+            step: 0,
+            validation: BTreeMap::new(),
+            dir: PathBuf::from(name),
+        }
+    }
+
+    #[test]
+    fn resolves_by_name_pair_or_single_candidate() {
+        let r = Registry::new(vec![
+            info("a", "de", "en"),
+            info("b", "en", "de"),
+            info("c", "fr", "en"),
+        ])
+        .unwrap();
+        assert_eq!(r.resolve(Some("b"), None, None).unwrap(), 1);
+        assert_eq!(r.resolve(None, Some("de"), Some("en")).unwrap(), 0);
+        assert_eq!(r.resolve(None, Some("auto"), Some("de")).unwrap(), 1);
+        assert_eq!(
+            r.resolve(None, None, Some("en")).unwrap_err().code,
+            "ambiguous_model"
+        );
+        assert_eq!(
+            r.resolve(None, Some("de"), Some("fr")).unwrap_err().code,
+            "unsupported_language_pair"
+        );
+        assert_eq!(
+            r.resolve(Some("zz"), None, None).unwrap_err().code,
+            "unknown_model"
+        );
+        assert_eq!(
+            r.resolve(Some("a"), Some("fr"), None).unwrap_err().code,
+            "language_mismatch"
+        );
+        let langs = r.languages();
+        let en = langs.iter().find(|l| l.code == "en").unwrap();
+        assert_eq!(en.targets, vec!["de".to_string()]);
+        assert_eq!(en.name, "English");
+        assert!(Registry::new(vec![info("a", "de", "en"), info("a", "x", "y")]).is_err());
+    }
+}
