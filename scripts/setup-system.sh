@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the tests need, when missing.
+# Installs the Debian packages the build and the tests need, when missing:
+# cmake and pkg-config (SentencePiece bindings), sentencepiece (spm_train makes
+# test fixtures), chromium (the web page's end-to-end test).
 # Idempotent: nothing runs when every command below is already present.
 set -euo pipefail
 
@@ -8,6 +10,7 @@ NEEDS=(
   "pkg-config pkg-config"
   "cmake cmake"
   "spm_train sentencepiece"
+  "chromium chromium"
 )
 
 missing=()
