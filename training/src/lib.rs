@@ -8,6 +8,8 @@ pub mod log;
 pub mod loss;
 pub mod optim;
 pub mod progress;
+pub mod run;
 pub mod schedule;
+pub mod seq2seq;
 pub mod trainable;
 pub mod trainer;

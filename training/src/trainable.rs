@@ -30,19 +30,30 @@ pub trait TrainableModel {
 
     /// Greedy translations, one id sequence per row, without BOS/EOS.
     ///
-    /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; at most `max_len` ids per row.
+    /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; at most
+    /// `max_len_a · source length + max_len_b` ids per row.
     fn greedy(
         &self,
         src: &Tensor,
         src_lengths: &Tensor,
-        max_len: i64,
+        max_len_a: f64,
+        max_len_b: i64,
     ) -> Result<Vec<Vec<i64>>, DynError>;
 
-    /// Writes a complete model bundle into `dir` (exists, empty).
-    fn save_bundle(&self, dir: &Path) -> Result<(), DynError>;
+    /// Writes a complete model bundle into `dir` (exists, empty), recording `info`.
+    fn save_bundle(&self, dir: &Path, info: &BundleInfo) -> Result<(), DynError>;
 
     /// Loads the weights from a bundle written by [`TrainableModel::save_bundle`].
     fn load_weights(&mut self, dir: &Path) -> Result<(), DynError>;
+}
+
+/// What a bundle records about the training that produced it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BundleInfo {
+    pub step: u64,
+    pub epoch: u64,
+    /// Latest validation scores by name (`loss`, `ppl`, `bleu`).
+    pub validation: std::collections::BTreeMap<String, f64>,
 }
 
 /// One batch in host memory, row-major and padded with the pad id.

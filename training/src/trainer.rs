@@ -20,7 +20,7 @@ use crate::loss::label_smoothed_nll;
 use crate::optim::{Adam, OptimError};
 use crate::progress::Progress;
 use crate::schedule::{LrSchedule, ScheduleError};
-use crate::trainable::{DynError, HostBatch, TrainableModel};
+use crate::trainable::{BundleInfo, DynError, HostBatch, TrainableModel};
 
 pub use crate::trainable::BatchSource;
 
@@ -140,6 +140,8 @@ pub struct Trainer<M: TrainableModel> {
     run: RunDir,
     device: Device,
     last_saved_step: Option<u64>,
+    /// Scores of the latest validation (recorded in bundles).
+    last_scores: Option<ValidScores>,
 }
 
 /// Mixes the run seed with a batch position into a libtorch seed (splitmix64 finaliser: cheap,
@@ -157,11 +159,14 @@ pub fn batch_seed(seed: u64, epoch: u64, index: u64) -> i64 {
 struct Contents<'a, M: TrainableModel> {
     model: &'a M,
     opt: &'a Adam,
+    info: BundleInfo,
 }
 
 impl<M: TrainableModel> CheckpointContents for Contents<'_, M> {
     fn write_model(&self, dir: &Path) -> Result<(), String> {
-        self.model.save_bundle(dir).map_err(|e| e.to_string())
+        self.model
+            .save_bundle(dir, &self.info)
+            .map_err(|e| e.to_string())
     }
     fn write_optimizer(&self, path: &Path) -> Result<(), String> {
         self.opt.save(path).map_err(|e| e.to_string())
@@ -189,6 +194,7 @@ impl<M: TrainableModel> Trainer<M> {
             run,
             device,
             last_saved_step: None,
+            last_scores: None,
         })
     }
 
@@ -331,10 +337,9 @@ impl<M: TrainableModel> Trainer<M> {
                 nll += out.nll.f_double_value(&[])?;
                 tokens += out.tokens;
                 if let Some(setup) = &valid.bleu {
-                    let max_len = (self.cfg.max_decode_len_a * batch.src_len as f64).ceil() as i64
-                        + self.cfg.max_decode_len_b;
+                    let (a, b_len) = (self.cfg.max_decode_len_a, self.cfg.max_decode_len_b);
                     let ids = crate::autocast::with_bf16(bf16, || {
-                        self.model.greedy(&b.src, &b.src_lengths, max_len.max(1))
+                        self.model.greedy(&b.src, &b.src_lengths, a, b_len)
                     })
                     .map_err(TrainError::Model)?;
                     if ids.len() != batch.indices.len() {
@@ -390,9 +395,23 @@ impl<M: TrainableModel> Trainer<M> {
             return Ok(());
         }
         self.state.schedule = self.sched.state().clone();
+        let mut info = BundleInfo {
+            step: self.state.step,
+            epoch: self.state.epoch,
+            ..Default::default()
+        };
+        if let Some(v) = &self.last_scores {
+            info.validation.insert("loss".into(), v.loss);
+            info.validation.insert("nll_loss".into(), v.nll_loss);
+            info.validation.insert("ppl".into(), v.ppl);
+            if let Some(b) = v.bleu {
+                info.validation.insert("bleu".into(), b);
+            }
+        }
         let contents = Contents {
             model: &self.model,
             opt: &self.opt,
+            info,
         };
         let dir = self
             .run
@@ -457,6 +476,9 @@ impl<M: TrainableModel> Trainer<M> {
             if cfg.max_steps > 0 && self.state.step >= cfg.max_steps {
                 break StopReason::MaxSteps;
             }
+            if epoch_len == 0 {
+                return Err(TrainError::EmptyEpoch(self.state.epoch));
+            }
             if self.state.batch_in_epoch >= epoch_len {
                 tracing::info!(
                     epoch = self.state.epoch,
@@ -471,6 +493,7 @@ impl<M: TrainableModel> Trainer<M> {
                 epoch_len = data.epoch_len(self.state.epoch).map_err(TrainError::Data)?;
                 if cfg.validate_every == 0 {
                     if let Some(v) = valid {
+                        let before = self.state.best_step;
                         let s = self.run_validation(
                             v,
                             &mut valid_log,
@@ -481,15 +504,14 @@ impl<M: TrainableModel> Trainer<M> {
                         )?;
                         let stop = self.early_stop();
                         last_valid = Some(s);
+                        self.state.elapsed_secs = base_elapsed + started.elapsed().as_secs_f64();
+                        self.save(self.state.best_step != before)?;
                         if stop {
                             break StopReason::EarlyStopping;
                         }
                     }
                 }
                 continue;
-            }
-            if epoch_len == 0 {
-                return Err(TrainError::EmptyEpoch(self.state.epoch));
             }
             let batch = data
                 .batch(self.state.epoch, self.state.batch_in_epoch)
@@ -605,6 +627,7 @@ impl<M: TrainableModel> Trainer<M> {
         let tps = interval.tokens_per_sec();
         let scores = self.validate(v)?;
         let best = self.record_validation(&scores);
+        self.last_scores = Some(scores.clone());
         let rec = ValidRecord {
             step: self.state.step,
             epoch: self.state.epoch,

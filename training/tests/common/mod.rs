@@ -8,7 +8,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 use training::corpus_source::{ordered_batches, CorpusBatches};
 use training::data::{BatchConfig, CorpusBuilder, TokenBatcher};
-use training::trainable::{DynError, TrainableModel};
+use training::trainable::{BundleInfo, DynError, TrainableModel};
 
 pub const VOCAB: i64 = 24;
 
@@ -70,8 +70,10 @@ impl TrainableModel for TinyModel {
         &self,
         src: &Tensor,
         src_lengths: &Tensor,
-        max_len: i64,
+        max_len_a: f64,
+        max_len_b: i64,
     ) -> Result<Vec<Vec<i64>>, DynError> {
+        let max_len = (max_len_a * src.size()[1] as f64) as i64 + max_len_b;
         let enc = self.encode(src, src_lengths);
         let b = src.size()[0];
         let mut prev = Tensor::full([b], vocab::BOS_ID as i64, (Kind::Int64, Device::Cpu));
@@ -98,7 +100,7 @@ impl TrainableModel for TinyModel {
         Ok(out)
     }
 
-    fn save_bundle(&self, dir: &Path) -> Result<(), DynError> {
+    fn save_bundle(&self, dir: &Path, _info: &BundleInfo) -> Result<(), DynError> {
         self.vs.save(dir.join("weights.safetensors"))?;
         Ok(())
     }
@@ -171,6 +173,24 @@ impl vocab::Vocab for WordVocab {
             .map(|i| format!("w{i}"))
             .collect::<Vec<_>>()
             .join(" "))
+    }
+    fn kind(&self) -> vocab::VocabKind {
+        vocab::VocabKind::Unigram
+    }
+    fn normalize(&self, text: &str) -> Result<String, vocab::VocabError> {
+        Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+    fn id_to_piece(&self, id: u32) -> Option<String> {
+        ((id as i64) < VOCAB).then(|| format!("w{id}"))
+    }
+    fn piece_to_id(&self, piece: &str) -> Option<u32> {
+        piece.strip_prefix('w').and_then(|n| n.parse().ok())
+    }
+    fn save(&self, _path: &Path) -> Result<(), vocab::VocabError> {
+        Err(vocab::VocabError::Other("WordVocab is not saved".into()))
+    }
+    fn file_name(&self) -> &'static str {
+        "words.txt"
     }
 }
 

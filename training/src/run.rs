@@ -1,0 +1,394 @@
+//! What `nmt-train` does, end to end: config → vocabulary → corpora → model → trainer.
+//!
+//! Run directory contents:
+//!
+//! ```text
+//! <run>/config.toml          the resolved configuration (absolute paths), reused by --resume
+//! <run>/vocab/               the vocabulary trained for this run (vocab.mode = "train")
+//! <run>/checkpoints/, last, best   see crate::checkpoint (each holds a model bundle in model/)
+//! <run>/train.jsonl, valid.jsonl   see crate::log
+//! <run>/train.log            the tracing log
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tch::Device;
+
+use crate::checkpoint::{write_atomic, CheckpointError, RunDir};
+use crate::config::{
+    Config, ConfigError, CorpusFormat, CorpusPart, CorpusParts, VocabKind, VocabMode,
+};
+use crate::corpus_source::{ordered_batches, CorpusBatches};
+use crate::data::{
+    BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus, FilePair, Format,
+    LengthFilter, RawPairs, ReadOptions, TokenBatcher,
+};
+use crate::seq2seq::NmtModel;
+use crate::trainable::DynError;
+use crate::trainer::{BleuSetup, RunOptions, TrainError, TrainOutcome, Trainer, Validation};
+
+/// Name of the resolved config inside a run directory.
+pub const RUN_CONFIG: &str = "config.toml";
+/// Folder of the run's own vocabulary.
+pub const RUN_VOCAB: &str = "vocab";
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "no configuration: give --config, or --resume a run directory holding {RUN_CONFIG} ({0})"
+    )]
+    NoConfig(String),
+    #[error(
+        "{0} already holds a run (a `last` checkpoint): pass --resume to continue it, or choose \
+         another --run-dir"
+    )]
+    RunExists(String),
+    #[error("--resume: {0} has no checkpoint to resume from")]
+    NothingToResume(String),
+    #[error("data: {0}")]
+    Data(#[from] DataError),
+    #[error("vocabulary: {0}")]
+    Vocab(#[from] vocab::VocabError),
+    #[error("model: {0}")]
+    Model(String),
+    #[error("device: {0}")]
+    Device(String),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("validation BLEU: {0}")]
+    Bleu(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, Default)]
+pub struct RunArgs {
+    pub config: Option<PathBuf>,
+    pub run_dir: PathBuf,
+    pub resume: bool,
+    /// `section.key=value` overrides, applied in order.
+    pub overrides: Vec<String>,
+    pub quiet: bool,
+}
+
+/// Reads the configuration for `args` (the given file, or the run's saved copy on --resume).
+pub fn load_config(args: &RunArgs) -> Result<Config, RunError> {
+    let saved = args.run_dir.join(RUN_CONFIG);
+    match &args.config {
+        Some(path) => Ok(Config::load(path, &args.overrides)?),
+        None if args.resume && saved.is_file() => Ok(Config::load(&saved, &args.overrides)?),
+        None => Err(RunError::NoConfig(format!("{} not found", saved.display()))),
+    }
+}
+
+fn corpus_spec(parts: &CorpusParts, src_lang: &str, tgt_lang: &str) -> CorpusSpec {
+    let parts = parts
+        .parts()
+        .into_iter()
+        .flat_map(|p| match p {
+            CorpusPart::Prefix(prefix) => CorpusSpec::prefix(prefix, src_lang, tgt_lang).parts,
+            CorpusPart::Files { src, tgt } => vec![FilePair {
+                src: src.clone(),
+                tgt: tgt.clone(),
+            }],
+        })
+        .collect();
+    CorpusSpec { parts }
+}
+
+fn read_options(cfg: &Config) -> ReadOptions {
+    let format = match cfg.data.format {
+        CorpusFormat::Auto => None,
+        CorpusFormat::Plain => Some(Format::Plain),
+        CorpusFormat::IwsltTags => Some(Format::IwsltTags),
+        CorpusFormat::IwsltXml => Some(Format::IwsltXml),
+        CorpusFormat::WmtSgml => Some(Format::WmtSgml),
+    };
+    ReadOptions {
+        skip_bad_lines: cfg.data.skip_bad_lines,
+        format,
+        ..Default::default()
+    }
+}
+
+/// The run's vocabularies and the files a bundle must carry.
+pub struct Vocabs {
+    pub src: Box<dyn vocab::Vocab>,
+    pub tgt: Box<dyn vocab::Vocab>,
+    /// (name inside bundles, file): one entry when joint, else source then target.
+    pub files: Vec<(String, PathBuf)>,
+}
+
+/// Loads the configured vocabulary, or the one this run trained earlier, or trains it on the
+/// training corpus and stores it in `<run>/vocab/` (atomically: a folder renamed into place).
+pub fn prepare_vocab(cfg: &Config, run_dir: &Path) -> Result<Vocabs, RunError> {
+    let v = &cfg.vocab;
+    let (src_path, tgt_path): (PathBuf, PathBuf) = match v.mode {
+        VocabMode::Load if v.joint => {
+            let p = v.path.clone().unwrap_or_default();
+            (p.clone(), p)
+        }
+        VocabMode::Load => (
+            v.src_path.clone().unwrap_or_default(),
+            v.tgt_path.clone().unwrap_or_default(),
+        ),
+        VocabMode::Train => {
+            let dir = run_dir.join(RUN_VOCAB);
+            if !dir.is_dir() {
+                train_vocab(cfg, &dir)?;
+            }
+            if v.joint {
+                (dir.join("joint"), dir.join("joint"))
+            } else {
+                (dir.join("src"), dir.join("tgt"))
+            }
+        }
+    };
+    let src = vocab::load(&src_path)?;
+    let tgt = vocab::load(&tgt_path)?;
+    // `vocab::load` accepts a folder; bundles want the file itself.
+    let file_of = |p: &Path, v: &dyn vocab::Vocab| {
+        if p.is_dir() {
+            p.join(v.file_name())
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let files = if v.joint {
+        vec![(
+            src.file_name().to_string(),
+            file_of(&src_path, src.as_ref()),
+        )]
+    } else {
+        vec![
+            (
+                format!("src.{}", src.file_name()),
+                file_of(&src_path, src.as_ref()),
+            ),
+            (
+                format!("tgt.{}", tgt.file_name()),
+                file_of(&tgt_path, tgt.as_ref()),
+            ),
+        ]
+    };
+    Ok(Vocabs { src, tgt, files })
+}
+
+fn train_vocab(cfg: &Config, dir: &Path) -> Result<(), RunError> {
+    let v = &cfg.vocab;
+    let spec = corpus_spec(&cfg.data.train, &cfg.data.src_lang, &cfg.data.tgt_lang);
+    tracing::info!(size = v.size, kind = ?v.kind, joint = v.joint, "training the vocabulary");
+    let (raw, _) = RawPairs::read(&spec, &read_options(cfg))?;
+    let n = if v.max_sentences > 0 {
+        raw.len().min(v.max_sentences)
+    } else {
+        raw.len()
+    };
+    let tc = vocab::TrainConfig {
+        model: match v.kind {
+            VocabKind::Unigram => vocab::ModelType::Unigram,
+            VocabKind::Bpe => vocab::ModelType::Bpe,
+        },
+        vocab_size: v.size,
+        ..Default::default()
+    };
+    let tmp = dir.with_file_name(format!(".vocab.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    let save = |name: &str, trained: &dyn vocab::Vocab| -> Result<(), RunError> {
+        let sub = tmp.join(name);
+        fs::create_dir_all(&sub).map_err(io_err(&sub))?;
+        trained.save(&sub.join(trained.file_name()))?;
+        Ok(())
+    };
+    if v.joint {
+        let lines = (0..n).flat_map(|i| {
+            let (s, t) = raw.get(i);
+            [s, t]
+        });
+        save("joint", &vocab::train_lines(&tc, lines)?)?;
+    } else {
+        save(
+            "src",
+            &vocab::train_lines(&tc, (0..n).map(|i| raw.get(i).0))?,
+        )?;
+        save(
+            "tgt",
+            &vocab::train_lines(&tc, (0..n).map(|i| raw.get(i).1))?,
+        )?;
+    }
+    crate::checkpoint::fsync_tree(&tmp)?;
+    fs::rename(&tmp, dir).map_err(io_err(dir))?;
+    if let Some(parent) = dir.parent() {
+        crate::checkpoint::fsync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Reads, encodes and length-filters the training corpus.
+pub fn read_train(cfg: &Config, vocabs: &Vocabs) -> Result<EncodedCorpus, RunError> {
+    let spec = corpus_spec(&cfg.data.train, &cfg.data.src_lang, &cfg.data.tgt_lang);
+    let filter = LengthFilter {
+        min_len: 1,
+        max_len: Some(cfg.data.max_len),
+        max_ratio: (cfg.data.max_ratio > 0.0).then_some(cfg.data.max_ratio),
+    };
+    let (corpus, report) = EncodedCorpus::read(
+        &spec,
+        &read_options(cfg),
+        vocabs.src.as_ref(),
+        vocabs.tgt.as_ref(),
+        &filter,
+    )?;
+    tracing::info!(pairs = corpus.len(), "training corpus read\n{report}");
+    Ok(corpus)
+}
+
+/// The validation set: every pair (ids cut to `data.max_len` for the loss) and the raw
+/// target sentences as BLEU references.
+pub fn read_valid(
+    cfg: &Config,
+    vocabs: &Vocabs,
+) -> Result<(Vec<crate::trainable::HostBatch>, Vec<String>), RunError> {
+    let spec = corpus_spec(&cfg.data.valid, &cfg.data.src_lang, &cfg.data.tgt_lang);
+    let (raw, _) = RawPairs::read(&spec, &read_options(cfg))?;
+    let n = if cfg.data.valid_max_sentences > 0 {
+        raw.len().min(cfg.data.valid_max_sentences)
+    } else {
+        raw.len()
+    };
+    let mut builder = CorpusBuilder::for_vocabs(vocabs.src.as_ref(), vocabs.tgt.as_ref());
+    let mut refs = Vec::with_capacity(n);
+    let max = cfg.data.max_len.max(1);
+    for i in 0..n {
+        let (s, t) = raw.get(i);
+        let mut s_ids = vocabs.src.encode(s)?;
+        let mut t_ids = vocabs.tgt.encode(t)?;
+        s_ids.truncate(max);
+        t_ids.truncate(max);
+        if s_ids.is_empty() {
+            // An empty source still needs a position for EOS; unk keeps the row well-formed.
+            s_ids.push(vocab::UNK_ID);
+        }
+        builder.push(&s_ids, &t_ids, i as u64 + 1)?;
+        refs.push(t.to_string());
+    }
+    let corpus = builder.finish();
+    let budget = cfg.training.valid_batch_tokens.max(max + 2);
+    let batcher = TokenBatcher::new(&corpus, BatchConfig::tokens(budget), 0)?;
+    Ok((ordered_batches(&corpus, &batcher), refs))
+}
+
+/// Runs (or resumes) training as `args` say. Returns the outcome and the run directory.
+pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
+    let cfg = load_config(args)?;
+    let run = RunDir::create(&args.run_dir)?;
+    if args.resume && run.last().is_none() {
+        return Err(RunError::NothingToResume(
+            args.run_dir.display().to_string(),
+        ));
+    }
+    if !args.resume && run.last().is_some() {
+        return Err(RunError::RunExists(args.run_dir.display().to_string()));
+    }
+    write_atomic(
+        &args.run_dir.join(RUN_CONFIG),
+        cfg.absolutized().to_toml().as_bytes(),
+    )?;
+
+    let choice: model::device::DeviceChoice = cfg
+        .training
+        .device
+        .parse()
+        .map_err(|e: model::device::ParseDeviceError| RunError::Device(e.to_string()))?;
+    let device: Device = choice
+        .resolve()
+        .map_err(|e| RunError::Device(e.to_string()))?;
+    if cfg.training.threads > 0 {
+        tch::set_num_threads(cfg.training.threads);
+    }
+    tracing::info!(?device, run_dir = %args.run_dir.display(), resume = args.resume, "nmt-train starting");
+
+    let vocabs = prepare_vocab(&cfg, &args.run_dir)?;
+    let corpus = read_train(&cfg, &vocabs)?;
+    let batcher = TokenBatcher::new(
+        &corpus,
+        BatchConfig::tokens(cfg.training.batch_tokens),
+        cfg.training.seed,
+    )?;
+    let mut data = CorpusBatches::new(corpus, batcher);
+    let (valid_batches, refs) = read_valid(&cfg, &vocabs)?;
+
+    let model_json = cfg
+        .model
+        .to_json(vocabs.src.len() as i64, vocabs.tgt.len() as i64);
+    let model_cfg: model::ModelConfig = serde_json::from_value(model_json)
+        .map_err(|e| RunError::Model(format!("[model] section: {e}")))?;
+    // The initial weights come from libtorch's generator: seed it for a reproducible start.
+    tch::manual_seed(cfg.training.seed as i64);
+    let model = NmtModel::new(
+        model_cfg,
+        (&cfg.data.src_lang, &cfg.data.tgt_lang),
+        vocabs.files.clone(),
+        None,
+        device,
+    )
+    .map_err(|e| RunError::Model(e.to_string()))?;
+    tracing::info!(parameters = model.num_parameters(), "model built");
+
+    let mut trainer = Trainer::new(model, cfg.training.clone(), &args.run_dir, device)?;
+    if args.resume {
+        trainer.resume()?;
+        let s = trainer.state();
+        tracing::info!(
+            step = s.step,
+            epoch = s.epoch,
+            batch = s.batch_in_epoch,
+            "resumed"
+        );
+    }
+
+    let bleu = if cfg.training.valid_bleu {
+        let streams = vec![refs.clone()];
+        Some(
+            evaluation::Bleu::new(&streams, evaluation::BleuOptions::default())
+                .map_err(|e| RunError::Bleu(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let scorer = |hyps: &[String], _refs: &[String]| -> Result<f64, DynError> {
+        match &bleu {
+            Some(b) => Ok(b.corpus_score(hyps)?.score),
+            None => Err("BLEU is off".into()),
+        }
+    };
+    let valid = Validation {
+        batches: valid_batches,
+        bleu: bleu.as_ref().map(|_| BleuSetup {
+            references: refs,
+            vocab: vocabs.tgt.as_ref(),
+            scorer: &scorer,
+        }),
+    };
+    let outcome = trainer.train(&mut data, Some(&valid), &RunOptions { quiet: args.quiet })?;
+    Ok((outcome, trainer.run_dir().clone()))
+}

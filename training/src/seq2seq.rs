@@ -1,0 +1,131 @@
+//! The real network (`model::Seq2Seq`) as a [`TrainableModel`], saving `model::bundle` bundles.
+
+use std::path::{Path, PathBuf};
+
+use tch::{nn, Device, Tensor};
+
+use model::bundle::{self, BundleConfig, BundleContents, BundleMetadata, WeightsDtype};
+use model::search::{self, MaxLength};
+use model::{ModelConfig, Seq2Seq};
+
+use crate::trainable::{BundleInfo, DynError, TrainableModel};
+
+/// A `Seq2Seq` with its variables and what its bundles hold besides weights.
+pub struct NmtModel {
+    vars: nn::VarStore,
+    net: Seq2Seq,
+    config: BundleConfig,
+    /// Vocabulary files copied into every bundle: (name in the bundle, file).
+    vocab_files: Vec<(String, PathBuf)>,
+    /// Recorded in `metadata.json`.
+    data_fingerprint: Option<String>,
+}
+
+impl NmtModel {
+    /// A randomly initialised network on `device` (initialisation draws from libtorch's
+    /// generator: seed it first for a reproducible start).
+    pub fn new(
+        model: ModelConfig,
+        (src_lang, tgt_lang): (&str, &str),
+        vocab_files: Vec<(String, PathBuf)>,
+        data_fingerprint: Option<String>,
+        device: Device,
+    ) -> Result<Self, model::ModelError> {
+        let vars = nn::VarStore::new(device);
+        let net = Seq2Seq::new(&vars.root(), &model)?;
+        let (src_vocab, tgt_vocab) = match vocab_files.as_slice() {
+            [joint] => (joint.0.clone(), joint.0.clone()),
+            [src, tgt, ..] => (src.0.clone(), tgt.0.clone()),
+            [] => (String::new(), String::new()),
+        };
+        let config = BundleConfig {
+            format_version: bundle::FORMAT_VERSION,
+            src_lang: src_lang.into(),
+            tgt_lang: tgt_lang.into(),
+            src_vocab,
+            tgt_vocab,
+            model,
+        };
+        Ok(Self {
+            vars,
+            net,
+            config,
+            vocab_files,
+            data_fingerprint,
+        })
+    }
+
+    /// The network.
+    pub fn net(&self) -> &Seq2Seq {
+        &self.net
+    }
+
+    /// Number of trainable parameters.
+    pub fn num_parameters(&self) -> i64 {
+        self.vars
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+}
+
+impl TrainableModel for NmtModel {
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vars
+    }
+
+    fn forward(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        tgt_in: &Tensor,
+        train: bool,
+    ) -> Result<Tensor, DynError> {
+        self.net.check_source(src, src_lengths)?;
+        Ok(self.net.forward(src, src_lengths, tgt_in, train))
+    }
+
+    fn greedy(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        a: f64,
+        b: i64,
+    ) -> Result<Vec<Vec<i64>>, DynError> {
+        self.net.check_source(src, src_lengths)?;
+        let hyps = search::greedy(&self.net, src, src_lengths, MaxLength { a, b });
+        Ok(hyps
+            .into_iter()
+            .map(|h| h.tokens.into_iter().map(i64::from).collect())
+            .collect())
+    }
+
+    fn save_bundle(&self, dir: &Path, info: &BundleInfo) -> Result<(), DynError> {
+        let metadata = BundleMetadata {
+            format_version: bundle::FORMAT_VERSION,
+            step: info.step,
+            epoch: info.epoch,
+            validation: info.validation.clone(),
+            data_fingerprint: self.data_fingerprint.clone(),
+            ..Default::default()
+        };
+        // The checkpoint writer makes the whole checkpoint atomic, so the plain writer suffices.
+        bundle::write_bundle_files(
+            dir,
+            &BundleContents {
+                config: &self.config,
+                metadata: &metadata,
+                vars: &self.vars,
+                vocab_files: &self.vocab_files,
+                dtype: WeightsDtype::Float32,
+            },
+        )?;
+        Ok(())
+    }
+
+    fn load_weights(&mut self, dir: &Path) -> Result<(), DynError> {
+        bundle::load_weights(&mut self.vars, &dir.join(bundle::WEIGHTS_FILE))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! Checkpoint layout, atomic replacement, retention, non-finite losses and early stopping.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use tch::{Device, Tensor};
+use training::checkpoint::{
+    read_state, CheckpointContents, RunDir, TrainerState, MODEL_DIR, OPTIMIZER_FILE, STATE_FILE,
+};
+use training::config::TrainingConfig;
+use training::schedule::ScheduleState;
+use training::trainable::{BundleInfo, DynError, TrainableModel};
+use training::trainer::{BleuSetup, RunOptions, StopReason, TrainError, Trainer, Validation};
+
+struct Files {
+    fail_model: bool,
+}
+
+impl CheckpointContents for Files {
+    fn write_model(&self, dir: &Path) -> Result<(), String> {
+        std::fs::write(dir.join("weights"), b"w").map_err(|e| e.to_string())?;
+        if self.fail_model {
+            return Err("disk full (simulated)".into());
+        }
+        Ok(())
+    }
+    fn write_optimizer(&self, path: &Path) -> Result<(), String> {
+        std::fs::write(path, b"o").map_err(|e| e.to_string())
+    }
+}
+
+fn state(step: u64) -> TrainerState {
+    let mut s = TrainerState::new(
+        1,
+        ScheduleState {
+            plateau_lr: 1.0,
+            best: None,
+            bad_validations: 0,
+            reductions: 0,
+        },
+    );
+    s.step = step;
+    s
+}
+
+fn step_dirs(run: &RunDir) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(run.checkpoints())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn last_best_and_kept_checkpoints_are_retained_others_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::create(dir.path()).unwrap();
+    let ok = Files { fail_model: false };
+    run.save(&state(1), &ok, true, 4).unwrap();
+    run.save(&state(2), &ok, false, 4).unwrap();
+    assert_eq!(step_dirs(&run), ["step-00000001", "step-00000002"]);
+    run.save(&state(3), &ok, false, 4).unwrap();
+    // step 2 is neither last, best nor a multiple of 4.
+    assert_eq!(step_dirs(&run), ["step-00000001", "step-00000003"]);
+    run.save(&state(4), &ok, false, 4).unwrap();
+    run.save(&state(5), &ok, true, 4).unwrap();
+    assert_eq!(step_dirs(&run), ["step-00000004", "step-00000005"]);
+    assert_eq!(run.last().unwrap(), run.step_dir(5));
+    assert_eq!(run.best().unwrap(), run.step_dir(5));
+    let last = run.last().unwrap();
+    for f in [STATE_FILE, OPTIMIZER_FILE] {
+        assert!(last.join(f).is_file(), "{f}");
+    }
+    assert!(last.join(MODEL_DIR).join("weights").is_file());
+    assert_eq!(read_state(&last).unwrap().step, 5);
+}
+
+#[test]
+fn a_failed_write_leaves_the_previous_checkpoint_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::create(dir.path()).unwrap();
+    run.save(&state(7), &Files { fail_model: false }, false, 0)
+        .unwrap();
+    let err = run
+        .save(&state(8), &Files { fail_model: true }, false, 0)
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert_eq!(run.last().unwrap(), run.step_dir(7));
+    assert_eq!(read_state(&run.last().unwrap()).unwrap().step, 7);
+    // The half-written temporary is swept by the next successful save.
+    assert!(step_dirs(&run).iter().any(|d| d.starts_with(".tmp-")));
+    run.save(&state(9), &Files { fail_model: false }, false, 0)
+        .unwrap();
+    assert_eq!(step_dirs(&run), ["step-00000009"]);
+}
+
+#[test]
+fn a_corrupt_or_foreign_state_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(STATE_FILE), "{ not json").unwrap();
+    let e = read_state(dir.path()).unwrap_err().to_string();
+    assert!(e.contains(STATE_FILE), "{e}");
+    std::fs::write(dir.path().join(STATE_FILE), r#"{"version": 99}"#).unwrap();
+    let e = read_state(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("version 99"), "{e}");
+}
+
+/// Wraps the tiny model and poisons the logits with NaN for the listed updates.
+struct Poisoned {
+    inner: TinyModel,
+    calls: std::cell::Cell<u64>,
+    poison: Vec<u64>,
+}
+
+impl TrainableModel for Poisoned {
+    fn var_store(&self) -> &tch::nn::VarStore {
+        self.inner.var_store()
+    }
+    fn forward(&self, s: &Tensor, l: &Tensor, t: &Tensor, train: bool) -> Result<Tensor, DynError> {
+        let out = self.inner.forward(s, l, t, train)?;
+        if !train {
+            return Ok(out);
+        }
+        let n = self.calls.get();
+        self.calls.set(n + 1);
+        Ok(if self.poison.contains(&n) {
+            out * f64::NAN
+        } else {
+            out
+        })
+    }
+    fn greedy(&self, s: &Tensor, l: &Tensor, a: f64, b: i64) -> Result<Vec<Vec<i64>>, DynError> {
+        self.inner.greedy(s, l, a, b)
+    }
+    fn save_bundle(&self, d: &Path, i: &BundleInfo) -> Result<(), DynError> {
+        self.inner.save_bundle(d, i)
+    }
+    fn load_weights(&mut self, d: &Path) -> Result<(), DynError> {
+        self.inner.load_weights(d)
+    }
+}
+
+fn small_cfg() -> TrainingConfig {
+    TrainingConfig {
+        max_steps: 12,
+        max_epochs: 0,
+        validate_every: 0,
+        log_every: 1,
+        max_nonfinite: 3,
+        seed: 2,
+        ..TrainingConfig::default()
+    }
+}
+
+#[test]
+fn non_finite_batches_are_skipped_and_a_streak_stops_the_run() {
+    let _rng = torch_rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let model = Poisoned {
+        inner: TinyModel::new(1, 0.0),
+        calls: 0.into(),
+        poison: vec![2, 3],
+    };
+    let mut t = Trainer::new(model, small_cfg(), dir.path(), Device::Cpu).unwrap();
+    let out = t
+        .train(
+            &mut train_source(60, 40, 2),
+            None,
+            &RunOptions { quiet: true },
+        )
+        .unwrap();
+    assert_eq!(out.reason, StopReason::MaxSteps);
+    assert_eq!(t.state().step, 12);
+    assert_eq!(t.state().skipped_batches, 2);
+    assert_eq!(out.losses.iter().filter(|(_, l)| l.is_nan()).count(), 2);
+    assert!(t.model().var_store().variables().values().all(|v| v
+        .isfinite()
+        .all()
+        .int64_value(&[])
+        == 1));
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = Poisoned {
+        inner: TinyModel::new(1, 0.0),
+        calls: 0.into(),
+        poison: vec![4, 5, 6, 7],
+    };
+    let mut t = Trainer::new(model, small_cfg(), dir.path(), Device::Cpu).unwrap();
+    let err = t
+        .train(
+            &mut train_source(60, 40, 2),
+            None,
+            &RunOptions { quiet: true },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, TrainError::NonFinite { count: 3, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_nonfinite"));
+    assert_eq!(t.state().step, 4);
+}
+
+#[test]
+fn early_stopping_after_patience_validations_without_a_better_bleu() {
+    let _rng = torch_rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainingConfig {
+        max_steps: 100,
+        max_epochs: 0,
+        validate_every: 2,
+        patience: 2,
+        seed: 4,
+        ..TrainingConfig::default()
+    };
+    let mut t = Trainer::new(TinyModel::new(3, 0.0), cfg, dir.path(), Device::Cpu).unwrap();
+    let (batches, refs) = valid_set(300, 10);
+    // A scorer that only ever gets worse: the first validation stays the best.
+    let calls = std::cell::Cell::new(0.0);
+    let scorer = |_: &[String], _: &[String]| -> Result<f64, DynError> {
+        calls.set(calls.get() + 1.0);
+        Ok(50.0 - calls.get())
+    };
+    let valid = Validation {
+        batches,
+        bleu: Some(BleuSetup {
+            references: refs,
+            vocab: &WordVocab,
+            scorer: &scorer,
+        }),
+    };
+    let out = t
+        .train(
+            &mut train_source(60, 40, 4),
+            Some(&valid),
+            &RunOptions { quiet: true },
+        )
+        .unwrap();
+    assert_eq!(out.reason, StopReason::EarlyStopping);
+    assert_eq!(t.state().step, 6);
+    assert_eq!(t.state().best_step, Some(2));
+    assert_eq!(t.state().best_bleu, Some(49.0));
+    assert_eq!(t.run_dir().best().unwrap(), t.run_dir().step_dir(2));
+    assert_eq!(t.run_dir().last().unwrap(), t.run_dir().step_dir(6));
+}
+
+#[test]
+fn resuming_with_another_seed_is_refused() {
+    let _rng = torch_rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_cfg();
+    cfg.max_steps = 2;
+    let mut t = Trainer::new(TinyModel::new(1, 0.0), cfg.clone(), dir.path(), Device::Cpu).unwrap();
+    t.train(
+        &mut train_source(30, 40, 2),
+        None,
+        &RunOptions { quiet: true },
+    )
+    .unwrap();
+    cfg.seed = 3;
+    let mut t = Trainer::new(TinyModel::new(1, 0.0), cfg, dir.path(), Device::Cpu).unwrap();
+    let e = t.resume().unwrap_err().to_string();
+    assert!(e.contains("seed"), "{e}");
+}

@@ -1,0 +1,210 @@
+//! The `nmt-train` binary: a run killed with SIGKILL mid-training and resumed continues the
+//! same loss curve; bad invocations fail with a clear message.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nmt-train");
+const MULTI30K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/multi30k");
+
+/// Cuts `n` lines of `src` into `dst`.
+fn head(src: &Path, dst: &Path, n: usize) {
+    let f = std::fs::File::open(src).unwrap();
+    let mut out = std::fs::File::create(dst).unwrap();
+    for line in BufReader::new(f).lines().take(n) {
+        writeln!(out, "{}", line.unwrap()).unwrap();
+    }
+}
+
+/// A tiny corpus and config in `dir`; `None` when the shared data is absent.
+fn fixture(dir: &Path) -> Option<PathBuf> {
+    let data = Path::new(MULTI30K);
+    if !data.is_dir() {
+        eprintln!("note: {MULTI30K} absent; skipping");
+        return None;
+    }
+    for (split, n) in [("train", 300), ("valid", 24)] {
+        for lang in ["de", "en"] {
+            head(
+                &data.join(format!("{split}.{lang}")),
+                &dir.join(format!("{split}.{lang}")),
+                n,
+            );
+        }
+    }
+    let cfg = dir.join("tiny.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[data]
+src_lang = "de"
+tgt_lang = "en"
+train = "train"
+valid = "valid"
+max_len = 40
+
+[vocab]
+size = 300
+
+[model]
+embed_dim = 16
+hidden_dim = 16
+encoder_layers = 1
+decoder_layers = 1
+dropout = 0.2
+
+[training]
+batch_tokens = 400
+max_epochs = 0
+max_steps = 36
+lr = 0.003
+validate_every = 12
+save_every = 4
+log_every = 1
+seed = 5
+threads = 1
+device = "cpu"
+"#,
+    )
+    .unwrap();
+    Some(cfg)
+}
+
+fn train_log(run: &Path) -> Vec<(u64, String)> {
+    let Ok(text) = std::fs::read_to_string(run.join("train.jsonl")) else {
+        return vec![];
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_run_then_resume_continues_the_same_loss_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cfg) = fixture(dir.path()) else {
+        return;
+    };
+    let run = dir.path().join("run");
+
+    let mut child = Command::new(BIN)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once a checkpoint exists and a few more steps were logged after it.
+    let start = Instant::now();
+    loop {
+        let n = train_log(&run).len();
+        if n >= 14 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no progress: {n} steps logged"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("nmt-train exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = train_log(&run);
+    assert!(before.len() < 36, "the run finished before the kill");
+    assert!(run.join("last").exists());
+
+    let out = Command::new(BIN)
+        .args(["--run-dir", run.to_str().unwrap(), "--resume", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = train_log(&run);
+    // One record per step, 1..=36, and every step logged before the kill has the same loss.
+    assert_eq!(
+        after.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=36).collect::<Vec<_>>()
+    );
+    for (step, loss) in &before {
+        let again = &after[*step as usize - 1];
+        assert_eq!(
+            &again.1, loss,
+            "step {step}: loss before the kill {loss}, after resume {}",
+            again.1
+        );
+    }
+    // The bundles are complete: `best` holds a model bundle with weights and config.
+    let best = run.join("best/model");
+    for f in ["config.json", "model.safetensors", "metadata.json"] {
+        assert!(best.join(f).is_file(), "{f} missing in {}", best.display());
+    }
+    let valid = std::fs::read_to_string(run.join("valid.jsonl")).unwrap();
+    assert_eq!(valid.lines().count(), 3, "{valid}");
+    assert!(valid.contains("\"bleu\""));
+}
+
+#[test]
+fn bad_invocations_fail_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = Command::new(BIN)
+        .args(["--run-dir", run.to_str().unwrap(), "--resume"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("config.toml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[data]\nsrc_lang='de'\ntgt_lang='en'\ntrain='t'\nvalid='v'\n[training]\nlearning_rate=1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("learning_rate") && err.contains("bad.toml"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--run-dir",
+        "--resume",
+        "--set",
+        "--device",
+        "--bf16",
+        "--quiet",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
