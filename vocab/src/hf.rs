@@ -188,18 +188,29 @@ impl Vocab for HfVocab {
             .encode(text, false)
             .map_err(|e| VocabError::Other(format!("encoding: {e}")))?;
         let ids = encoding.get_ids();
-        let literal_special = |id: &u32| matches!(*id, PAD_ID | BOS_ID | EOS_ID);
-        if !ids.iter().any(literal_special) {
+        let unk = SPECIAL_PIECES[UNK_ID as usize];
+        let offsets = encoding.get_offsets();
+        // An unk is literal when its source text is the name "<unk>" itself
+        // (a matched piece), not a span of unknown characters.
+        let literal_special = |i: usize| match ids[i] {
+            PAD_ID | BOS_ID | EOS_ID => true,
+            UNK_ID => offsets
+                .get(i)
+                .and_then(|&(start, end)| text.get(start..end))
+                .is_some_and(|span| span == unk),
+            _ => false,
+        };
+        if !(0..ids.len()).any(literal_special) {
             return Ok(ids.to_vec());
         }
         // The models hold the special pieces like any other, so text such as
         // "</s>" can match one (a Unigram model even prefers them: score 0).
         // They must never come from text: spell such a match out instead.
         let mut out = Vec::with_capacity(ids.len() + 4);
-        for &id in ids {
-            if literal_special(&id) {
+        for (i, &id) in ids.iter().enumerate() {
+            if literal_special(i) {
                 self.spell(SPECIAL_PIECES[id as usize], &mut out);
-            } else {
+            } else if !(id == UNK_ID && out.last() == Some(&UNK_ID)) {
                 out.push(id);
             }
         }

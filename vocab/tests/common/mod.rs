@@ -63,21 +63,27 @@ pub fn trained(model: ModelType) -> Option<&'static HfVocab> {
     .as_ref()
 }
 
+/// A SentencePiece command-line tool from the Debian package. Cargo puts
+/// the vendored libsentencepiece (built by sentencepiece-sys) on the test's
+/// LD_LIBRARY_PATH; the Debian tools must not pick it up (newer, with other
+/// flag handling: spm_train would silently ignore its flags).
+pub fn spm_command(tool: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.env_remove("LD_LIBRARY_PATH");
+    cmd
+}
+
 /// Runs `spm_train` on `lines` into `dir` with extra flags; returns the
 /// model path, or `None` (with a printed note) when spm_train is absent.
 pub fn spm_train(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> Option<PathBuf> {
-    if std::process::Command::new("spm_train")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
+    if spm_command("spm_train").arg("--help").output().is_err() {
         eprintln!("note: spm_train is not installed (Debian package sentencepiece); skipping");
         return None;
     }
     let input = dir.join("spm_input.txt");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let prefix = dir.join("spm");
-    let out = std::process::Command::new("spm_train")
+    let out = spm_command("spm_train")
         .arg(format!("--input={}", input.display()))
         .arg(format!("--model_prefix={}", prefix.display()))
         .arg("--minloglevel=2")

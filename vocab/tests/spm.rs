@@ -1,0 +1,233 @@
+//! SentencePiece models (module `spm`): a model made by `spm_train` at test
+//! time, its id layout mapped onto ours, round trip on real test sets, and no
+//! panic on any input.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use vocab::{SpmVocab, Vocab, VocabKind, BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID, UNK_ID, UNK_SURFACE};
+
+/// A 2000-piece unigram model with spm_train's default layout (unk 0, bos 1,
+/// eos 2, no pad), trained once per test binary on a Multi30k cut.
+fn model() -> Option<&'static (tempfile::TempDir, PathBuf)> {
+    static MODEL: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let lines = common::train_text()?;
+            let dir = tempfile::tempdir().unwrap();
+            let path = common::spm_train(
+                dir.path(),
+                &lines,
+                &["--vocab_size=2000", "--character_coverage=1.0"],
+            )?;
+            Some((dir, path))
+        })
+        .as_ref()
+}
+
+fn vocab() -> Option<&'static SpmVocab> {
+    static VOCAB: OnceLock<Option<SpmVocab>> = OnceLock::new();
+    VOCAB
+        .get_or_init(|| Some(SpmVocab::from_file(&model()?.1).unwrap()))
+        .as_ref()
+}
+
+/// Ids as the `spm_encode` tool writes them, one vector per line.
+fn spm_encode_ids(model: &std::path::Path, lines: &[String]) -> Vec<Vec<u32>> {
+    use std::io::Write;
+    let mut child = common::spm_command("spm_encode")
+        .arg(format!("--model={}", model.display()))
+        .arg("--output_format=id")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let text = lines.join("\n") + "\n";
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn default_layout_is_remapped() {
+    let Some(v) = vocab() else { return };
+    assert_eq!(v.kind(), VocabKind::SentencePiece);
+    assert_eq!(v.file_name(), "sentencepiece.model");
+    // spm_train default: unk 0, bos 1, eos 2, no pad; we add pad.
+    assert_eq!(v.from_spm_id(0), Some(UNK_ID));
+    assert_eq!(v.from_spm_id(1), Some(BOS_ID));
+    assert_eq!(v.from_spm_id(2), Some(EOS_ID));
+    assert_eq!(v.from_spm_id(3), Some(NUM_SPECIAL));
+    assert_eq!(v.to_spm_id(PAD_ID), None);
+    assert_eq!(v.to_spm_id(NUM_SPECIAL), Some(3));
+    assert_eq!(v.len(), 2001);
+    for id in NUM_SPECIAL..v.len() as u32 {
+        let spm = v.to_spm_id(id).unwrap();
+        assert_eq!(v.from_spm_id(spm), Some(id));
+        let piece = v.id_to_piece(id).unwrap();
+        assert_eq!(v.piece_to_id(&piece), Some(id));
+    }
+}
+
+#[test]
+fn ids_agree_with_spm_encode() {
+    let (Some((_, path)), Some(v)) = (model(), vocab()) else {
+        return;
+    };
+    let lines = common::head("multi30k/test.de", 200).unwrap();
+    let theirs = spm_encode_ids(path, &lines);
+    assert_eq!(theirs.len(), lines.len());
+    for (line, spm_ids) in lines.iter().zip(theirs) {
+        let mapped: Vec<u32> = spm_ids.iter().map(|&s| v.from_spm_id(s).unwrap()).collect();
+        assert_eq!(v.encode(line).unwrap(), mapped, "{line}");
+    }
+}
+
+#[test]
+fn other_layouts_are_remapped() {
+    let Some(lines) = common::head("multi30k/train.en", 1500) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // eos first, pad, unk at 3, no bos; and a BPE model for good measure.
+    let Some(path) = common::spm_train(
+        dir.path(),
+        &lines,
+        &[
+            "--vocab_size=500",
+            "--model_type=bpe",
+            "--eos_id=0",
+            "--pad_id=1",
+            "--unk_id=3",
+            "--bos_id=-1",
+        ],
+    ) else {
+        return;
+    };
+    let v = SpmVocab::from_file(&path).unwrap();
+    assert_eq!(v.from_spm_id(0), Some(EOS_ID));
+    assert_eq!(v.from_spm_id(1), Some(PAD_ID));
+    assert_eq!(v.from_spm_id(3), Some(UNK_ID));
+    assert_eq!(v.from_spm_id(2), Some(NUM_SPECIAL));
+    assert_eq!(v.to_spm_id(BOS_ID), None);
+    assert_eq!(v.len(), 501);
+    let line = &lines[0];
+    let ids = v.encode(line).unwrap();
+    assert!(ids.iter().all(|&id| id >= NUM_SPECIAL));
+    assert_eq!(v.decode(&ids).unwrap(), v.normalize(line).unwrap());
+    assert_eq!(v.decode(&[BOS_ID, PAD_ID, EOS_ID]).unwrap(), "");
+}
+
+fn check_line(v: &dyn Vocab, line: &str) -> bool {
+    let ids = v.encode(line).unwrap();
+    assert!(
+        ids.iter()
+            .all(|&id| id != PAD_ID && id != BOS_ID && id != EOS_ID),
+        "{line:?} -> {ids:?}"
+    );
+    let decoded = v.decode(&ids).unwrap();
+    if ids.contains(&UNK_ID) {
+        assert!(decoded.contains(UNK_SURFACE), "{line:?} -> {decoded:?}");
+        false
+    } else {
+        assert_eq!(
+            decoded,
+            v.normalize(line).unwrap(),
+            "round trip of {line:?}"
+        );
+        true
+    }
+}
+
+#[test]
+fn round_trips_real_test_sets() {
+    let Some(v) = vocab() else { return };
+    for set in common::TEST_SETS {
+        let lines = common::head(set, usize::MAX).unwrap();
+        let clean = lines.iter().filter(|l| check_line(v, l)).count();
+        eprintln!("spm {set}: {clean}/{} lines without unk", lines.len());
+        let floor = if set.starts_with("multi30k") {
+            0.97
+        } else {
+            0.5
+        };
+        assert!(clean as f64 >= floor * lines.len() as f64, "{set}");
+    }
+}
+
+#[test]
+fn unknown_text_and_bad_ids() {
+    let Some(v) = vocab() else { return };
+    let ids = v.encode("Ein Привет Mann").unwrap();
+    assert!(ids.contains(&UNK_ID));
+    assert_eq!(v.decode(&ids).unwrap(), format!("Ein {UNK_SURFACE} Mann"));
+    assert_eq!(v.decode(&v.encode("日本").unwrap()).unwrap(), UNK_SURFACE);
+    assert!(v.decode(&[v.len() as u32]).is_err());
+    // Special names in text are text.
+    let ids = v.encode("<s> </s> <pad>").unwrap();
+    assert!(ids
+        .iter()
+        .all(|&id| id != BOS_ID && id != EOS_ID && id != PAD_ID));
+}
+
+#[test]
+fn save_writes_the_same_model() {
+    let Some(v) = vocab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy.model");
+    v.save(&path).unwrap();
+    let again = SpmVocab::from_file(&path).unwrap();
+    let line = "Zwei Hunde spielen im Schnee.";
+    assert_eq!(again.encode(line).unwrap(), v.encode(line).unwrap());
+    assert_eq!(again.len(), v.len());
+}
+
+fn text() -> impl Strategy<Value = String> {
+    let fragment = prop_oneof![
+        4 => "[A-Za-zäöüßÄÖÜ.,!?'-]{1,12}",
+        2 => prop::sample::select(vec![" ", "  ", "\t", "\n", "\r\n", "\u{a0}", "\u{3000}", "\u{2028}"]).prop_map(String::from),
+        1 => prop::sample::select(vec!["\u{0}", "\u{1}", "\u{7f}", "\u{85}", "\u{200b}", "\u{feff}", "\u{fffd}"]).prop_map(String::from),
+        1 => prop::sample::select(vec!["e\u{301}", "\u{301}", "a\u{308}\u{323}", "\u{1f600}", "👨‍👩‍👧", "🇩🇪", "日本語", "Привет", "\u{2581}", "<s>", "</s>", "<pad>", "<unk>", "ﬁ", "Ⅻ", "①"]).prop_map(String::from),
+        1 => any::<String>(),
+    ];
+    prop::collection::vec(fragment, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn never_panics_and_round_trips(s in text()) {
+        if let Some(v) = vocab() { check_line(v, &s); }
+    }
+
+    #[test]
+    fn arbitrary_strings_never_panic(s in any::<String>()) {
+        if let Some(v) = vocab() { check_line(v, &s); }
+    }
+
+    #[test]
+    fn arbitrary_ids_decode_or_fail_cleanly(ids in prop::collection::vec(0u32..2100, 0..64)) {
+        if let Some(v) = vocab() {
+            prop_assert_eq!(v.decode(&ids).is_ok(), ids.iter().all(|&id| (id as usize) < v.len()));
+        }
+    }
+}
+
+#[test]
+fn very_long_line_round_trips() {
+    let Some(v) = vocab() else { return };
+    let lines = common::head("multi30k/test.en", 1000).unwrap();
+    check_line(v, &lines.join(" "));
+    assert!(check_line(v, &"ab".repeat(50_000)));
+}
