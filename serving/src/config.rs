@@ -331,7 +331,7 @@ mod tests {
         let path = dir.path().join("serve.toml");
         std::fs::write(
             &path,
-            "models = [\"a\"]\naddr = \"0.0.0.0:9\"\nmax_beam = 7\ndevice = \"cpu\"\n",
+            "models = [\"a\"]\naddr = \"0.0.0.0:9\"\nmax_beam = 9\ndevice = \"cpu\"\n",
         )
         .unwrap();
         let cli = Cli::try_parse_from([
@@ -339,13 +339,13 @@ mod tests {
             "--config",
             path.to_str().unwrap(),
             "--max-beam",
-            "3",
+            "7",
         ])
         .unwrap();
         let s = Settings::resolve(cli).unwrap();
         assert_eq!(s.models, vec![PathBuf::from("a")]);
         assert_eq!(s.addr, "0.0.0.0:9");
-        assert_eq!(s.limits.max_beam, 3);
+        assert_eq!(s.limits.max_beam, 7);
         assert_eq!(s.device, DeviceChoice::Cpu);
         assert_eq!(s.limits.max_chars, 5000);
     }

@@ -1,0 +1,204 @@
+//! Dynamic batching under concurrency, queue overflow, deadlines and graceful shutdown.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} missing in\n{body}"))
+}
+
+#[test]
+fn concurrent_requests_are_batched_and_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), "m", ("de", "en"), 11);
+    let s = Server::start(&[
+        "--model",
+        m.to_str().unwrap(),
+        "--batch-wait-ms",
+        "50",
+        "--workers",
+        "4",
+        "--beam-size",
+        "2",
+    ]);
+    let url = s.url("/v1/translate");
+    // Reference: each text translated alone, one request at a time.
+    let alone: Vec<String> = SENTENCES
+        .iter()
+        .map(|t| texts_of(&post_json(&url, &json!({"text": t})))[0].clone())
+        .collect();
+    let before = get(&s.url("/metrics")).body;
+    let calls_before = metric(&before, "nmt_batch_requests_count");
+
+    // 32 clients at once, each with one or two texts, in varying order.
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            let url = url.clone();
+            thread::spawn(move || {
+                let a = i % SENTENCES.len();
+                let b = (i * 7 + 3) % SENTENCES.len();
+                let texts = if i % 2 == 0 {
+                    vec![SENTENCES[a]]
+                } else {
+                    vec![SENTENCES[a], SENTENCES[b]]
+                };
+                let reply = post_json(&url, &json!({"texts": texts}));
+                (vec![a, b], i % 2 == 0, texts_of(&reply))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (idx, single, got) = h.join().unwrap();
+        let want: Vec<String> = if single {
+            vec![alone[idx[0]].clone()]
+        } else {
+            idx.iter().map(|&k| alone[k].clone()).collect()
+        };
+        assert_eq!(got, want, "texts {idx:?}");
+    }
+    let after = get(&s.url("/metrics")).body;
+    let calls = metric(&after, "nmt_batch_requests_count") - calls_before;
+    let requests =
+        metric(&after, "nmt_batch_requests_sum") - metric(&before, "nmt_batch_requests_sum");
+    assert_eq!(requests, 32.0);
+    assert!(
+        calls < 32.0,
+        "32 concurrent requests should share model calls, got {calls} calls"
+    );
+    assert!(metric(&after, "nmt_sentences_total") >= 48.0 + SENTENCES.len() as f64);
+}
+
+#[test]
+fn full_queue_answers_503_with_retry_after_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), "m", ("de", "en"), 12);
+    // A queue of two and a batcher that waits a whole second for company:
+    // the first two requests are accepted, everything else in that second is refused.
+    let s = Server::start(&[
+        "--model",
+        m.to_str().unwrap(),
+        "--queue-capacity",
+        "2",
+        "--batch-wait-ms",
+        "1500",
+        "--workers",
+        "4",
+    ]);
+    let url = s.url("/v1/translate");
+    let first = {
+        let url = url.clone();
+        thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[0]})))
+    };
+    thread::sleep(Duration::from_millis(150));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let url = url.clone();
+            thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[i + 1]})))
+        })
+        .collect();
+    // While saturated, /ready says so (the batcher still holds the first two).
+    thread::sleep(Duration::from_millis(400));
+    let ready = get(&s.url("/ready"));
+    let mut replies: Vec<Reply> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    replies.push(first.join().unwrap());
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let full: Vec<&Reply> = replies.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(ok, 2, "exactly the queue's capacity is served: {replies:?}");
+    assert_eq!(full.len(), 7, "{replies:?}");
+    for r in &full {
+        r.assert_error(503, "queue_full");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["status"], "saturated");
+    // Once drained, the server is ready and answers again.
+    let ready = get(&s.url("/ready"));
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(post_json(&url, &json!({"text": SENTENCES[0]})).status, 200);
+    let metrics = get(&s.url("/metrics")).body;
+    assert_eq!(
+        metric(&metrics, "nmt_rejected_total{reason=\"queue_full\"}"),
+        7.0
+    );
+}
+
+#[test]
+fn deadline_answers_504() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), "m", ("de", "en"), 13);
+    // The batcher waits 400 ms for company; the deadline is 100 ms.
+    let s = Server::start(&[
+        "--model",
+        m.to_str().unwrap(),
+        "--batch-wait-ms",
+        "400",
+        "--request-timeout-ms",
+        "100",
+    ]);
+    let started = Instant::now();
+    let r = post_json(&s.url("/v1/translate"), &json!({"text": SENTENCES[0]}));
+    r.assert_error(504, "deadline_exceeded");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let r = post_json(
+        &s.url("/translate"),
+        &json!({"q": SENTENCES[0], "source": "de", "target": "en"}),
+    );
+    r.assert_error(504, "deadline_exceeded");
+    // The server is fine afterwards.
+    assert_eq!(get(&s.url("/health")).status, 200);
+}
+
+fn shutdown_finishes_in_flight(signal: nix::sys::signal::Signal) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), "m", ("de", "en"), 14);
+    // Requests sit in the batcher for 700 ms, so they are in flight when the signal comes.
+    let s = Server::start(&[
+        "--model",
+        m.to_str().unwrap(),
+        "--batch-wait-ms",
+        "700",
+        "--workers",
+        "2",
+    ]);
+    let url = s.url("/v1/translate");
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let url = url.clone();
+            thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[i]})))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(250));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid()), signal).unwrap();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 200, "in-flight request must complete: {}", r.body);
+        assert_eq!(texts_of(&r).len(), 1);
+    }
+    let (code, stderr) = s.wait();
+    assert_eq!(
+        code,
+        Some(0),
+        "exit status after {signal:?}; stderr:\n{stderr}"
+    );
+    assert!(
+        try_request("GET", &format!("{url}"), &[], b"").is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_exits_0() {
+    shutdown_finishes_in_flight(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_drains_and_exits_0() {
+    shutdown_finishes_in_flight(nix::sys::signal::Signal::SIGINT);
+}

@@ -1,0 +1,207 @@
+//! The web page end to end in headless Chromium: type a sentence, click
+//! Translate, see the translation, the alternatives and the attention heatmap.
+//!
+//! Chromium is driven over the DevTools protocol (a websocket, `tungstenite`):
+//! no chromedriver, no browser download. Needs Debian's `chromium`
+//! (scripts/setup-system.sh installs it); without it this test fails rather
+//! than passing silently.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+fn chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in ["/usr/bin", "/usr/local/bin", "/snap/bin"] {
+            let p = PathBuf::from(dir).join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "Chromium is not installed: run scripts/setup-system.sh (it installs Debian's `chromium`); \
+         this end-to-end test of the web page needs it"
+    );
+}
+
+/// A headless Chromium and a DevTools connection to its page.
+struct Browser {
+    child: Child,
+    ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn launch() -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let child = Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        // Chromium writes the port it chose into the profile.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let started = Instant::now();
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u16>().ok()))
+            {
+                break port;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "chromium did not open its DevTools port"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let targets: Value = get(&format!("http://127.0.0.1:{port}/json/list")).json();
+        let page = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("a page target");
+        let url = page["webSocketDebuggerUrl"].as_str().unwrap();
+        let (ws, _) = tungstenite::connect(url).expect("DevTools websocket");
+        Browser {
+            child,
+            ws,
+            next_id: 0,
+            _profile: profile,
+        }
+    }
+
+    /// Sends a DevTools command and returns its result.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let msg = json!({"id": id, "method": method, "params": params});
+        self.ws.send(Message::text(msg.to_string())).unwrap();
+        loop {
+            let Message::Text(text) = self.ws.read().unwrap() else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(text.as_str()).unwrap();
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates JavaScript in the page; fails on a thrown exception.
+    fn eval(&mut self, js: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": js, "returnByValue": true, "awaitPromise": true}),
+        );
+        assert!(r.get("exceptionDetails").is_none(), "{js}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Polls `js` until it is true.
+    fn wait_for(&mut self, js: &str, what: &str) {
+        let started = Instant::now();
+        while self.eval(js) != json!(true) {
+            if started.elapsed() > Duration::from_secs(60) {
+                let page = self.eval("document.body ? document.body.innerText : ''");
+                panic!("timed out waiting for {what}; page text:\n{page}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn page_translates_and_draws_the_heatmap() {
+    let chromium_path = chromium();
+    assert!(chromium_path.exists());
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), "web-de-en", ("de", "en"), 21);
+    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let sentence = SENTENCES[5];
+    // What the page should show: the API's answer with the page's settings (beam 5, 2 alternatives).
+    let expected = post_json(
+        &s.url("/v1/translate"),
+        &json!({"text": sentence, "beam_size": 5, "n_best": 3, "return_attention": true}),
+    )
+    .json();
+    let t = &expected["translations"][0];
+    let rows = t["target_tokens"].as_array().unwrap().len();
+    let cols = t["source_tokens"].as_array().unwrap().len();
+
+    let mut b = Browser::launch();
+    b.call("Page.enable", json!({}));
+    b.call("Page.navigate", json!({"url": s.url("/")}));
+    // The model list is filled from /v1/models.
+    b.wait_for(
+        "document.readyState === 'complete' && !!document.querySelector(\"#model option[value='web-de-en']\")",
+        "the model list",
+    );
+    // Type into the text box (real key input into the focused element), then click.
+    b.eval("document.getElementById('source').focus()");
+    b.call("Input.insertText", json!({"text": sentence}));
+    assert_eq!(
+        b.eval("document.getElementById('source').value"),
+        json!(sentence)
+    );
+    b.eval("document.getElementById('translate').click()");
+    b.wait_for(
+        "document.getElementById('result').dataset.done === '1' || document.getElementById('error').textContent !== ''",
+        "the translation",
+    );
+    let page = b.eval(
+        "JSON.stringify({
+            result: document.getElementById('result').textContent,
+            error: document.getElementById('error').textContent,
+            rows: document.querySelectorAll('table.heatmap tr').length,
+            cells: document.querySelectorAll('table.heatmap td').length,
+            colored: [...document.querySelectorAll('table.heatmap td')].filter(td => td.style.background.startsWith('rgba')).length,
+            alternatives: document.querySelectorAll('#alternatives li').length
+        })",
+    );
+    let page: Value = serde_json::from_str(page.as_str().unwrap()).unwrap();
+    assert_eq!(page["error"], "", "the page shows an error: {page}");
+    assert_eq!(page["result"], t["text"], "{page}");
+    // Heatmap: a header row plus one row per target piece, one coloured cell per source piece.
+    assert_eq!(page["rows"], rows + 1, "{page}");
+    assert_eq!(page["cells"], rows * cols, "{page}");
+    assert_eq!(page["colored"], rows * cols, "{page}");
+    assert_eq!(
+        page["alternatives"],
+        t["alternatives"].as_array().unwrap().len(),
+        "{page}"
+    );
+}
