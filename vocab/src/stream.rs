@@ -58,10 +58,7 @@ pub fn encode_stream(
     let mut buf = Vec::new();
     let mut line_no = 0;
     let out_err = |e| VocabError::io(Path::new("<output>"), e);
-    loop {
-        let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? else {
-            break;
-        };
+    while let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? {
         line_no += 1;
         let at_line = |e: VocabError| VocabError::Input {
             path: name.to_string(),
@@ -101,10 +98,7 @@ pub fn decode_stream(
     let mut buf = Vec::new();
     let mut line_no = 0;
     let out_err = |e| VocabError::io(Path::new("<output>"), e);
-    loop {
-        let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? else {
-            break;
-        };
+    while let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? {
         line_no += 1;
         let at_line = |message: String| VocabError::Input {
             path: name.to_string(),
