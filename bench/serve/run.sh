@@ -10,7 +10,7 @@
 #   batch1    32 connections, --max-batch-sentences 1 (no batching)
 #   overload  128 connections (4×) against --queue-capacity 32: 503s expected,
 #             memory must stay flat (VmRSS sampled every second)
-# Reported: requests/s, p50/p99 latency, non-2xx answers, peak RSS (VmHWM).
+# Reported: requests/s, p50/p99 latency, non-2xx answers and socket errors, peak RSS (VmHWM).
 # Needs: wrk (Debian package `wrk`), python3, curl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,18 +23,21 @@ WORK=$(mktemp -d /tmp/nmt-serve-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk not installed (apt-get install -y wrk)" >&2; exit 1; }
-cargo build --release -q -p serving --bin nmt-serve --example untrained_bundle
-BIN=target/release/nmt-serve
+# PROFILE=dev uses the dev profile (dependencies at opt-level 2; libtorch does the work either way).
+PROFILE=${PROFILE:-release}
+if [[ $PROFILE == release ]]; then OUT=target/release; else OUT=target/debug; fi
+cargo build --profile "$PROFILE" -q -p serving --bin nmt-serve --example untrained_bundle
+BIN=$OUT/nmt-serve
 
 if [[ -z "${BUNDLE:-}" ]]; then
   BUNDLE="$WORK/untrained-de-en"
-  target/release/examples/untrained_bundle --out "$BUNDLE" \
+  "$OUT/examples/untrained_bundle" --out "$BUNDLE" \
     --lines "$DATA/train.de" --lines "$DATA/train.en" --vocab-size 8000 \
     --embed-dim 256 --hidden-dim 256 --layers 2 >&2
 fi
 
 # One request body per test sentence; wrk picks them round-robin.
-python3 - "$DATA/test_2016_flickr.de" > "$WORK/post.lua" <<'PY'
+python3 - "$DATA/test.de" > "$WORK/post.lua" <<'PY'
 import json, sys
 lines = [l.strip() for l in open(sys.argv[1], encoding="utf-8") if l.strip()][:500]
 bodies = [json.dumps({"text": l, "beam_size": 5}) for l in lines]
@@ -64,7 +67,7 @@ run_case() {
       awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null; sleep 1
     done ) >"$rss_log" &
   local sampler=$!
-  wrk -t2 -c"$connections" -d"${DURATION}s" --timeout 30s --latency -s "$WORK/post.lua" \
+  wrk -t2 -c"$connections" -d"${DURATION}s" --timeout 90s --latency -s "$WORK/post.lua" \
     "http://127.0.0.1:$PORT" >"$WORK/$name.wrk"
   local hwm
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
@@ -84,6 +87,8 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", w).group(1))
 total = int(re.search(r"(\d+) requests in", w).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", w)
 non2xx = int(non2xx.group(1)) if non2xx else 0
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", w)
+non2xx += sum(int(x) for x in sock.groups()) if sock else 0
 rss = [int(x) for x in open(rss_log).read().split()] or [0]
 third = max(1, len(rss) // 3)
 batch = ""
