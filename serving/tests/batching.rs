@@ -188,7 +188,7 @@ fn shutdown_finishes_in_flight(signal: nix::sys::signal::Signal) {
         "exit status after {signal:?}; stderr:\n{stderr}"
     );
     assert!(
-        try_request("GET", &format!("{url}"), &[], b"").is_err(),
+        try_request("GET", &url, &[], b"").is_err(),
         "no longer listening"
     );
 }
