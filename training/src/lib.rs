@@ -1,9 +1,9 @@
 //! Corpus reading, batching and the trainer.
-pub mod data;
 pub mod autocast;
 pub mod checkpoint;
 pub mod config;
 pub mod corpus_source;
+pub mod data;
 pub mod log;
 pub mod loss;
 pub mod optim;

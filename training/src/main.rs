@@ -54,6 +54,11 @@ struct Cli {
     /// Shorthand for --set training.seed=...
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Skip (and count, in the report at the end) sentence pairs with invalid UTF-8, an
+    /// empty side or mismatched segment ids instead of stopping; shorthand for
+    /// --set data.skip_bad_lines=true. Different line counts are always an error.
+    #[arg(long)]
+    skip_bad_lines: bool,
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[arg(long, short)]
     quiet: bool,
@@ -76,6 +81,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::registry()
         .with(
             fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
                 .with_filter(filter()),
         )
@@ -93,6 +99,9 @@ fn main() -> anyhow::Result<()> {
     }
     if cli.bf16 {
         overrides.push("training.bf16=true".into());
+    }
+    if cli.skip_bad_lines {
+        overrides.push("data.skip_bad_lines=true".into());
     }
     if let Some(v) = cli.lr {
         overrides.push(format!("training.lr={v:?}"));

@@ -208,3 +208,59 @@ fn bad_invocations_fail_with_a_message() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn bad_training_lines_stop_with_file_and_line_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cfg) = fixture(dir.path()) else {
+        return;
+    };
+    // Line 7 of the German side becomes empty, line 9 invalid UTF-8.
+    let de = dir.path().join("train.de");
+    let mut lines: Vec<Vec<u8>> = std::fs::read(&de)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    lines[6] = Vec::new();
+    lines[8] = b"kaputt \xff\xfe text".to_vec();
+    std::fs::write(&de, lines.join(&b'\n')).unwrap();
+
+    let run = dir.path().join("strict");
+    let out = Command::new(BIN)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "-q",
+            "--max-steps",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train.de") && err.contains('7'), "{err}");
+
+    let run = dir.path().join("lenient");
+    let out = Command::new(BIN)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "-q",
+            "--max-steps",
+            "2",
+            "--skip-bad-lines",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("skipped") || err.contains("skip"),
+        "the report counts the skips: {err}"
+    );
+}
