@@ -27,17 +27,20 @@ release: setup
 test: setup
 	$(CARGO) test --workspace --no-fail-fast
 
-serve: release
+serve: setup
 	@if [ ! -f "$(MODEL)/config.json" ]; then \
 	  echo "make serve: no model bundle in $(MODEL); train one with 'make train-multi30k' (README: Training) or pass MODEL=DIR"; \
 	  exit 1; \
 	fi
-	target/release/nmt-serve --model "$(MODEL)" --addr "$(ADDR)"
+	$(CARGO) build --release -p serving --bin nmt-serve
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} target/release/nmt-serve --model "$(MODEL)" --addr "$(ADDR)"
 
 bench: setup
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	bench/eval/bench_eval.sh
 	bench/corpus/run.sh
 	bench/run_model_benchmarks.sh
+	bench/serve/run.sh
 
 train-multi30k: release
 	target/release/nmt-train --config configs/multi30k-de-en.toml --run-dir runs/multi30k-de-en
