@@ -19,9 +19,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use model::bundle::{BundleConfig, BundleContents, BundleMetadata, WeightsDtype, FORMAT_VERSION};
-use model::{Bundle, ModelConfig, Seq2Seq};
-use tch::{nn, Device};
+use model::bundle::write_untrained_bundle_with;
+use model::{Bundle, ModelConfig};
+use tch::Device;
 
 #[derive(Parser, Debug)]
 #[command(about = "Writes the bundle and id batches the Rust and PyTorch benchmarks share")]
@@ -73,46 +73,18 @@ fn write_random_bundle(args: &Args, dir: &std::path::Path, lines: &[String]) -> 
         vocab_size: args.vocab_size,
         ..Default::default()
     };
-    let joint = vocab::train_lines(&train, lines.iter()).context("training the vocabulary")?;
-    let scratch = tempfile::tempdir()?;
-    let vocab_path = scratch.path().join("vocab.json");
-    vocab::Vocab::save(&joint, &vocab_path)?;
-    let n = vocab::Vocab::len(&joint) as i64;
-    tch::manual_seed(args.seed);
-    let vars = nn::VarStore::new(Device::Cpu);
-    let model = ModelConfig {
-        embed_dim: args.embed_dim,
-        hidden_dim: args.hidden_dim,
-        encoder_layers: args.layers,
-        decoder_layers: args.layers,
-        dropout: 0.3,
-        share_embeddings: true,
-        tie_output: !args.untied_output,
-        ..ModelConfig::new(n, n)
-    };
-    Seq2Seq::new(&vars.root(), &model)?;
-    let config = BundleConfig {
-        format_version: FORMAT_VERSION,
-        src_lang: "de".into(),
-        tgt_lang: "en".into(),
-        src_vocab: "vocab.json".into(),
-        tgt_vocab: "vocab.json".into(),
-        model,
-    };
-    let metadata = BundleMetadata {
-        format_version: FORMAT_VERSION,
-        ..Default::default()
-    };
-    model::bundle::save(
-        dir,
-        &BundleContents {
-            config: &config,
-            metadata: &metadata,
-            vars: &vars,
-            vocab_files: &[("vocab.json".to_string(), vocab_path)],
-            dtype: WeightsDtype::Float32,
-        },
-    )?;
+    write_untrained_bundle_with(dir, lines.iter(), &train, ("de", "en"), args.seed, |m| {
+        ModelConfig {
+            embed_dim: args.embed_dim,
+            hidden_dim: args.hidden_dim,
+            encoder_layers: args.layers,
+            decoder_layers: args.layers,
+            dropout: 0.3,
+            tie_output: !args.untied_output,
+            ..m
+        }
+    })
+    .context("writing the random bundle")?;
     Ok(())
 }
 

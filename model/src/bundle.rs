@@ -284,7 +284,7 @@ pub fn write_untrained_bundle(
     dir: &Path,
     lines: &[&str],
     vocab_size: usize,
-    (src_lang, tgt_lang): (&str, &str),
+    langs: (&str, &str),
     seed: i64,
 ) -> Result<BundleConfig, ModelError> {
     let train = vocab::TrainConfig {
@@ -292,20 +292,39 @@ pub fn write_untrained_bundle(
         min_frequency: 1,
         ..Default::default()
     };
-    let joint = vocab::train_lines(&train, lines.iter().copied())?;
+    write_untrained_bundle_with(dir, lines.iter().copied(), &train, langs, seed, |m| m)
+}
+
+/// [`write_untrained_bundle`] with any vocabulary settings and architecture:
+/// `shape` gets a small default (embedding and hidden size 16, no dropout,
+/// shared embeddings, sized to the trained vocabulary) and returns the
+/// architecture to build (benchmarks use the presets' shapes).
+pub fn write_untrained_bundle_with<I, S>(
+    dir: &Path,
+    lines: I,
+    train: &vocab::TrainConfig,
+    (src_lang, tgt_lang): (&str, &str),
+    seed: i64,
+    shape: impl FnOnce(ModelConfig) -> ModelConfig,
+) -> Result<BundleConfig, ModelError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let joint = vocab::train_lines(train, lines)?;
     let scratch = tempfile_dir(dir)?;
     let vocab_path = scratch.join("vocab.json");
     vocab::Vocab::save(&joint, &vocab_path)?;
     let n = vocab::Vocab::len(&joint) as i64;
     tch::manual_seed(seed);
     let vars = nn::VarStore::new(Device::Cpu);
-    let model = ModelConfig {
+    let model = shape(ModelConfig {
         embed_dim: 16,
         hidden_dim: 16,
         dropout: 0.0,
         share_embeddings: true,
         ..ModelConfig::new(n, n)
-    };
+    });
     Seq2Seq::new(&vars.root(), &model)?;
     let config = BundleConfig {
         format_version: FORMAT_VERSION,

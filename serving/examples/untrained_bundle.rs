@@ -8,11 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use model::bundle::{
-    save, BundleConfig, BundleContents, BundleMetadata, WeightsDtype, FORMAT_VERSION,
-};
-use model::{ModelConfig, Seq2Seq};
-use tch::{nn, Device};
+use model::bundle::write_untrained_bundle_with;
+use model::ModelConfig;
 
 /// Write an untrained (random-weight) bundle.
 #[derive(Parser)]
@@ -54,46 +51,21 @@ fn main() -> anyhow::Result<()> {
         vocab_size: args.vocab_size,
         ..Default::default()
     };
-    let joint = vocab::train_lines(&train, lines.iter())?;
-    let scratch = tempfile::tempdir()?;
-    let vocab_path = scratch.path().join("vocab.json");
-    vocab::Vocab::save(&joint, &vocab_path)?;
-    let n = vocab::Vocab::len(&joint) as i64;
-    tch::manual_seed(args.seed);
-    let vars = nn::VarStore::new(Device::Cpu);
-    let model = ModelConfig {
-        embed_dim: args.embed_dim,
-        hidden_dim: args.hidden_dim,
-        encoder_layers: args.layers,
-        decoder_layers: args.layers,
-        dropout: 0.0,
-        share_embeddings: true,
-        ..ModelConfig::new(n, n)
-    };
-    Seq2Seq::new(&vars.root(), &model)?;
-    let config = BundleConfig {
-        format_version: FORMAT_VERSION,
-        src_lang: args.src_lang,
-        tgt_lang: args.tgt_lang,
-        src_vocab: "vocab.json".into(),
-        tgt_vocab: "vocab.json".into(),
-        model,
-    };
-    let metadata = BundleMetadata {
-        format_version: FORMAT_VERSION,
-        ..Default::default()
-    };
-    let files = vec![("vocab.json".to_string(), vocab_path)];
-    save(
+    let config = write_untrained_bundle_with(
         &args.out,
-        &BundleContents {
-            config: &config,
-            metadata: &metadata,
-            vars: &vars,
-            vocab_files: &files,
-            dtype: WeightsDtype::Float32,
+        lines.iter(),
+        &train,
+        (&args.src_lang, &args.tgt_lang),
+        args.seed,
+        |m| ModelConfig {
+            embed_dim: args.embed_dim,
+            hidden_dim: args.hidden_dim,
+            encoder_layers: args.layers,
+            decoder_layers: args.layers,
+            ..m
         },
     )?;
+    let n = config.model.src_vocab_size;
     println!("wrote {} (vocabulary {n})", args.out.display());
     Ok(())
 }
