@@ -226,37 +226,27 @@ fn bad_training_lines_stop_with_file_and_line_unless_skipped() {
     lines[8] = b"kaputt \xff\xfe text".to_vec();
     std::fs::write(&de, lines.join(&b'\n')).unwrap();
 
-    let run = dir.path().join("strict");
-    let out = Command::new(BIN)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "-q",
-            "--max-steps",
-            "2",
-        ])
-        .output()
-        .unwrap();
+    // Two short runs on the damaged corpus: strict, then with --skip-bad-lines.
+    let two_steps = |name: &str, extra: &[&str]| {
+        let run = dir.path().join(name);
+        Command::new(BIN)
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--run-dir",
+                run.to_str().unwrap(),
+            ])
+            .args(["-q", "--max-steps", "2"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = two_steps("strict", &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("train.de") && err.contains('7'), "{err}");
 
-    let run = dir.path().join("lenient");
-    let out = Command::new(BIN)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "-q",
-            "--max-steps",
-            "2",
-            "--skip-bad-lines",
-        ])
-        .output()
-        .unwrap();
+    let out = two_steps("lenient", &["--skip-bad-lines"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
