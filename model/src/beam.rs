@@ -183,10 +183,10 @@ fn run(
     let repeat = Tensor::arange(batch as i64, (Kind::Int64, device))
         .repeat_interleave_self_int(k as i64, 0, None);
     let mut enc = model.encode(src, lengths, false).index_select(&repeat);
-    let mut state = model
-        .init_decoder(&enc)
-        .index_select(&Tensor::arange((batch * k) as i64, (Kind::Int64, device)));
-    let mut coverage = Tensor::zeros([(batch * k) as i64, src.size()[1]], (Kind::Float, device));
+    let mut state = model.init_decoder(&enc);
+    // Attention summed over steps, per row; kept only when the coverage penalty needs it.
+    let mut coverage = (opts.coverage_penalty != 0.0)
+        .then(|| Tensor::zeros([(batch * k) as i64, src.size()[1]], (Kind::Float, device)));
     let mut active: Vec<usize> = (0..batch).collect();
     let mut prev = Tensor::full(
         [(batch * k) as i64],
@@ -237,11 +237,12 @@ fn run(
             Vec::try_from(top_index.to_device(Device::Cpu).view([-1])).unwrap_or_default();
         let attention = step.attention.to_device(Device::Cpu).to_kind(Kind::Float);
         let attention: Vec<Vec<f32>> = Vec::try_from(attention).unwrap_or_default();
-        let coverage_now = &coverage + &step.attention.to_kind(Kind::Float);
-        let coverage_cpu: Vec<Vec<f32>> = if opts.coverage_penalty != 0.0 {
-            Vec::try_from(coverage_now.to_device(Device::Cpu)).unwrap_or_default()
-        } else {
-            vec![]
+        let coverage_now = coverage
+            .as_ref()
+            .map(|c| c + step.attention.to_kind(Kind::Float));
+        let coverage_cpu: Vec<Vec<f32>> = match &coverage_now {
+            Some(c) => Vec::try_from(c.to_device(Device::Cpu)).unwrap_or_default(),
+            None => vec![],
         };
 
         // Rows (old row index) feeding each new beam, and the token it appends.
@@ -347,7 +348,7 @@ fn run(
         // Rows are re-gathered from the old running batch; sentences that finished drop out.
         enc = enc.index_select(&index);
         state = step.state.index_select(&index);
-        coverage = coverage_now.index_select(0, &index);
+        coverage = coverage_now.map(|c| c.index_select(0, &index));
         prev = Tensor::from_slice(&next_tokens).to_device(device);
         active = still_active;
     }
