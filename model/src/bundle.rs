@@ -277,6 +277,68 @@ pub fn save(dir: &Path, contents: &BundleContents) -> Result<(), ModelError> {
     write_dir_atomically(dir, |tmp| write_bundle_files(tmp, contents))
 }
 
+impl Bundle {
+    /// The vocabulary files of this bundle as `save` takes them: each
+    /// distinct name once (a joint vocabulary is one file), with its path.
+    pub fn vocab_files(&self) -> Vec<(String, PathBuf)> {
+        let mut names = vec![self.config.src_vocab.clone()];
+        if self.config.tgt_vocab != self.config.src_vocab {
+            names.push(self.config.tgt_vocab.clone());
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let path = self.dir.join(&name);
+                (name, path)
+            })
+            .collect()
+    }
+}
+
+impl WeightsDtype {
+    /// The name `metadata.json` records (`float32`, `float16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Float32 => "float32",
+            Self::Float16 => "float16",
+        }
+    }
+}
+
+/// Copies the bundle in `input` to `output` with its weights stored as
+/// `dtype` (float16 halves the size for shipping; loading gives float32
+/// again). `output` is written atomically and must not be `input`.
+/// `metadata.json` keeps everything and records the stored type.
+pub fn convert(input: &Path, output: &Path, dtype: WeightsDtype) -> Result<Bundle, ModelError> {
+    let same = match (fs::canonicalize(input), fs::canonicalize(output)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(ModelError::bundle(
+            output,
+            "the output is the input bundle; write the converted copy elsewhere",
+        ));
+    }
+    let bundle = Bundle::load(input, Device::Cpu)?;
+    let mut metadata = bundle.metadata.clone();
+    metadata.extra.insert(
+        "weights_dtype".into(),
+        serde_json::Value::String(dtype.name().into()),
+    );
+    save(
+        output,
+        &BundleContents {
+            config: &bundle.config,
+            metadata: &metadata,
+            vars: &bundle.vars,
+            vocab_files: &bundle.vocab_files(),
+            dtype,
+        },
+    )?;
+    Bundle::load(output, Device::Cpu)
+}
+
 /// Writes a small, randomly initialised bundle with a joint vocabulary
 /// trained on `lines`: a real bundle in every respect but its weights. For
 /// tests and smoke checks of the tools that load bundles.

@@ -23,6 +23,8 @@ pub struct ParseDeviceError(String);
 pub enum DeviceError {
     #[error("--device cuda:{asked}: CUDA is not available on this machine (libtorch sees no GPU)")]
     NoCuda { asked: usize },
+    #[error("--device cuda:{asked}: cannot load libtorch's CUDA backend ({reason}); this build or image is CPU-only")]
+    NoCudaBackend { asked: usize, reason: String },
     #[error("--device cuda:{asked}: only {count} CUDA device(s) present (cuda:0..cuda:{})", count - 1)]
     NoSuchGpu { asked: usize, count: usize },
 }
@@ -54,9 +56,51 @@ impl fmt::Display for DeviceChoice {
     }
 }
 
+/// The file libtorch keeps its CUDA kernels in.
+pub const CUDA_BACKEND_LIBRARY: &str = "libtorch_cuda.so";
+
+/// Loads libtorch's CUDA backend into the process, once; later calls return
+/// the first call's result. `Err` says why it is not there (a CPU-only
+/// libtorch, as in the CPU Docker image, or missing CUDA libraries).
+///
+/// Why at run time: libtorch_cuda.so registers the CUDA kernels when it is
+/// loaded, but no code of ours calls into it, so the linker (`--as-needed`)
+/// drops it from the binaries and libtorch would see no GPU at all. Loading
+/// it here instead of linking it with `--no-as-needed` keeps one binary for
+/// both cases: the CPU image ships without the gigabytes of CUDA libraries.
+/// The binaries' rpath (each crate's build.rs) names libtorch's folder, and
+/// dlopen searches the calling executable's run path, so no
+/// LD_LIBRARY_PATH is needed.
+pub fn load_cuda_backend() -> Result<(), String> {
+    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LAZY};
+            // SAFETY: loading libtorch_cuda runs its static initialisers, which
+            // only register CUDA kernels with the libtorch already loaded.
+            match unsafe { Library::open(Some(CUDA_BACKEND_LIBRARY), RTLD_LAZY | RTLD_GLOBAL) } {
+                Ok(library) => {
+                    // Kept for the life of the process: the registered kernels
+                    // point into it.
+                    std::mem::forget(library);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .clone()
+}
+
 impl DeviceChoice {
-    /// Resolves the choice against the GPUs libtorch can see.
+    /// Resolves the choice against the GPUs libtorch can see, loading
+    /// libtorch's CUDA backend first unless the choice is `cpu`.
     pub fn resolve(self) -> Result<tch::Device, DeviceError> {
+        if self == Self::Cpu {
+            return Ok(tch::Device::Cpu);
+        }
+        if let (Err(reason), Self::Cuda(asked)) = (load_cuda_backend(), self) {
+            return Err(DeviceError::NoCudaBackend { asked, reason });
+        }
         self.resolve_with(tch::Cuda::device_count().max(0) as usize)
     }
 
@@ -106,6 +150,29 @@ mod tests {
             DeviceChoice::Cuda(2).resolve_with(2),
             Err(DeviceError::NoSuchGpu { asked: 2, count: 2 })
         );
+    }
+
+    /// The CUDA wheel of torch (what scripts/setup-libtorch.sh installs) has
+    /// libtorch_cuda.so beside libtorch_cpu.so; loading it must work through
+    /// the rpath alone, and on a machine without a GPU `auto` still means CPU.
+    #[test]
+    fn loads_the_cuda_backend_when_libtorch_has_one() {
+        // The libtorch this test was built against (.cargo/config.toml).
+        let libtorch = option_env!("LIBTORCH").expect("LIBTORCH is set for every build");
+        let present = std::path::Path::new(libtorch)
+            .join("lib")
+            .join(CUDA_BACKEND_LIBRARY)
+            .exists();
+        assert_eq!(
+            load_cuda_backend().is_ok(),
+            present,
+            "{:?}",
+            load_cuda_backend()
+        );
+        let gpus = tch::Cuda::device_count();
+        let auto = DeviceChoice::Auto.resolve().expect("auto always resolves");
+        assert_eq!(auto.is_cuda(), gpus > 0);
+        assert_eq!(DeviceChoice::Cpu.resolve(), Ok(tch::Device::Cpu));
     }
 
     #[test]

@@ -330,3 +330,40 @@ fn translate_keeps_order_and_handles_empty_and_long_lines() {
         assert_eq!(alone[0].text, out[i].text);
     }
 }
+
+#[test]
+fn convert_writes_a_float16_copy_that_keeps_everything_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("f32"), tmp.path().join("f16"));
+    let (config, _) = make_bundle(&a, WeightsDtype::Float32);
+    let converted = bundle::convert(&a, &b, WeightsDtype::Float16).unwrap();
+    assert_eq!(converted.config, config);
+    assert_eq!(converted.metadata.step, 7);
+    assert_eq!(
+        converted.metadata.extra.get("weights_dtype"),
+        Some(&serde_json::json!("float16"))
+    );
+    let size = |d: &PathBuf| fs::metadata(d.join(bundle::WEIGHTS_FILE)).unwrap().len() as f64;
+    assert!(size(&b) < 0.6 * size(&a), "{} vs {}", size(&b), size(&a));
+    assert_eq!(
+        fs::read(a.join("vocab.json")).unwrap(),
+        fs::read(b.join("vocab.json")).unwrap()
+    );
+    let original = Bundle::load(&a, Device::Cpu).unwrap();
+    let diff = (logits(&original.model) - logits(&converted.model))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(diff > 0.0 && diff < 1e-2, "fp16 logits differ by {diff}");
+
+    let err = bundle::convert(&a, &a, WeightsDtype::Float16)
+        .expect_err("converting a bundle onto itself must be refused")
+        .to_string();
+    assert!(err.contains("output is the input"), "{err}");
+    let missing = tmp.path().join("nope");
+    let err = bundle::convert(&missing, &tmp.path().join("out"), WeightsDtype::Float16)
+        .expect_err("a missing input must fail")
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    assert!(!tmp.path().join("out").exists());
+}
