@@ -31,9 +31,9 @@ RUN apt-get update \
 # images keep the same paths and need no LD_LIBRARY_PATH.
 ENV LIBTORCH=/opt/libtorch/torch
 ARG TORCH_VERSION=2.13.0
-RUN --mount=type=cache,target=/root/.cache/pip \
+RUN --mount=type=cache,id=lstm-nmt-pip,target=/var/cache/pip \
     python3 -m venv /opt/pip \
- && /opt/pip/bin/pip install --disable-pip-version-check --quiet \
+ && /opt/pip/bin/pip install --disable-pip-version-check --quiet --cache-dir /var/cache/pip \
       --target /opt/libtorch "torch==${TORCH_VERSION}" \
  && test -f /opt/libtorch/torch/lib/libtorch_cpu.so
 
@@ -50,8 +50,8 @@ COPY evaluation/ evaluation/
 # No debug info and stripped: the shipped binaries are for running, not profiling.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=symbols
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
+RUN --mount=type=cache,id=lstm-nmt-cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=lstm-nmt-target,target=/src/target \
     cargo build --release --locked \
       -p serving --bin nmt-serve \
       -p model --bin nmt-translate \

@@ -4,7 +4,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 MODEL ?= checkpoints/multi30k-de-en
 
-.PHONY: help setup build release test serve bench train-multi30k fmt clippy clean
+.PHONY: help setup build release test serve bench train-multi30k docker-smoke fmt clippy clean
 
 help:
 	@echo "make test          install what is missing, build, run every test"
@@ -13,6 +13,7 @@ help:
 	@echo "make release       optimised build (target/release)"
 	@echo "make bench         run the benchmarks in bench/ (figures go to docs/BENCHMARKS.md)"
 	@echo "make train-multi30k  train the multi30k-de-en preset into runs/multi30k-de-en"
+	@echo "make docker-smoke  build the Docker image without a Docker engine, run it, translate through it"
 
 setup:
 	@scripts/setup-system.sh
@@ -44,6 +45,10 @@ bench: setup
 
 train-multi30k: release
 	target/release/nmt-train --config configs/multi30k-de-en.toml --run-dir runs/multi30k-de-en
+
+# Needs root and ../shared/tools/container-smoke (buildah); see scripts/docker-smoke.sh.
+docker-smoke:
+	scripts/docker-smoke.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -24,8 +24,10 @@ if [[ ! -f checkpoints/multi30k-de-en/config.json ]]; then
   exit 1
 fi
 if [[ -z "${SMOKE_SKIP_BUILD:-}" ]]; then
-  # --layers: reuse unchanged stages between runs (buildah does not by default).
-  "$TOOL" build -t "$TAG" . -- --layers
+  # No --layers: with buildah's vfs storage every committed step is a full copy
+  # of the file system (gigabytes here, with libtorch); the RUN steps' cache
+  # mounts (pip downloads, cargo registry and target) make rebuilds cheap.
+  "$TOOL" build -t "$TAG" .
 fi
 "$TOOL" run -t "$TAG" --port "$PORT" --timeout 180 -e "NMT_ADDR=127.0.0.1:$PORT" \
   -- scripts/docker-probe.sh "http://127.0.0.1:$PORT"
