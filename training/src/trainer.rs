@@ -458,18 +458,22 @@ impl<M: TrainableModel> Trainer<M> {
         let cfg = self.cfg.clone();
         let root = self.run.root().to_path_buf();
         let mut train_log = JsonLog::open(&root.join(log::TRAIN_LOG))?;
-        let mut valid_log = JsonLog::open(&root.join(log::VALID_LOG))?;
-        let progress = Progress::new(
-            (cfg.max_steps > 0).then_some(cfg.max_steps),
-            self.state.step,
-            opts.quiet,
-        );
-        let mut losses = Vec::new();
-        let mut last_valid = None;
         let started = Instant::now();
         let base_elapsed = self.state.elapsed_secs;
+        let mut books = ValidationBooks {
+            log: JsonLog::open(&root.join(log::VALID_LOG))?,
+            interval: Interval::new(started),
+            started,
+            base_elapsed,
+            progress: Progress::new(
+                (cfg.max_steps > 0).then_some(cfg.max_steps),
+                self.state.step,
+                opts.quiet,
+            ),
+        };
+        let mut losses = Vec::new();
+        let mut last_valid = None;
         let mut interval = Interval::new(started);
-        let mut valid_interval = Interval::new(started);
         let mut epoch_len = data.epoch_len(self.state.epoch).map_err(TrainError::Data)?;
 
         let reason = loop {
@@ -493,20 +497,11 @@ impl<M: TrainableModel> Trainer<M> {
                 epoch_len = data.epoch_len(self.state.epoch).map_err(TrainError::Data)?;
                 if cfg.validate_every == 0 {
                     if let Some(v) = valid {
-                        let before = self.state.best_step;
-                        let s = self.run_validation(
-                            v,
-                            &mut valid_log,
-                            &mut valid_interval,
-                            started,
-                            base_elapsed,
-                            &progress,
-                        )?;
-                        let stop = self.early_stop();
-                        last_valid = Some(s);
-                        self.state.elapsed_secs = base_elapsed + started.elapsed().as_secs_f64();
-                        self.save(self.state.best_step != before)?;
-                        if stop {
+                        let outcome = self.run_validation(v, &mut books)?;
+                        last_valid = Some(outcome.scores);
+                        self.state.elapsed_secs = books.elapsed();
+                        self.save(outcome.is_best)?;
+                        if outcome.stop {
                             break StopReason::EarlyStopping;
                         }
                     }
@@ -523,11 +518,11 @@ impl<M: TrainableModel> Trainer<M> {
                 continue;
             }
             interval.add(&r);
-            valid_interval.tokens += r.tokens as u64;
+            books.interval.tokens += r.tokens as u64;
             let step = self.state.step;
-            let elapsed = base_elapsed + started.elapsed().as_secs_f64();
+            let elapsed = books.elapsed();
             self.state.elapsed_secs = elapsed;
-            progress.update(
+            books.progress.update(
                 step,
                 self.state.epoch,
                 r.loss,
@@ -553,24 +548,16 @@ impl<M: TrainableModel> Trainer<M> {
             let mut stop = false;
             if validate_now {
                 if let Some(v) = valid {
-                    let before = self.state.best_step;
-                    let s = self.run_validation(
-                        v,
-                        &mut valid_log,
-                        &mut valid_interval,
-                        started,
-                        base_elapsed,
-                        &progress,
-                    )?;
-                    is_best = self.state.best_step != before;
-                    stop = self.early_stop();
-                    last_valid = Some(s);
+                    let outcome = self.run_validation(v, &mut books)?;
+                    is_best = outcome.is_best;
+                    stop = outcome.stop;
+                    last_valid = Some(outcome.scores);
                 }
             }
             let keep_now = cfg.keep_every > 0 && step % cfg.keep_every == 0;
             let save_now = cfg.save_every > 0 && step % cfg.save_every == 0;
             if validate_now || keep_now || save_now {
-                self.state.elapsed_secs = base_elapsed + started.elapsed().as_secs_f64();
+                self.state.elapsed_secs = books.elapsed();
                 self.save(is_best)?;
             }
             if stop {
@@ -582,21 +569,14 @@ impl<M: TrainableModel> Trainer<M> {
         let mut is_best = false;
         if let Some(v) = valid {
             if !validated_here && reason != StopReason::EarlyStopping && self.state.step > 0 {
-                let before = self.state.best_step;
-                last_valid = Some(self.run_validation(
-                    v,
-                    &mut valid_log,
-                    &mut valid_interval,
-                    started,
-                    base_elapsed,
-                    &progress,
-                )?);
-                is_best = self.state.best_step != before;
+                let outcome = self.run_validation(v, &mut books)?;
+                is_best = outcome.is_best;
+                last_valid = Some(outcome.scores);
             }
         }
-        self.state.elapsed_secs = base_elapsed + started.elapsed().as_secs_f64();
+        self.state.elapsed_secs = books.elapsed();
         self.save(is_best)?;
-        progress.finish();
+        books.progress.finish();
         tracing::info!(?reason, step = self.state.step, epoch = self.state.epoch, best_bleu = ?self.state.best_bleu, best_step = ?self.state.best_step, "training finished");
         Ok(TrainOutcome {
             reason,
@@ -614,17 +594,14 @@ impl<M: TrainableModel> Trainer<M> {
         false
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Validates, updates the best scores and the schedule, logs the result
+    /// (terminal, tracing, `valid.jsonl`) and says whether to stop early.
     fn run_validation(
         &mut self,
         v: &Validation<'_>,
-        log: &mut JsonLog,
-        interval: &mut Interval,
-        started: Instant,
-        base_elapsed: f64,
-        progress: &Progress,
-    ) -> Result<ValidScores, TrainError> {
-        let tps = interval.tokens_per_sec();
+        books: &mut ValidationBooks,
+    ) -> Result<ValidationOutcome, TrainError> {
+        let tps = books.interval.tokens_per_sec();
         let scores = self.validate(v)?;
         let best = self.record_validation(&scores);
         self.last_scores = Some(scores.clone());
@@ -636,7 +613,7 @@ impl<M: TrainableModel> Trainer<M> {
             ppl: scores.ppl,
             bleu: scores.bleu,
             lr: self.sched.lr_at(self.state.step.max(1)),
-            elapsed_secs: base_elapsed + started.elapsed().as_secs_f64(),
+            elapsed_secs: books.elapsed(),
             tokens_per_sec: tps,
             best,
         };
@@ -651,11 +628,42 @@ impl<M: TrainableModel> Trainer<M> {
                 .unwrap_or_default(),
             if best { " (best)" } else { "" }
         );
-        progress.println(&line);
+        books.progress.println(&line);
         tracing::info!(step = rec.step, loss = rec.loss, ppl = rec.ppl, bleu = ?rec.bleu, best, "validation");
-        log.write(&rec)?;
-        *interval = Interval::new(Instant::now());
-        Ok(scores)
+        books.log.write(&rec)?;
+        books.interval = Interval::new(Instant::now());
+        Ok(ValidationOutcome {
+            scores,
+            is_best: best,
+            stop: self.early_stop(),
+        })
+    }
+}
+
+/// What a validation decided.
+struct ValidationOutcome {
+    scores: ValidScores,
+    /// Best validation so far (the checkpoint becomes `best`).
+    is_best: bool,
+    /// Patience exhausted: stop training.
+    stop: bool,
+}
+
+/// The logs and clocks that validations write to during one `train` call.
+struct ValidationBooks {
+    log: JsonLog,
+    /// Training tokens since the last validation (for its tokens/s figure).
+    interval: Interval,
+    started: Instant,
+    /// Training time of the run before this call (resumed runs).
+    base_elapsed: f64,
+    progress: Progress,
+}
+
+impl ValidationBooks {
+    /// Training time of the whole run so far, in seconds.
+    fn elapsed(&self) -> f64 {
+        self.base_elapsed + self.started.elapsed().as_secs_f64()
     }
 }
 
