@@ -18,10 +18,10 @@
 # Build stage: libtorch from the PyPI wheel, then the release binaries.
 FROM rust:1.95-slim-bookworm AS build
 
-# g++: torch-sys's C++ shim, tokenizers' suffix array; cmake: the vendored
+# g++: torch-sys's C++ shim, tokenizers' suffix array; cmake + make: the vendored
 # SentencePiece; python3-venv: pip, to fetch libtorch from PyPI.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends g++ cmake pkg-config python3 python3-venv \
+ && apt-get install -y --no-install-recommends g++ make cmake pkg-config python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
 
 # libtorch 2.13 (the version tch 0.26 binds) from the torch==2.13.0 wheel and
