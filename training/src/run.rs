@@ -329,6 +329,7 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
 
     let vocabs = prepare_vocab(&cfg, &args.run_dir)?;
     let corpus = read_train(&cfg, &vocabs)?;
+    let fingerprint = corpus.fingerprint();
     let batcher = TokenBatcher::new(
         &corpus,
         BatchConfig::tokens(cfg.training.batch_tokens),
@@ -348,7 +349,7 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         model_cfg,
         (&cfg.data.src_lang, &cfg.data.tgt_lang),
         vocabs.files.clone(),
-        None,
+        Some(fingerprint),
         device,
     )
     .map_err(|e| RunError::Model(e.to_string()))?;

@@ -199,3 +199,29 @@ fn real_trained_vocabulary_through_read_encode_and_batch() {
     }
     assert!(checked > 20, "only {checked} rows checked");
 }
+
+#[test]
+fn fingerprints_follow_the_ids_not_their_storage_width() {
+    let corpus = |vocab_len: usize, pairs: &[(&[u32], &[u32])]| {
+        let mut b = CorpusBuilder::with_vocab_lens(vocab_len, vocab_len);
+        for (n, (s, t)) in pairs.iter().enumerate() {
+            b.push(s, t, n as u64).unwrap();
+        }
+        b.finish()
+    };
+    let pairs: &[(&[u32], &[u32])] = &[(&[4, 5], &[6]), (&[7], &[8, 9])];
+    let narrow = corpus(100, pairs);
+    let wide = corpus(70_000, pairs);
+    assert_eq!(narrow.src_column().width(), IdWidth::U16);
+    assert_eq!(wide.src_column().width(), IdWidth::U32);
+    let fp = narrow.fingerprint();
+    assert!(fp.starts_with("sha256:") && fp.len() == 7 + 64, "{fp}");
+    assert_eq!(fp, wide.fingerprint());
+    // Any change of ids, order or pair boundaries changes it.
+    let changed_id = corpus(100, &[(&[4, 5], &[6]), (&[7], &[8, 10])]);
+    let swapped = corpus(100, &[(&[7], &[8, 9]), (&[4, 5], &[6])]);
+    let moved_boundary = corpus(100, &[(&[4], &[5, 6]), (&[7], &[8, 9])]);
+    for other in [changed_id, swapped, moved_boundary] {
+        assert_ne!(other.fingerprint(), fp);
+    }
+}

@@ -152,6 +152,12 @@ fn sigkill_mid_run_then_resume_continues_the_same_loss_curve() {
     for f in ["config.json", "model.safetensors", "metadata.json"] {
         assert!(best.join(f).is_file(), "{f} missing in {}", best.display());
     }
+    // It records which data it was trained on.
+    let metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(best.join("metadata.json")).unwrap())
+            .unwrap();
+    let fingerprint = metadata["data_fingerprint"].as_str().unwrap_or_default();
+    assert!(fingerprint.starts_with("sha256:"), "{metadata}");
     let valid = std::fs::read_to_string(run.join("valid.jsonl")).unwrap();
     assert_eq!(valid.lines().count(), 3, "{valid}");
     assert!(valid.contains("\"bleu\""));

@@ -246,7 +246,38 @@ where
     Ok((s, t))
 }
 
+impl TokenColumn {
+    /// Feeds the column to `hasher` in a form independent of the id width
+    /// (u16 and u32 storage of the same ids hash alike).
+    fn hash_into(&self, hasher: &mut sha2::Sha256) {
+        use sha2::Digest;
+        hasher.update((self.len() as u64).to_le_bytes());
+        for i in 0..self.len() {
+            hasher.update((self.seq_len(i) as u32).to_le_bytes());
+            match self.get(i) {
+                TokenIds::U16(ids) => ids
+                    .iter()
+                    .for_each(|&id| hasher.update(u32::from(id).to_le_bytes())),
+                TokenIds::U32(ids) => ids.iter().for_each(|&id| hasher.update(id.to_le_bytes())),
+            }
+        }
+    }
+}
+
 impl EncodedCorpus {
+    /// `sha256:<hex>` of the encoded pairs in order (source and target ids
+    /// after filtering): two runs trained on the same data with the same
+    /// vocabulary have the same fingerprint, which bundles record.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        self.src.hash_into(&mut hasher);
+        self.tgt.hash_into(&mut hasher);
+        let digest = hasher.finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
     /// Reads and encodes a corpus in one streaming pass: text is read and
     /// encoded chunk by chunk on all cores (order kept), so only the
     /// compact ids stay in memory. The report counts skipped and filtered
