@@ -44,7 +44,7 @@ bench: setup
 	bench/serve/run.sh
 
 train-multi30k: release
-	target/release/nmt-train --config configs/multi30k-de-en.toml --run-dir runs/multi30k-de-en
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} target/release/nmt-train --config configs/multi30k-de-en.toml --run-dir runs/multi30k-de-en
 
 # Needs root and ../shared/tools/container-smoke (buildah); see scripts/docker-smoke.sh.
 docker-smoke:

@@ -23,15 +23,15 @@ cargo build --release -q -p model --bin nmt-bundle -p evaluation --bin nmt-eval
 work=$(mktemp -d "${TMPDIR:-/tmp}/ship-multi30k.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-score() { # bundle, label
+score() { # bundle, label, name to record
   "$BIN/nmt-eval" translate --model "$1" --src "$DATA/test.de" --ref "$DATA/test.en" \
     --beam 5 --device cpu --quiet --json --output "$work/$2.hyp.en" \
-  | python3 -c 'import json,sys; d=json.load(sys.stdin); d["weights"]=sys.argv[1]; print(json.dumps(d))' "$2"
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); d["weights"]=sys.argv[1]; d["model"]=sys.argv[2]; print(json.dumps(d))' "$2" "$3"
 }
 
 "$BIN/nmt-bundle" convert "$best" "$work/f16" --dtype f16 >/dev/null
-f32=$(score "$best" float32)
-f16=$(score "$work/f16" float16)
+f32=$(score "$best" float32 "$best")
+f16=$(score "$work/f16" float16 "float16 copy of $best")
 echo "$f32"
 echo "$f16"
 
