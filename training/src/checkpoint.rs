@@ -253,7 +253,8 @@ impl RunDir {
                 .strip_prefix("step-")
                 .and_then(|s| s.parse::<u64>().ok())
             {
-                !keep.contains(&path) && !(keep_every > 0 && step > 0 && step % keep_every == 0)
+                let kept_every_n = keep_every > 0 && step > 0 && step.is_multiple_of(keep_every);
+                !keep.contains(&path) && !kept_every_n
             } else {
                 false
             };
