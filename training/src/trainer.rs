@@ -64,6 +64,9 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
 }
 
+/// Corpus BLEU of hypotheses against references (same order, same length).
+pub type CorpusScorer<'a> = dyn Fn(&[String], &[String]) -> Result<f64, DynError> + 'a;
+
 /// What validation BLEU needs besides the model.
 pub struct BleuSetup<'a> {
     /// Reference translations (detokenized text), by sentence index.
@@ -71,7 +74,7 @@ pub struct BleuSetup<'a> {
     /// Turns hypothesis ids into text.
     pub vocab: &'a dyn vocab::Vocab,
     /// Corpus BLEU of hypotheses against references (same order).
-    pub scorer: &'a dyn Fn(&[String], &[String]) -> Result<f64, DynError>,
+    pub scorer: &'a CorpusScorer<'a>,
 }
 
 /// The validation set: batches for the loss (their `indices` index `references`) and, when
@@ -258,11 +261,9 @@ impl<M: TrainableModel> Trainer<M> {
         let b = batch.to_device(self.device).map_err(TrainError::Data)?;
         self.opt.zero_grad();
         let bf16 = self.cfg.bf16 && self.device.is_cuda();
-        let logits = crate::autocast::with_bf16(bf16, || {
-            self.model.forward(&b.src, &b.src_lengths, &b.tgt_in, true)
-        })
-        .map_err(TrainError::Model)?;
-        let out = label_smoothed_nll(&logits, &b.tgt_out, PAD, self.cfg.label_smoothing)?;
+        let (logits, gold) = crate::autocast::with_bf16(bf16, || self.model.forward_gold(&b, true))
+            .map_err(TrainError::Model)?;
+        let out = label_smoothed_nll(&logits, &gold, PAD, self.cfg.label_smoothing)?;
         let tokens = out.tokens.max(1);
         let loss_sum = out.loss.f_double_value(&[])?;
         let loss = loss_sum / tokens as f64;
@@ -328,11 +329,10 @@ impl<M: TrainableModel> Trainer<M> {
         tch::no_grad(|| -> Result<(), TrainError> {
             for batch in &valid.batches {
                 let b = batch.to_device(self.device).map_err(TrainError::Data)?;
-                let logits = crate::autocast::with_bf16(bf16, || {
-                    self.model.forward(&b.src, &b.src_lengths, &b.tgt_in, false)
-                })
-                .map_err(TrainError::Model)?;
-                let out = label_smoothed_nll(&logits, &b.tgt_out, PAD, self.cfg.label_smoothing)?;
+                let (logits, gold) =
+                    crate::autocast::with_bf16(bf16, || self.model.forward_gold(&b, false))
+                        .map_err(TrainError::Model)?;
+                let out = label_smoothed_nll(&logits, &gold, PAD, self.cfg.label_smoothing)?;
                 loss += out.loss.f_double_value(&[])?;
                 nll += out.nll.f_double_value(&[])?;
                 tokens += out.tokens;
@@ -529,7 +529,7 @@ impl<M: TrainableModel> Trainer<M> {
                 interval.tokens_per_sec(),
                 r.lr,
             );
-            if cfg.log_every > 0 && step % cfg.log_every == 0 {
+            if cfg.log_every > 0 && step.is_multiple_of(cfg.log_every) {
                 let rec = interval.record(step, self.state.epoch, r.lr, r.grad_norm, elapsed);
                 tracing::info!(
                     step,
@@ -543,7 +543,7 @@ impl<M: TrainableModel> Trainer<M> {
                 train_log.write(&rec)?;
                 interval = Interval::new(Instant::now());
             }
-            let validate_now = cfg.validate_every > 0 && step % cfg.validate_every == 0;
+            let validate_now = cfg.validate_every > 0 && step.is_multiple_of(cfg.validate_every);
             let mut is_best = false;
             let mut stop = false;
             if validate_now {
@@ -554,8 +554,8 @@ impl<M: TrainableModel> Trainer<M> {
                     last_valid = Some(outcome.scores);
                 }
             }
-            let keep_now = cfg.keep_every > 0 && step % cfg.keep_every == 0;
-            let save_now = cfg.save_every > 0 && step % cfg.save_every == 0;
+            let keep_now = cfg.keep_every > 0 && step.is_multiple_of(cfg.keep_every);
+            let save_now = cfg.save_every > 0 && step.is_multiple_of(cfg.save_every);
             if validate_now || keep_now || save_now {
                 self.state.elapsed_secs = books.elapsed();
                 self.save(is_best)?;
@@ -565,7 +565,8 @@ impl<M: TrainableModel> Trainer<M> {
             }
         };
         // A final validation unless one was just made for this step.
-        let validated_here = cfg.validate_every > 0 && self.state.step % cfg.validate_every == 0;
+        let validated_here =
+            cfg.validate_every > 0 && self.state.step.is_multiple_of(cfg.validate_every);
         let mut is_best = false;
         if let Some(v) = valid {
             if !validated_here && reason != StopReason::EarlyStopping && self.state.step > 0 {
@@ -722,10 +723,8 @@ pub fn eval_loss<M: TrainableModel>(
 ) -> Result<f64, TrainError> {
     tch::no_grad(|| {
         let b = batch.to_device(device).map_err(TrainError::Data)?;
-        let logits = model
-            .forward(&b.src, &b.src_lengths, &b.tgt_in, false)
-            .map_err(TrainError::Model)?;
-        let out = label_smoothed_nll(&logits, &b.tgt_out, PAD, eps)?;
+        let (logits, gold) = model.forward_gold(&b, false).map_err(TrainError::Model)?;
+        let out = label_smoothed_nll(&logits, &gold, PAD, eps)?;
         Ok(out.loss.f_double_value(&[])? / out.tokens.max(1) as f64)
     })
 }
