@@ -65,6 +65,8 @@ fn main() -> Result<()> {
         n_best: 1,
         length_penalty: LengthPenalty::Gnmt(0.6),
         max_length: MaxLength { a: 1.5, b: 10 },
+        // The PyTorch reference keeps no attention either.
+        keep_attention: false,
         ..Default::default()
     };
     let total: usize = batches.iter().map(|b| b.src.size()[0] as usize).sum();

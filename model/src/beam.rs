@@ -2,8 +2,8 @@
 //!
 //! The encoder runs once per sentence; its outputs are repeated `beam` times.
 //! Every step scores all `beam × vocab` continuations of every sentence at
-//! once (one `topk` on the device), then the few best candidates move to the
-//! CPU, where each sentence's beams and finished hypotheses are kept. A
+//! once (one `topk` per row on the device), then the few best candidates move to
+//! the CPU, where each sentence's beams and finished hypotheses are kept. A
 //! sentence with enough finished hypotheses leaves the batch: its rows are
 //! dropped from the encoder outputs and decoder state, so it costs nothing
 //! more.
@@ -59,6 +59,10 @@ pub struct BeamOptions {
     pub unk: UnkPolicy,
     /// GNMT coverage penalty weight β: adds `β·Σ_i log(min(Σ_t a_ti, 1))`.
     pub coverage_penalty: f64,
+    /// Fill [`Hypothesis::attention`]. Off, no attention weights are copied to the
+    /// host and none are carried along with the beams (a copy per step and a clone per
+    /// extended beam), which is most of the bookkeeping cost of a step.
+    pub keep_attention: bool,
 }
 
 impl Default for BeamOptions {
@@ -71,6 +75,7 @@ impl Default for BeamOptions {
             min_length: 0,
             unk: UnkPolicy::Allow,
             coverage_penalty: 0.0,
+            keep_attention: true,
         }
     }
 }
@@ -135,7 +140,7 @@ pub fn beam_search(
         && opts.coverage_penalty == 0.0
     {
         // Beam 1 without constraints is greedy search: take the fast path.
-        return greedy(model, src, lengths, opts.max_length)
+        return greedy(model, src, lengths, opts.max_length, opts.keep_attention)
             .into_iter()
             .map(|h| vec![h])
             .collect();
@@ -197,25 +202,20 @@ fn run(
 
     for t in 0.. {
         let step = model.decode_step(&prev, &state, &enc, false);
-        let log_probs = model
-            .project(&step.attentional)
-            .log_softmax(-1, Kind::Float);
+        let logits = model.project(&step.attentional).to_kind(Kind::Float);
+        // log p(token) = logit - logsumexp(logits), the normaliser taken over every token
+        // before the bans below (as a log_softmax followed by the bans would).
+        let log_norm = logits.logsumexp([-1i64].as_slice(), true);
+        let mut banned = vec![vocab::PAD_ID, vocab::BOS_ID];
         if opts.unk == UnkPolicy::Ban {
-            let _ = log_probs
-                .select(1, vocab::UNK_ID as i64)
-                .fill_(f64::NEG_INFINITY);
+            banned.push(vocab::UNK_ID);
         }
         if t < opts.min_length {
-            let _ = log_probs
-                .select(1, vocab::EOS_ID as i64)
-                .fill_(f64::NEG_INFINITY);
+            banned.push(vocab::EOS_ID);
         }
-        let _ = log_probs
-            .select(1, vocab::PAD_ID as i64)
-            .fill_(f64::NEG_INFINITY);
-        let _ = log_probs
-            .select(1, vocab::BOS_ID as i64)
-            .fill_(f64::NEG_INFINITY);
+        for id in banned {
+            let _ = logits.select(1, id as i64).fill_(f64::NEG_INFINITY);
+        }
         // Beam scores so far, -inf for beams that do not exist (the first step has one).
         let mut beam_scores = vec![f32::NEG_INFINITY; active.len() * k];
         for (i, &s) in active.iter().enumerate() {
@@ -223,20 +223,46 @@ fn run(
                 beam_scores[i * k + j] = b.score as f32;
             }
         }
-        let totals = Tensor::from_slice(&beam_scores)
-            .to_device(device)
-            .unsqueeze(1)
-            + &log_probs;
-        let candidates = (2 * k).min((k as i64 * vocab_size) as usize) as i64;
-        let (top_scores, top_index) = totals
-            .view([active.len() as i64, -1])
-            .topk(candidates, -1, true, true);
-        let top_scores: Vec<f32> =
-            Vec::try_from(top_scores.to_device(Device::Cpu).view([-1])).unwrap_or_default();
-        let top_index: Vec<i64> =
-            Vec::try_from(top_index.to_device(Device::Cpu).view([-1])).unwrap_or_default();
-        let attention = step.attention.to_device(Device::Cpu).to_kind(Kind::Float);
-        let attention: Vec<Vec<f32>> = Vec::try_from(attention).unwrap_or_default();
+        // A sentence's best 2k continuations are among the best 2k of each of its k rows:
+        // one top-k per row on the device, then the k·2k survivors are merged here, instead
+        // of adding the beam scores to all k·V log-probabilities and sorting those (two more
+        // passes over the largest tensor of the step, and an allocation of its size).
+        let per_row = (2 * k).min(vocab_size as usize);
+        let (row_best, row_tokens) = logits.topk(per_row as i64, -1, true, true);
+        let row_best: Vec<f32> =
+            Vec::try_from((row_best - &log_norm).to_device(Device::Cpu).view([-1]))
+                .unwrap_or_default();
+        let row_tokens: Vec<i64> =
+            Vec::try_from(row_tokens.to_device(Device::Cpu).view([-1])).unwrap_or_default();
+        let candidates = (2 * k).min(k * vocab_size as usize);
+        let mut top_scores: Vec<f32> = Vec::with_capacity(active.len() * candidates);
+        // Flat index `beam · V + token`, as a top-k over a sentence's `[k · V]` scores gives.
+        let mut top_index: Vec<i64> = Vec::with_capacity(active.len() * candidates);
+        let mut pool: Vec<(f32, i64)> = Vec::with_capacity(k * per_row);
+        for i in 0..active.len() {
+            pool.clear();
+            for beam in 0..k {
+                let row = i * k + beam;
+                for c in row * per_row..(row + 1) * per_row {
+                    pool.push((
+                        beam_scores[row] + row_best[c],
+                        beam as i64 * vocab_size + row_tokens[c],
+                    ));
+                }
+            }
+            // Best first; equal scores in (beam, token) order, so results are deterministic.
+            pool.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            for &(score, flat) in pool.iter().take(candidates) {
+                top_scores.push(score);
+                top_index.push(flat);
+            }
+        }
+        let attention: Vec<Vec<f32>> = if opts.keep_attention {
+            Vec::try_from(step.attention.to_device(Device::Cpu).to_kind(Kind::Float))
+                .unwrap_or_default()
+        } else {
+            vec![]
+        };
         let coverage_now = coverage
             .as_ref()
             .map(|c| c + step.attention.to_kind(Kind::Float));
@@ -249,21 +275,22 @@ fn run(
         let mut next_rows: Vec<i64> = Vec::with_capacity(active.len() * k);
         let mut next_tokens: Vec<i64> = Vec::with_capacity(active.len() * k);
         let mut still_active = Vec::with_capacity(active.len());
+        // Positions (in `active`) of the sentences that go on.
+        let mut kept_positions = Vec::with_capacity(active.len());
         for (i, &s) in active.iter().enumerate() {
             let sent = &mut sentences[s];
             let mut new_beams: Vec<Partial> = Vec::with_capacity(k);
             let mut new_rows = Vec::with_capacity(k);
-            for c in 0..candidates as usize {
-                let score = top_scores[i * candidates as usize + c];
+            for c in 0..candidates {
+                let score = top_scores[i * candidates + c];
                 if !score.is_finite() {
                     break;
                 }
-                let flat = top_index[i * candidates as usize + c];
+                let flat = top_index[i * candidates + c];
                 let (beam, token) = ((flat / vocab_size) as usize, flat % vocab_size);
                 let row = i * k + beam;
                 let parent = &sent.beams[beam];
                 let token_lp = score - parent.score as f32;
-                let att = attention[row][..sent.src_len].to_vec();
                 if token == vocab::EOS_ID as i64 {
                     // Only EOS among the first k candidates ends a hypothesis (fairseq's rule),
                     // so a finished hypothesis always beat the beams kept alongside it.
@@ -291,7 +318,9 @@ fn run(
                     let mut p = parent.clone();
                     p.tokens.push(token as u32);
                     p.token_scores.push(token_lp);
-                    p.attention.push(att);
+                    if opts.keep_attention {
+                        p.attention.push(attention[row][..sent.src_len].to_vec());
+                    }
                     p.score = score as f64;
                     new_beams.push(p);
                     new_rows.push(row as i64);
@@ -320,6 +349,7 @@ fn run(
                 continue;
             }
             still_active.push(s);
+            kept_positions.push(i);
             // Rows stay k per sentence: missing beams repeat the last row and are
             // scored -inf next step (they have no entry in `sent.beams`).
             let last_row = *new_rows.last().unwrap_or(&((i * k) as i64));
@@ -345,8 +375,16 @@ fn run(
             break;
         }
         let index = Tensor::from_slice(&next_rows).to_device(device);
-        // Rows are re-gathered from the old running batch; sentences that finished drop out.
-        enc = enc.index_select(&index);
+        // The k rows of a sentence hold the same encoder output, so reordering beams
+        // within a sentence leaves `enc` as it is: it is gathered again only when
+        // sentences finish and leave the batch (the decoder state follows every reorder).
+        if still_active.len() != active.len() {
+            let enc_rows: Vec<i64> = kept_positions
+                .iter()
+                .flat_map(|&i| (i * k..(i + 1) * k).map(|r| r as i64))
+                .collect();
+            enc = enc.index_select(&Tensor::from_slice(&enc_rows).to_device(device));
+        }
         state = step.state.index_select(&index);
         coverage = coverage_now.map(|c| c.index_select(0, &index));
         prev = Tensor::from_slice(&next_tokens).to_device(device);

@@ -103,6 +103,7 @@ impl DecodeArgs {
                     UnkPolicy::Allow
                 },
                 coverage_penalty: self.coverage_penalty,
+                keep_attention: return_attention,
             },
             max_tokens: self.max_tokens,
             max_source_tokens: self.max_source_tokens,

@@ -40,11 +40,15 @@ pub struct Hypothesis {
 /// so finished sentences cost nothing.
 ///
 /// src: `[B, S]` i64; lengths: `[B]` i64 in `1..=S` → one hypothesis per sentence, in order.
+///
+/// `keep_attention`: fill [`Hypothesis::attention`]; without it no attention weights
+/// are copied to the host (a copy per step).
 pub fn greedy(
     model: &Seq2Seq,
     src: &Tensor,
     lengths: &Tensor,
     max_len: MaxLength,
+    keep_attention: bool,
 ) -> Vec<Hypothesis> {
     tch::no_grad(|| {
         let batch = src.size()[0];
@@ -67,29 +71,35 @@ pub fn greedy(
         let mut step_no = 0i64;
         while !active.is_empty() {
             let step = model.decode_step(&prev, &state, &enc, false);
-            let log_probs = model
-                .project(&step.attentional)
-                .log_softmax(-1, Kind::Float);
-            let (best, ids) = log_probs.max_dim(-1, false);
+            // The best token's log-probability is its logit minus logsumexp(logits): two
+            // reads of the logits instead of a log_softmax's reads and write.
+            let logits = model.project(&step.attentional).to_kind(Kind::Float);
+            let (best, ids) = logits.max_dim(-1, false);
+            let best = best - logits.logsumexp([-1i64].as_slice(), false);
             let best: Vec<f32> =
                 Vec::try_from(best.to_device(tch::Device::Cpu)).unwrap_or_default();
             let ids: Vec<i64> = Vec::try_from(ids.to_device(tch::Device::Cpu)).unwrap_or_default();
-            let attention: Vec<Vec<f32>> = Vec::try_from(
-                step.attention
-                    .to_device(tch::Device::Cpu)
-                    .to_kind(Kind::Float),
-            )
-            .unwrap_or_default();
+            let attention: Vec<Vec<f32>> = if keep_attention {
+                Vec::try_from(
+                    step.attention
+                        .to_device(tch::Device::Cpu)
+                        .to_kind(Kind::Float),
+                )
+                .unwrap_or_default()
+            } else {
+                vec![]
+            };
             let mut keep = Vec::with_capacity(active.len());
             for (row, &sent) in active.iter().enumerate() {
                 let hyp = &mut hyps[sent];
                 hyp.score += best[row] as f64;
                 hyp.token_scores.push(best[row]);
-                let src_len = lengths_vec[sent] as usize;
-                hyp.attention.push(attention[row][..src_len].to_vec());
                 if ids[row] == vocab::EOS_ID as i64 {
-                    hyp.attention.pop();
                     continue;
+                }
+                if keep_attention {
+                    let src_len = lengths_vec[sent] as usize;
+                    hyp.attention.push(attention[row][..src_len].to_vec());
                 }
                 hyp.tokens.push(ids[row] as u32);
                 if step_no + 1 < limits[sent] {

@@ -122,7 +122,10 @@ pub fn translate(
             &bundle.model,
             &src,
             &lengths.to_kind(Kind::Int64),
-            &opts.beam,
+            &BeamOptions {
+                keep_attention: opts.return_attention,
+                ..opts.beam
+            },
         );
         for ((index, ids), nbest) in chunk.iter().zip(hyps) {
             let result = &mut results[*index];

@@ -51,7 +51,7 @@ fn opts(beam: usize) -> BeamOptions {
 fn beam_one_equals_greedy() {
     let (_vs, model) = fixed_model(1);
     let (src, lengths) = batch();
-    let g = greedy(&model, &src, &lengths, MaxLength { a: 1.0, b: 4 });
+    let g = greedy(&model, &src, &lengths, MaxLength { a: 1.0, b: 4 }, true);
     let b = beam_search_general(&model, &src, &lengths, &opts(1));
     for (g, b) in g.iter().zip(&b) {
         assert_eq!(g.tokens, b[0].tokens);
@@ -179,6 +179,43 @@ fn constraints_hold() {
             );
             assert!(!h.tokens.contains(&vocab::UNK_ID));
             assert!(h.tokens.iter().all(|&t| t > vocab::EOS_ID));
+        }
+    }
+}
+
+#[test]
+fn leaving_out_attention_changes_nothing_else() {
+    let (_vs, model) = fixed_model(5);
+    let (src, lengths) = batch();
+    for beam in [1, 4] {
+        let with = beam_search(&model, &src, &lengths, &opts(beam));
+        let without = beam_search(
+            &model,
+            &src,
+            &lengths,
+            &BeamOptions {
+                keep_attention: false,
+                ..opts(beam)
+            },
+        );
+        for (s, (w, wo)) in with.iter().zip(&without).enumerate() {
+            assert_eq!(w.len(), wo.len(), "sentence {s}, beam {beam}");
+            for (a, b) in w.iter().zip(wo) {
+                assert_eq!(a.tokens, b.tokens, "sentence {s}, beam {beam}");
+                assert_eq!(a.score, b.score);
+                assert_eq!(a.token_scores, b.token_scores);
+                assert!(
+                    b.attention.is_empty(),
+                    "attention kept although not asked for"
+                );
+                let src_len = lengths.int64_value(&[s as i64]) as usize;
+                assert_eq!(a.attention.len(), a.tokens.len());
+                for row in &a.attention {
+                    assert_eq!(row.len(), src_len);
+                    let total: f32 = row.iter().sum();
+                    assert!((total - 1.0).abs() < 1e-4, "attention sums to {total}");
+                }
+            }
         }
     }
 }
