@@ -30,6 +30,22 @@ impl RnnState {
         }
     }
 
+    /// Keeps the first `rows` entries of the batch dimension (contiguous copies, which
+    /// the fused kernels need; a no-op when nothing is dropped).
+    pub fn first_rows(&self, rows: i64) -> Self {
+        let keep = |t: &Tensor| {
+            if t.size()[1] == rows {
+                t.shallow_clone()
+            } else {
+                t.narrow(1, 0, rows).contiguous()
+            }
+        };
+        Self {
+            h: keep(&self.h),
+            c: self.c.as_ref().map(keep),
+        }
+    }
+
     /// Selects entries of the first dimension (layer*direction). `layer`: which one.
     fn layer(&self, layer: i64) -> (Tensor, Option<Tensor>) {
         (self.h.get(layer), self.c.as_ref().map(|c| c.get(layer)))
@@ -116,7 +132,36 @@ impl RnnStack {
                     .collect()
             })
             .collect();
-        Self { shape, weights }
+        let stack = Self { shape, weights };
+        stack.flatten_for_cudnn();
+        stack
+    }
+
+    /// On CUDA, lays the fused cell's weights out in one cuDNN buffer, the variables
+    /// becoming views into it (what PyTorch's `flatten_parameters` does). Without it cuDNN
+    /// copies every weight into such a buffer at each call (each decoder step) and warns
+    /// about it. Loading weights later copies into the same storage, so once suffices.
+    fn flatten_for_cudnn(&self) {
+        let weights = self.flat_weights();
+        let on_cuda = weights.first().is_some_and(|w| w.device().is_cuda());
+        if !self.shape.cell.is_fused() || !on_cuda || !tch::Cuda::cudnn_is_available() {
+            return;
+        }
+        // cuDNN's mode numbers (ATen's cudnn RNN): 2 = LSTM, 3 = GRU.
+        let mode = if self.shape.cell.is_lstm() { 2 } else { 3 };
+        tch::no_grad(|| {
+            let _ = Tensor::internal_cudnn_rnn_flatten_weight(
+                &weights,
+                4, // tensors per layer and direction: w_ih, w_hh, b_ih, b_hh
+                self.shape.input_dim,
+                mode,
+                self.shape.hidden_dim,
+                0, // no projection
+                self.shape.layers,
+                true, // batch first, as every call here
+                self.shape.bidirectional,
+            );
+        });
     }
 
     pub fn shape(&self) -> RnnShape {
