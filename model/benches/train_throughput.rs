@@ -49,6 +49,10 @@ struct Args {
     /// instead of paying page faults for every large tensor.
     #[arg(long)]
     mallopt: bool,
+    /// Compute every padded target position too (`Seq2Seq::forward`, what the PyTorch
+    /// reference does) instead of the real ones only (`forward_packed`, what nmt-train does).
+    #[arg(long)]
+    padded: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -78,9 +82,16 @@ fn main() -> Result<()> {
 
     let mut step = |b: &common::TrainBatch, phases: &mut Phases| {
         let t0 = Instant::now();
-        let logits = model.forward(&b.src, &b.src_lengths, &b.tgt_in, true);
+        let (logits, gold) = if args.padded {
+            let logits = model.forward(&b.src, &b.src_lengths, &b.tgt_in, true);
+            (logits, b.tgt_out.shallow_clone())
+        } else {
+            let (logits, positions) =
+                model.forward_packed(&b.src, &b.src_lengths, &b.tgt_in, &b.tgt_lengths, true);
+            (logits, b.tgt_out.view([-1]).index_select(0, &positions))
+        };
         let t1 = Instant::now();
-        let loss = common::label_smoothed_loss(&logits, &b.tgt_out, args.label_smoothing);
+        let loss = common::label_smoothed_loss(&logits, &gold, args.label_smoothing);
         let _ = loss.double_value(&[]);
         let t2 = Instant::now();
         opt.zero_grad();
@@ -118,6 +129,7 @@ fn main() -> Result<()> {
             "bench": "train_throughput",
             "threads": args.threads,
             "mallopt": args.mallopt,
+            "padded": args.padded,
             "steps": per_step.len(),
             "target_tokens": tokens,
             "seconds": elapsed,

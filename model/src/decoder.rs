@@ -25,6 +25,14 @@ impl DecoderState {
             input_feed: self.input_feed.index_select(0, index),
         }
     }
+
+    /// The first `rows` hypotheses.
+    pub fn first_rows(&self, rows: i64) -> Self {
+        Self {
+            rnn: self.rnn.first_rows(rows),
+            input_feed: self.input_feed.narrow(0, 0, rows),
+        }
+    }
 }
 
 /// What one decoder step returns.

@@ -29,6 +29,16 @@ impl EncoderOutput {
             final_state: self.final_state.index_select(index),
         }
     }
+
+    /// The first `rows` sentences (views, no copy).
+    pub fn first_rows(&self, rows: i64) -> Self {
+        Self {
+            outputs: self.outputs.narrow(0, 0, rows),
+            keys: self.keys.narrow(0, 0, rows),
+            mask: self.mask.narrow(0, 0, rows),
+            final_state: self.final_state.first_rows(rows),
+        }
+    }
 }
 
 /// The recurrent part of the encoder (embedding lives in [`crate::Seq2Seq`],

@@ -177,6 +177,84 @@ impl Seq2Seq {
         }
         self.project(&Tensor::stack(&attentional, 1))
     }
+
+    /// Teacher-forced logits at the real target positions only: what training needs.
+    ///
+    /// The rows run longest target first, so at step `t` the rows still inside their
+    /// target are a prefix of the batch, and the rows whose target has ended leave the
+    /// recurrence, the attention and the output projection instead of being computed and
+    /// thrown away by the loss ([`Self::forward`] does that; on token-budget batches
+    /// about a third of the target positions are padding). Each kept position is
+    /// computed exactly as in [`Self::forward`].
+    ///
+    /// src: `[B, S]` i64; src_lengths: `[B]` i64 in `1..=S`; tgt_in: `[B, T]` i64 (BOS
+    /// followed by the target, padded); tgt_lengths: the real positions of each row
+    /// (host values in `0..=T`) → (logits `[N, tgt_vocab]`, positions `[N]` i64: for each
+    /// logits row, its index `b·T + t` into the flattened `[B, T]` target), `N = Σ
+    /// tgt_lengths`. Gather the gold ids with `tgt_out.view([-1]).index_select(0, &positions)`.
+    pub fn forward_packed(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        tgt_in: &Tensor,
+        tgt_lengths: &[i64],
+        train: bool,
+    ) -> (Tensor, Tensor) {
+        let device = src.device();
+        let steps = tgt_in.size()[1];
+        // Stable: rows of equal length keep their order (and the batch as it is when sorted).
+        let mut order: Vec<usize> = (0..tgt_lengths.len()).collect();
+        order.sort_by_key(|&r| std::cmp::Reverse(tgt_lengths[r]));
+        let (src, src_lengths, tgt_in) = if order.iter().enumerate().all(|(i, &r)| i == r) {
+            (
+                src.shallow_clone(),
+                src_lengths.shallow_clone(),
+                tgt_in.shallow_clone(),
+            )
+        } else {
+            let index = Tensor::from_slice(&order.iter().map(|&r| r as i64).collect::<Vec<_>>())
+                .to_device(device);
+            (
+                src.index_select(0, &index),
+                src_lengths.index_select(0, &index),
+                tgt_in.index_select(0, &index),
+            )
+        };
+        let enc = self.encode(&src, &src_lengths, train);
+        let mut state = self.init_decoder(&enc);
+        let embedded = self
+            .embed_target(&tgt_in)
+            .dropout(self.config.dropout, train);
+        let mut running = order.len();
+        let mut enc_running = enc.first_rows(running as i64);
+        let mut attentional = Vec::with_capacity(steps as usize);
+        let mut positions: Vec<i64> = Vec::with_capacity(tgt_lengths.iter().sum::<i64>() as usize);
+        for t in 0..steps {
+            let before = running;
+            while running > 0 && tgt_lengths[order[running - 1]] <= t {
+                running -= 1;
+            }
+            if running == 0 {
+                break;
+            }
+            if running != before {
+                enc_running = enc.first_rows(running as i64);
+                state = state.first_rows(running as i64);
+            }
+            let input = embedded.select(1, t).narrow(0, 0, running as i64);
+            let step = self.decoder.step(&input, &state, &enc_running, train);
+            attentional.push(step.attentional);
+            state = step.state;
+            positions.extend(order[..running].iter().map(|&r| r as i64 * steps + t));
+        }
+        let logits = if attentional.is_empty() {
+            let vocab = self.config.tgt_vocab_size;
+            Tensor::zeros([0, vocab], (Kind::Float, device))
+        } else {
+            self.project(&Tensor::cat(&attentional, 0))
+        };
+        (logits, Tensor::from_slice(&positions).to_device(device))
+    }
 }
 
 /// Every id must index the embedding: `0 <= id < vocab_size`.

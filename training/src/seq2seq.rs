@@ -8,7 +8,7 @@ use model::bundle::{self, BundleConfig, BundleContents, BundleMetadata, WeightsD
 use model::search::{self, MaxLength};
 use model::{ModelConfig, Seq2Seq};
 
-use crate::trainable::{BundleInfo, DynError, TrainableModel};
+use crate::trainable::{BundleInfo, DeviceBatch, DynError, TrainableModel};
 
 /// A `Seq2Seq` with its variables and what its bundles hold besides weights.
 pub struct NmtModel {
@@ -86,6 +86,23 @@ impl TrainableModel for NmtModel {
         Ok(self.net.forward(src, src_lengths, tgt_in, train))
     }
 
+    /// Skips the padded target positions altogether ([`Seq2Seq::forward_packed`]).
+    fn forward_gold(&self, batch: &DeviceBatch, train: bool) -> Result<(Tensor, Tensor), DynError> {
+        self.net.check_source(&batch.src, &batch.src_lengths)?;
+        let (logits, positions) = self.net.forward_packed(
+            &batch.src,
+            &batch.src_lengths,
+            &batch.tgt_in,
+            &batch.tgt_lengths,
+            train,
+        );
+        let gold = batch
+            .tgt_out
+            .f_reshape([-1])?
+            .f_index_select(0, &positions)?;
+        Ok((logits, gold))
+    }
+
     fn greedy(
         &self,
         src: &Tensor,
@@ -94,7 +111,7 @@ impl TrainableModel for NmtModel {
         b: i64,
     ) -> Result<Vec<Vec<i64>>, DynError> {
         self.net.check_source(src, src_lengths)?;
-        let hyps = search::greedy(&self.net, src, src_lengths, MaxLength { a, b });
+        let hyps = search::greedy(&self.net, src, src_lengths, MaxLength { a, b }, false);
         Ok(hyps
             .into_iter()
             .map(|h| h.tokens.into_iter().map(i64::from).collect())

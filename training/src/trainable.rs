@@ -28,6 +28,24 @@ pub trait TrainableModel {
         train: bool,
     ) -> Result<Tensor, DynError>;
 
+    /// Next-token logits at the target positions that are not padding, and the gold ids there:
+    /// (`[N, vocab]` float, `[N]` i64), `N` the batch's target tokens, in any order shared by
+    /// the two. This is what the loss needs. The default runs [`TrainableModel::forward`] and
+    /// drops the padded positions; a model may skip computing them at all.
+    fn forward_gold(&self, batch: &DeviceBatch, train: bool) -> Result<(Tensor, Tensor), DynError> {
+        let logits = self.forward(&batch.src, &batch.src_lengths, &batch.tgt_in, train)?;
+        let vocab = logits.size().last().copied().unwrap_or(1);
+        let gold = batch.tgt_out.f_reshape([-1])?;
+        let keep = gold
+            .f_ne(vocab::PAD_ID as i64)?
+            .f_nonzero()?
+            .f_squeeze_dim(1)?;
+        Ok((
+            logits.f_reshape([-1, vocab])?.f_index_select(0, &keep)?,
+            gold.f_index_select(0, &keep)?,
+        ))
+    }
+
     /// Greedy translations, one id sequence per row, without BOS/EOS.
     ///
     /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; at most
@@ -85,6 +103,8 @@ pub struct DeviceBatch {
     pub tgt_in: Tensor,
     /// [batch, tgt_len] i64
     pub tgt_out: Tensor,
+    /// Target tokens (EOS included) of each row, on the host: [batch]
+    pub tgt_lengths: Vec<i64>,
 }
 
 /// A batch whose buffers do not match its stated dimensions.
@@ -142,6 +162,11 @@ impl HostBatch {
             src_lengths: mk(&self.src_lengths, &[b])?,
             tgt_in: mk(&self.tgt_in, &[b, t])?,
             tgt_out: mk(&self.tgt_out, &[b, t])?.f_to_kind(Kind::Int64)?,
+            tgt_lengths: self
+                .tgt_out
+                .chunks(self.tgt_len.max(1))
+                .map(|row| row.iter().filter(|&&id| id != vocab::PAD_ID as i64).count() as i64)
+                .collect(),
         })
     }
 }

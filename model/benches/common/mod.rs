@@ -40,6 +40,8 @@ pub struct TrainBatch {
     pub tgt_out: Tensor,
     /// Non-pad positions of `tgt_out`.
     pub tgt_tokens: i64,
+    /// Non-pad positions of each row of `tgt_out`: `[B]` on the host.
+    pub tgt_lengths: Vec<i64>,
 }
 
 /// One batch of source sentences for search, in the order `translate` forms them.
@@ -87,6 +89,7 @@ pub fn train_batch(pairs: &[(Vec<i64>, Vec<i64>)]) -> TrainBatch {
         tgt_in: pad(&tgt_in),
         tgt_out: pad(&tgt_out),
         tgt_tokens: tgt_out.iter().map(|r| r.len() as i64).sum(),
+        tgt_lengths: tgt_out.iter().map(|r| r.len() as i64).collect(),
     }
 }
 
@@ -135,16 +138,18 @@ pub fn read_train_batches(path: &Path) -> Result<Vec<TrainBatch>> {
     while map.contains_key(&key(out.len(), "src")) {
         let i = out.len();
         let tgt_out = take(&mut map, &key(i, "tgt_out"), path)?;
-        let tgt_tokens = tgt_out
+        let row_lengths = tgt_out
             .ne(vocab::PAD_ID as i64)
-            .sum(Kind::Int64)
-            .int64_value(&[]);
+            .sum_dim_intlist(1, false, Kind::Int64);
+        let tgt_lengths = Vec::<i64>::try_from(&row_lengths)?;
+        let tgt_tokens = tgt_lengths.iter().sum();
         out.push(TrainBatch {
             src: take(&mut map, &key(i, "src"), path)?,
             src_lengths: take(&mut map, &key(i, "src_lengths"), path)?,
             tgt_in: take(&mut map, &key(i, "tgt_in"), path)?,
             tgt_out,
             tgt_tokens,
+            tgt_lengths,
         });
     }
     if out.is_empty() {
@@ -224,7 +229,7 @@ pub fn read_search_batches(path: &Path) -> Result<Vec<SearchBatch>> {
 ///
 /// logits: `[B, T, V]`; target: `[B, T]` i64 → scalar.
 pub fn label_smoothed_loss(logits: &Tensor, target: &Tensor, epsilon: f64) -> Tensor {
-    let vocab = logits.size()[2];
+    let vocab = logits.size().last().copied().unwrap_or(1);
     let lprobs = logits.log_softmax(-1, Kind::Float).view([-1, vocab]);
     let target = target.reshape([-1, 1]);
     let pad = target.eq(vocab::PAD_ID as i64);
