@@ -90,12 +90,15 @@ run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch.json") | tee -a "$RESULTS" >&2
 run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --mallopt | tee -a "$RESULTS" >&2
+# bfloat16 compute: other numerics (a few outputs change), so not the like-for-like figure.
+run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+  --threads "$THREADS" --bf16 --out "$WORK/hyps_rust_bf16.json" | tee -a "$RESULTS" >&2
 
 "$PY" - "$RESULTS" "$WORK/hyps_rust.json" "$WORK/hyps_pytorch.json" "$BUNDLE" "$THREADS" <<'EOF'
 import json, os, sys
 results, hyps_rust, hyps_py, bundle, threads = sys.argv[1:]
 rows = [json.loads(line) for line in open(results) if line.strip()]
-by = {(r["bench"], r["impl"] + ("+mallopt" if r.get("mallopt") else "") + ("+padded" if r.get("padded") else "")): r for r in rows}
+by = {(r["bench"], r["impl"] + ("+mallopt" if r.get("mallopt") else "") + ("+padded" if r.get("padded") else "") + ("+bf16" if r.get("bf16") else "")): r for r in rows}
 a, b = json.load(open(hyps_rust)), json.load(open(hyps_py))
 same = sum(x == y for x, y in zip(a, b))
 t_r, t_p = by["train_throughput", "rust"], by["train_throughput", "pytorch"]
@@ -112,6 +115,11 @@ for bench, unit, key, p in (("training", "target tokens/s", "tokens_per_s", t_p)
 m = by.get(("train_throughput", "rust+padded"))
 if m:
     print(f"| training, target tokens/s, Rust computing the padded positions too | {m['tokens_per_s']:.0f} | {t_p['tokens_per_s']:.0f} | {m['tokens_per_s'] / t_p['tokens_per_s']:.2f}x |")
+m = by.get(("beam_search", "rust+bf16"))
+if m:
+    c = json.load(open(os.path.join(os.path.dirname(hyps_rust), "hyps_rust_bf16.json")))
+    same16 = sum(x == y for x, y in zip(a, c))
+    print(f"| beam-5 search, sentences/s, Rust computing in bfloat16 (other numerics: {same16}/{len(a)} outputs as float32) | {m['sentences_per_s']:.1f} | {b_p['sentences_per_s']:.1f} | {m['sentences_per_s'] / b_p['sentences_per_s']:.2f}x |")
 for impl, r in (("Rust", t_r), ("PyTorch", t_p)):
     ph = r["phases_s"]
     total = sum(ph.values())

@@ -57,8 +57,9 @@ impl TranslateArgs {
             .collect::<Result<_, _>>()?;
         check_line_counts(&src, &refs)?;
         let device = self.device.resolve()?;
-        let bundle = Bundle::load(&self.model, device)
+        let mut bundle = Bundle::load(&self.model, device)
             .with_context(|| format!("cannot load model bundle {}", self.model.display()))?;
+        bundle.set_compute_dtype(self.decode.compute_dtype);
         let bar = if self.quiet {
             ProgressBar::hidden()
         } else {

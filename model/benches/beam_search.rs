@@ -42,6 +42,9 @@ struct Args {
     /// instead of paying page faults for every large tensor.
     #[arg(long)]
     mallopt: bool,
+    /// Compute in bfloat16 (weights and activations; log-probabilities in float32).
+    #[arg(long)]
+    bf16: bool,
     /// Decode only the first N batches (for profiling).
     #[arg(long)]
     max_batches: Option<usize>,
@@ -56,7 +59,10 @@ fn main() -> Result<()> {
         anyhow::bail!("glibc refused the mallopt settings");
     }
     tch::set_num_threads(args.threads);
-    let bundle = Bundle::load(&args.bundle, Device::Cpu)?;
+    let mut bundle = Bundle::load(&args.bundle, Device::Cpu)?;
+    if args.bf16 {
+        bundle.vars.bfloat16();
+    }
     let mut batches = common::read_search_batches(&args.batches)?;
     let lines: usize = batches.iter().map(|b| b.src.size()[0] as usize).sum();
     batches.truncate(args.max_batches.unwrap_or(usize::MAX));
@@ -91,6 +97,7 @@ fn main() -> Result<()> {
             "beam": args.beam,
             "threads": args.threads,
             "mallopt": args.mallopt,
+            "bf16": args.bf16,
             "sentences": total,
             "output_tokens": out_tokens,
             "seconds": elapsed,

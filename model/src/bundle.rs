@@ -72,6 +72,38 @@ pub enum WeightsDtype {
     Float16,
 }
 
+/// The number type a loaded model computes in (whatever its weights are stored in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ComputeDtype {
+    /// 32-bit floats, as trained.
+    #[default]
+    #[value(name = "float32", alias = "f32")]
+    Float32,
+    /// bfloat16 weights and activations; log-probabilities and scores stay float32. Faster
+    /// where the hardware multiplies bf16 (x86 CPUs with AMX or AVX512-BF16, recent GPUs);
+    /// a few outputs change (docs/BENCHMARKS.md).
+    #[value(name = "bfloat16", alias = "bf16")]
+    Bfloat16,
+}
+
+impl ComputeDtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Float32 => "float32",
+            Self::Bfloat16 => "bfloat16",
+        }
+    }
+}
+
+impl std::str::FromStr for ComputeDtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        <Self as clap::ValueEnum>::from_str(s.trim(), true)
+            .map_err(|_| format!("invalid compute dtype {s:?}: expected float32 or bfloat16"))
+    }
+}
+
 /// A loaded bundle.
 pub struct Bundle {
     pub dir: PathBuf,
@@ -278,6 +310,16 @@ pub fn save(dir: &Path, contents: &BundleContents) -> Result<(), ModelError> {
 }
 
 impl Bundle {
+    /// Converts the loaded weights so that the model computes in `dtype` from now on.
+    pub fn set_compute_dtype(&mut self, dtype: ComputeDtype) {
+        match dtype {
+            ComputeDtype::Float32 => self.vars.float(),
+            ComputeDtype::Bfloat16 => self.vars.bfloat16(),
+        }
+        // The conversion gives every variable new storage: lay cuDNN's buffer out again.
+        self.model.flatten_for_cudnn();
+    }
+
     /// The vocabulary files of this bundle as `save` takes them: each
     /// distinct name once (a joint vocabulary is one file), with its path.
     pub fn vocab_files(&self) -> Vec<(String, PathBuf)> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use crate::beam::{BeamOptions, LengthPenalty, UnkPolicy};
+use crate::bundle::ComputeDtype;
 use crate::search::MaxLength;
 use crate::translate::TranslateOptions;
 
@@ -57,6 +58,10 @@ pub struct DecodeArgs {
     /// Sources longer than this many subword tokens are cut (with a warning).
     #[arg(long, default_value_t = 250)]
     pub max_source_tokens: usize,
+    /// Number type to compute in: float32, or bfloat16 (faster on CPUs with AMX or
+    /// AVX512-BF16 and on recent GPUs; a few outputs change).
+    #[arg(long, value_enum, default_value_t = ComputeDtype::Float32)]
+    pub compute_dtype: ComputeDtype,
 }
 
 impl DecodeArgs {

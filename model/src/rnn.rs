@@ -141,7 +141,7 @@ impl RnnStack {
     /// becoming views into it (what PyTorch's `flatten_parameters` does). Without it cuDNN
     /// copies every weight into such a buffer at each call (each decoder step) and warns
     /// about it. Loading weights later copies into the same storage, so once suffices.
-    fn flatten_for_cudnn(&self) {
+    pub fn flatten_for_cudnn(&self) {
         let weights = self.flat_weights();
         let on_cuda = weights.first().is_some_and(|w| w.device().is_cuda());
         if !self.shape.cell.is_fused() || !on_cuda || !tch::Cuda::cudnn_is_available() {

@@ -119,6 +119,13 @@ impl Seq2Seq {
         }
     }
 
+    /// Lays the fused recurrent weights out in cuDNN's buffer again (after their type
+    /// changed); nothing happens off CUDA.
+    pub fn flatten_for_cudnn(&self) {
+        self.encoder.rnn.flatten_for_cudnn();
+        self.decoder.rnn.flatten_for_cudnn();
+    }
+
     /// The decoder's state before its first step.
     pub fn init_decoder(&self, enc: &EncoderOutput) -> DecoderState {
         self.decoder.init_state(enc)

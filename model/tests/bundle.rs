@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use model::atomic::write_dir_atomically;
 use model::bundle::{
-    self, BundleConfig, BundleContents, BundleMetadata, WeightsDtype, FORMAT_VERSION,
+    self, BundleConfig, BundleContents, BundleMetadata, ComputeDtype, WeightsDtype, FORMAT_VERSION,
 };
 use model::translate::{translate, TranslateOptions};
 use model::{Bundle, ModelConfig, ModelError, Seq2Seq};
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 use vocab::Vocab;
 
 const LINES: &[&str] = &[
@@ -366,4 +366,49 @@ fn convert_writes_a_float16_copy_that_keeps_everything_else() {
         .to_string();
     assert!(err.contains("nope"), "{err}");
     assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn bfloat16_compute_converts_every_weight_and_stays_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
+    let mut loaded = Bundle::load(&dir, Device::Cpu).unwrap();
+    let reference = logits(&loaded.model);
+    let texts = vec![
+        "ein hund".to_string(),
+        String::new(),
+        "zwei männer".to_string(),
+    ];
+    let out32 = translate(&loaded, &texts, &TranslateOptions::default(), |_| {}).unwrap();
+
+    loaded.set_compute_dtype(ComputeDtype::Bfloat16);
+    for (name, var) in loaded.vars.variables() {
+        assert_eq!(var.kind(), Kind::BFloat16, "{name} was not converted");
+    }
+    let approx = logits(&loaded.model).to_kind(Kind::Float);
+    let scale = reference.abs().max().double_value(&[]);
+    let diff = (&approx - &reference).abs().max().double_value(&[]);
+    assert!(
+        diff <= 0.05 * scale,
+        "bfloat16 logits off by {diff} (scale {scale})"
+    );
+    let out16 = translate(&loaded, &texts, &TranslateOptions::default(), |_| {}).unwrap();
+    assert_eq!(out16.len(), out32.len());
+    assert_eq!(out16[1].text, "", "an empty line stays empty");
+    assert!(out16.iter().all(|t| t.score.is_finite()));
+
+    loaded.set_compute_dtype(ComputeDtype::Float32);
+    for (name, var) in loaded.vars.variables() {
+        assert_eq!(var.kind(), Kind::Float, "{name} is not float32 again");
+    }
+}
+
+#[test]
+fn compute_dtypes_parse_by_name_and_alias() {
+    assert_eq!("bf16".parse(), Ok(ComputeDtype::Bfloat16));
+    assert_eq!("BFloat16".parse(), Ok(ComputeDtype::Bfloat16));
+    assert_eq!("f32".parse(), Ok(ComputeDtype::Float32));
+    let err = "fp8".parse::<ComputeDtype>().unwrap_err();
+    assert!(err.contains("float32 or bfloat16"), "{err}");
 }

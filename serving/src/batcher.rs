@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use model::beam::BeamOptions;
+use model::bundle::ComputeDtype;
 use model::device::DeviceChoice;
 use model::search::MaxLength;
 use model::translate::{translate, TranslateOptions, Translation};
@@ -132,7 +133,7 @@ impl Batcher {
                 // Intra-op threads are per calling thread in libtorch's
                 // OpenMP pool, so set them here, where the model runs.
                 tch::set_num_threads(worker.settings.torch_threads as i32);
-                let loaded = load_all(&dirs, device);
+                let loaded = load_all(&dirs, device, worker.settings.compute_dtype);
                 let bundles = match loaded {
                     Ok((bundles, registry)) => {
                         let _ = init_tx.send(Ok(registry));
@@ -210,15 +211,20 @@ impl Batcher {
     }
 }
 
-fn load_all(dirs: &[PathBuf], device: DeviceChoice) -> Result<(Vec<Bundle>, Registry), StartError> {
+fn load_all(
+    dirs: &[PathBuf],
+    device: DeviceChoice,
+    compute_dtype: ComputeDtype,
+) -> Result<(Vec<Bundle>, Registry), StartError> {
     let device = device.resolve()?;
     let mut bundles = Vec::with_capacity(dirs.len());
     let mut infos = Vec::with_capacity(dirs.len());
     for dir in dirs {
-        let bundle = Bundle::load(dir, device).map_err(|source| StartError::Load {
+        let mut bundle = Bundle::load(dir, device).map_err(|source| StartError::Load {
             dir: dir.clone(),
             source,
         })?;
+        bundle.set_compute_dtype(compute_dtype);
         // `dir/.` or `dir/` still names the directory.
         let name = std::fs::canonicalize(dir)
             .ok()

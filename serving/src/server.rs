@@ -107,6 +107,7 @@ pub fn run(settings: Settings) -> Result<(), ServeError> {
         pairs = ?registry.pairs(),
         seconds = loading.elapsed().as_secs_f64(),
         torch_threads = settings.batch.torch_threads,
+        compute_dtype = settings.batch.compute_dtype.name(),
         "models loaded"
     );
     let result = actix_web::rt::System::new().block_on(serve(settings, registry, batcher, metrics));

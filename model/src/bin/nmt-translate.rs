@@ -50,12 +50,13 @@ fn main() -> Result<()> {
         .options(cli.format == Format::Json)
         .map_err(anyhow::Error::msg)?;
     let device = cli.device.resolve()?;
-    let bundle = Bundle::load(&cli.model, device).with_context(|| {
+    let mut bundle = Bundle::load(&cli.model, device).with_context(|| {
         format!(
             "cannot load model bundle {} (pass --model DIR; see README: Training)",
             cli.model.display()
         )
     })?;
+    bundle.set_compute_dtype(cli.decode.compute_dtype);
     let lines = read_text_lines(cli.input.as_deref()).map_err(anyhow::Error::msg)?;
     let bar = if cli.quiet {
         ProgressBar::hidden()
