@@ -44,6 +44,10 @@ pub enum UnkPolicy {
     Allow,
     /// Never produce it.
     Ban,
+    /// Let the model produce it, then replace each one with the source token it attends
+    /// to most (done by [`crate::translate::translate`], which has the vocabularies; the
+    /// search itself treats this as `Allow` and keeps attention for it).
+    Replace,
 }
 
 /// Beam search settings.
@@ -134,10 +138,7 @@ pub fn beam_search(
     opts: &BeamOptions,
 ) -> Vec<Vec<Hypothesis>> {
     let k = opts.beam_size.max(1);
-    if k == 1
-        && opts.unk == UnkPolicy::Allow
-        && opts.min_length == 0
-        && opts.coverage_penalty == 0.0
+    if k == 1 && opts.unk != UnkPolicy::Ban && opts.min_length == 0 && opts.coverage_penalty == 0.0
     {
         // Beam 1 without constraints is greedy search: take the fast path.
         return greedy(model, src, lengths, opts.max_length, opts.keep_attention)

@@ -47,8 +47,11 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = 0)]
     pub min_len: usize,
     /// Never produce the unknown token.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "replace_unk")]
     pub ban_unk: bool,
+    /// Replace each unknown token in the output with the source token it attends to most.
+    #[arg(long)]
+    pub replace_unk: bool,
     /// GNMT coverage penalty weight β (0 = off).
     #[arg(long, default_value_t = 0.0)]
     pub coverage_penalty: f64,
@@ -104,6 +107,8 @@ impl DecodeArgs {
                 min_length: self.min_len,
                 unk: if self.ban_unk {
                     UnkPolicy::Ban
+                } else if self.replace_unk {
+                    UnkPolicy::Replace
                 } else {
                     UnkPolicy::Allow
                 },

@@ -4,7 +4,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::beam::{beam_search, BeamOptions};
+use crate::beam::{beam_search, BeamOptions, UnkPolicy};
 use crate::bundle::Bundle;
 use crate::error::ModelError;
 
@@ -123,11 +123,16 @@ pub fn translate(
             &src,
             &lengths.to_kind(Kind::Int64),
             &BeamOptions {
-                keep_attention: opts.return_attention,
+                keep_attention: opts.return_attention || opts.beam.unk == UnkPolicy::Replace,
                 ..opts.beam
             },
         );
-        for ((index, ids), nbest) in chunk.iter().zip(hyps) {
+        for ((index, ids), mut nbest) in chunk.iter().zip(hyps) {
+            if opts.beam.unk == UnkPolicy::Replace {
+                for hyp in &mut nbest {
+                    replace_unknowns(hyp, ids, bundle);
+                }
+            }
             let result = &mut results[*index];
             let mut nbest = nbest.into_iter();
             if let Some(best) = nbest.next() {
@@ -163,4 +168,38 @@ pub fn translate(
         start = end;
     }
     Ok(results)
+}
+
+/// Replaces each unknown token of `hyp` with the source token its attention weighs most
+/// (the source's final EOS excluded), looked up by its piece in the target vocabulary
+/// (the same id when the vocabulary is joint). An unknown source token, or a piece the
+/// target vocabulary lacks, leaves the unknown token in place.
+///
+/// src_ids: the source ids the hypothesis was decoded from, EOS last; `hyp.attention` must
+/// hold one row per target token.
+fn replace_unknowns(hyp: &mut crate::search::Hypothesis, src_ids: &[i64], bundle: &Bundle) {
+    let real = src_ids.len().saturating_sub(1);
+    for (token, row) in hyp.tokens.iter_mut().zip(&hyp.attention) {
+        if *token != vocab::UNK_ID || real == 0 {
+            continue;
+        }
+        let Some((position, _)) = row[..real.min(row.len())]
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+        else {
+            continue;
+        };
+        let source = src_ids[position] as u32;
+        if source == vocab::UNK_ID {
+            continue;
+        }
+        if let Some(id) = bundle
+            .src_vocab
+            .id_to_piece(source)
+            .and_then(|piece| bundle.tgt_vocab.piece_to_id(&piece))
+        {
+            *token = id;
+        }
+    }
 }

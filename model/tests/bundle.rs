@@ -412,3 +412,50 @@ fn compute_dtypes_parse_by_name_and_alias() {
     let err = "fp8".parse::<ComputeDtype>().unwrap_err();
     assert!(err.contains("float32 or bfloat16"), "{err}");
 }
+
+#[test]
+fn unknown_tokens_are_replaced_by_the_most_attended_source_token() {
+    use model::beam::{BeamOptions, UnkPolicy};
+    use model::search::MaxLength;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
+    let loaded = Bundle::load(&dir, Device::Cpu).unwrap();
+    // A model that says <unk> at every step.
+    tch::no_grad(|| {
+        for (name, var) in loaded.vars.variables() {
+            if name.starts_with("output") && name.ends_with("bias") {
+                let _ = var.get(vocab::UNK_ID as i64).fill_(100.0);
+            }
+        }
+    });
+    let unk_piece = loaded.tgt_vocab.id_to_piece(vocab::UNK_ID).unwrap();
+    let texts = vec!["ein hund läuft über die wiese".to_string()];
+    for beam_size in [1, 3] {
+        for unk in [UnkPolicy::Allow, UnkPolicy::Replace] {
+            let opts = TranslateOptions {
+                beam: BeamOptions {
+                    beam_size,
+                    unk,
+                    max_length: MaxLength { a: 0.0, b: 4 },
+                    ..Default::default()
+                },
+                return_attention: true,
+                ..Default::default()
+            };
+            let out = translate(&loaded, &texts, &opts, |_| {}).unwrap();
+            let t = &out[0];
+            assert_eq!(t.target_tokens.len(), 4, "beam {beam_size}: {t:?}");
+            let source: Vec<&String> = t.source_tokens.iter().filter(|p| *p != "</s>").collect();
+            for piece in &t.target_tokens {
+                match unk {
+                    UnkPolicy::Allow => assert_eq!(piece, &unk_piece, "beam {beam_size}"),
+                    _ => assert!(
+                        source.contains(&piece),
+                        "beam {beam_size}: {piece:?} is not a source piece of {source:?}"
+                    ),
+                }
+            }
+        }
+    }
+}
