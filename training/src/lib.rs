@@ -7,6 +7,7 @@ pub mod data;
 pub mod log;
 pub mod loss;
 pub mod optim;
+pub mod plot;
 pub mod progress;
 pub mod run;
 pub mod schedule;

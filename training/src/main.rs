@@ -10,8 +10,9 @@ use training::run::{run, RunArgs};
 ///
 /// The run directory receives checkpoints (`last`, `best`, and every `training.keep_every`
 /// steps; each holds a model bundle in `model/`), `train.jsonl` / `valid.jsonl` logs,
-/// `train.log` and the resolved `config.toml`. A run killed at any instant continues exactly
-/// where its last checkpoint left it with `--resume`.
+/// `train.log`, the resolved `config.toml` and `curves.svg` (loss and BLEU by update, redrawn
+/// at every validation). A run killed at any instant continues exactly where its last
+/// checkpoint left it with `--resume`.
 ///
 /// Relative paths in the config's [data] and [vocab] sections are resolved against the
 /// config file's folder.
@@ -28,6 +29,9 @@ struct Cli {
     /// Continue the run in --run-dir from its `last` checkpoint (same seed required).
     #[arg(long)]
     resume: bool,
+    /// Only redraw <run-dir>/curves.svg from the run's logs, then exit (no training).
+    #[arg(long, conflicts_with_all = ["config", "resume"])]
+    plot: bool,
     /// Override a config value, e.g. `--set training.lr=0.002` or
     /// `--set training.schedule.kind=inverse_sqrt` (value in TOML syntax; bare words are
     /// strings). Repeatable; applied after the file, before the flags below.
@@ -69,6 +73,15 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.plot {
+        training::plot::write_run_curves(&cli.run_dir)
+            .with_context(|| format!("plotting the run in {}", cli.run_dir.display()))?;
+        println!(
+            "{}",
+            cli.run_dir.join(training::plot::CURVES_FILE).display()
+        );
+        return Ok(());
+    }
     std::fs::create_dir_all(&cli.run_dir)
         .with_context(|| format!("creating run directory {}", cli.run_dir.display()))?;
     let log_path = cli.run_dir.join("train.log");

@@ -632,6 +632,10 @@ impl<M: TrainableModel> Trainer<M> {
         books.progress.println(&line);
         tracing::info!(step = rec.step, loss = rec.loss, ppl = rec.ppl, bleu = ?rec.bleu, best, "validation");
         books.log.write(&rec)?;
+        // A plot is a convenience: failing to draw it never stops training.
+        if let Err(e) = crate::plot::write_run_curves(self.run.root()) {
+            tracing::warn!(error = %e, "could not update the training curves");
+        }
         books.interval = Interval::new(Instant::now());
         Ok(ValidationOutcome {
             scores,

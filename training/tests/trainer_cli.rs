@@ -161,6 +161,24 @@ fn sigkill_mid_run_then_resume_continues_the_same_loss_curve() {
     let valid = std::fs::read_to_string(run.join("valid.jsonl")).unwrap();
     assert_eq!(valid.lines().count(), 3, "{valid}");
     assert!(valid.contains("\"bleu\""));
+    // And it draws its curves.
+    let curves = std::fs::read_to_string(run.join("curves.svg")).unwrap();
+    assert!(curves.contains("<svg") && curves.contains("validation BLEU"));
+    // `--plot` redraws them from the logs alone.
+    std::fs::remove_file(run.join("curves.svg")).unwrap();
+    let out = Command::new(BIN)
+        .args(["--run-dir", run.to_str().unwrap(), "--plot"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("curves.svg")).unwrap(),
+        curves
+    );
 }
 
 #[test]
