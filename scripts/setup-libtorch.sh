@@ -23,8 +23,24 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "setup-libtorch: creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
+# The wheels (about 4.7 GB) are unpacked next to their downloads, so the
+# install needs roughly twice that at its peak. Say so up front rather than
+# leave pip to fail half-way with "No space left on device".
+NEED_GB=${SETUP_LIBTORCH_NEED_GB:-12}
+free_kb=$(df -Pk "$VENV" | awk 'NR == 2 { print $4 }')
+tmp_free_kb=$(df -Pk "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $4 }')
+for pair in "$VENV:$free_kb" "${TMPDIR:-/tmp}:$tmp_free_kb"; do
+  dir=${pair%%:*} kb=${pair##*:}
+  if [[ -n "$kb" && "$kb" -lt $((NEED_GB * 1024 * 1024)) ]]; then
+    echo "setup-libtorch: only $((kb / 1024)) MiB free on the disk holding $dir;" \
+      "installing torch==$TORCH_VERSION needs about $NEED_GB GiB (free space, or set TMPDIR to a larger disk)" >&2
+    exit 1
+  fi
+done
 echo "setup-libtorch: installing torch==$TORCH_VERSION into $VENV (about 4.7 GB, a few minutes)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+# --no-cache-dir: a second copy of the wheels in ~/.cache/pip would only
+# cost disk; the stamp above makes reinstalls rare.
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir "torch==$TORCH_VERSION"
 
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 ln -sfn "$site" "$VENV/site-packages"
