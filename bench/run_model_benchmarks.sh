@@ -8,7 +8,8 @@
 #                  shared+tied embeddings, joint 8k unigram vocab)
 #   --prepare-args "ARGS"  extra flags for the prepare bench, e.g. "--hidden-dim 512 --untied-output"
 #   --work DIR     where the batches, bundle and outputs go (default: a new temp folder)
-#   --threads N    intra-op threads on both sides (default 2)
+#   --threads N    intra-op threads on both sides (default 2); with N > 1 the beam search also
+#                  runs N batches side by side, one thread each, on both sides
 #   --passes N     timed passes over the training batches (default 1)
 #   --train-batches N  training batches (default 6, each ~3700 target tokens)
 #
@@ -40,7 +41,7 @@ while [[ $# -gt 0 ]]; do
     --passes) PASSES="$2"; shift 2 ;;
     --train-batches) TRAIN_BATCHES="$2"; shift 2 ;;
     --prepare-args) PREPARE_ARGS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,8 +89,21 @@ run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --out "$WORK/hyps_rust.json" | tee -a "$RESULTS" >&2
 (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" \
   --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch.json") | tee -a "$RESULTS" >&2
+# The reference with the stopping rule of model::beam for one output per sentence (stop once
+# the best hypothesis is settled rather than the k best): shows what that rule is worth
+# on its own, apart from the rest of the Rust implementation.
+(cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" --settled-best \
+  --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch_settled.json") | tee -a "$RESULTS" >&2
 run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --mallopt | tee -a "$RESULTS" >&2
+# Batches decoded side by side, one intra-op thread each (nmt-translate's default on a CPU),
+# and the same scheme in the reference with Python threads (torch ops release the GIL).
+if [[ "$THREADS" -gt 1 ]]; then
+  run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+    --threads "$THREADS" --workers "$THREADS" --out "$WORK/hyps_rust_workers.json" | tee -a "$RESULTS" >&2
+  (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" --workers "$THREADS" \
+    --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch_workers.json") | tee -a "$RESULTS" >&2
+fi
 # bfloat16 compute: other numerics (a few outputs change), so not the like-for-like figure.
 run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --bf16 --out "$WORK/hyps_rust_bf16.json" | tee -a "$RESULTS" >&2
@@ -98,7 +112,7 @@ run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
 import json, os, sys
 results, hyps_rust, hyps_py, bundle, threads = sys.argv[1:]
 rows = [json.loads(line) for line in open(results) if line.strip()]
-by = {(r["bench"], r["impl"] + ("+mallopt" if r.get("mallopt") else "") + ("+padded" if r.get("padded") else "") + ("+bf16" if r.get("bf16") else "")): r for r in rows}
+by = {(r["bench"], r["impl"] + ("+mallopt" if r.get("mallopt") else "") + ("+padded" if r.get("padded") else "") + ("+bf16" if r.get("bf16") else "") + ("+settled" if r.get("settled_best") else "") + ("+workers" if r.get("workers", 1) > 1 else "")): r for r in rows}
 a, b = json.load(open(hyps_rust)), json.load(open(hyps_py))
 same = sum(x == y for x, y in zip(a, b))
 t_r, t_p = by["train_throughput", "rust"], by["train_throughput", "pytorch"]
@@ -120,6 +134,19 @@ if m:
     c = json.load(open(os.path.join(os.path.dirname(hyps_rust), "hyps_rust_bf16.json")))
     same16 = sum(x == y for x, y in zip(a, c))
     print(f"| beam-5 search, sentences/s, Rust computing in bfloat16 (other numerics: {same16}/{len(a)} outputs as float32) | {m['sentences_per_s']:.1f} | {b_p['sentences_per_s']:.1f} | {m['sentences_per_s'] / b_p['sentences_per_s']:.2f}x |")
+m = by.get(("beam_search", "pytorch+settled"))
+if m:
+    c = json.load(open(os.path.join(os.path.dirname(hyps_rust), "hyps_pytorch_settled.json")))
+    same_settled = sum(x == y for x, y in zip(a, c))
+    print(f"| beam-5 search, sentences/s, PyTorch stopping as Rust does ({same_settled}/{len(a)} outputs as Rust) | {b_r['sentences_per_s']:.1f} | {m['sentences_per_s']:.1f} | {b_r['sentences_per_s'] / m['sentences_per_s']:.2f}x |")
+rw, pw = by.get(("beam_search", "rust+workers")), by.get(("beam_search", "pytorch+workers"))
+if rw and pw:
+    d = os.path.dirname(hyps_rust)
+    same_rw = sum(x == y for x, y in zip(a, json.load(open(os.path.join(d, "hyps_rust_workers.json")))))
+    same_pw = sum(x == y for x, y in zip(b, json.load(open(os.path.join(d, "hyps_pytorch_workers.json")))))
+    n = rw["workers"]
+    print(f"| beam-5 search, sentences/s, Rust {n} batches side by side vs PyTorch one at a time ({same_rw}/{len(a)} outputs as one at a time) | {rw['sentences_per_s']:.1f} | {b_p['sentences_per_s']:.1f} | {rw['sentences_per_s'] / b_p['sentences_per_s']:.2f}x |")
+    print(f"| beam-5 search, sentences/s, both {n} batches side by side (PyTorch: Python threads; {same_pw}/{len(a)} outputs as one at a time) | {rw['sentences_per_s']:.1f} | {pw['sentences_per_s']:.1f} | {rw['sentences_per_s'] / pw['sentences_per_s']:.2f}x |")
 for impl, r in (("Rust", t_r), ("PyTorch", t_p)):
     ph = r["phases_s"]
     total = sum(ph.values())

@@ -8,7 +8,10 @@ outputs can be compared token for token): PAD and BOS never produced, 2k
 candidates, only EOS among the first k ends a hypothesis, GNMT length penalty
 ((5 + |Y|) / 6)^alpha for ranking, max length floor(a |src|) + b (open beams end
 there), and a sentence stops when k hypotheses are finished and no open beam
-can still rank above the k-th.
+can still rank above the k-th. With --settled-best it stops as soon as one
+hypothesis is finished and no open beam can still rank above it (what
+model::beam does when one output per sentence is asked for: same outputs,
+fewer steps).
 
     python beam_search.py --bundle DIR --batches test_batches.safetensors --out hyps.json
 """
@@ -16,6 +19,7 @@ can still rank above the k-th.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
 import sys
@@ -31,9 +35,11 @@ def _divisor(alpha: float, length: int) -> float:
 
 
 @torch.no_grad()
-def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=0.6):
+def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=0.6, settled_best=False):
     """src [B, S] i64, lengths [B] i64 -> [(tokens, log-probability)] per sentence, in input order."""
     k = beam
+    # How many finished hypotheses must be settled before a sentence stops.
+    settle = 1 if settled_best else k
     batch = src.size(0)
     src_lens = lengths.tolist()
     limits = [max(math.floor(max_len_a * n) + max_len_b, 1) for n in src_lens]
@@ -89,9 +95,9 @@ def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=
             beams[s] = new_beams
             if not new_beams:
                 continue
-            if len(finished[s]) >= k:
+            if len(finished[s]) >= settle:
                 finished[s].sort(key=lambda f: -f[0])
-                kth = finished[s][k - 1][0]
+                kth = finished[s][settle - 1][0]
                 best_div = max(_divisor(alpha, limits[s] + 1), _divisor(alpha, 1))
                 if max(b[1] for b in new_beams) / best_div <= kth:
                     continue
@@ -123,6 +129,18 @@ def main() -> int:
     p.add_argument("--beam", type=int, default=5, help="beam size")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--max-batches", type=int, help="decode only the first N batches (for profiling)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="batches decoded side by side by Python threads, each with threads/workers intra-op "
+        "threads (torch ops release the GIL; the Python bookkeeping holds it)",
+    )
+    p.add_argument(
+        "--settled-best",
+        action="store_true",
+        help="stop a sentence once its best hypothesis can no longer change (default: once k are settled)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_bundle(args.bundle)
@@ -130,13 +148,23 @@ def main() -> int:
     all_batches = numbered(read_safetensors(args.batches))
     batches = all_batches[: args.max_batches]
     results: dict[int, list[int]] = {}
-    sentences = 0
+    sentences = sum(b["src"].size(0) for b in batches)
+    workers = max(1, args.workers)
+    torch.set_num_threads(max(1, args.threads // workers))
+
+    def decode(b):
+        torch.set_num_threads(max(1, args.threads // workers))  # per calling thread
+        return b, beam_search(model, b["src"], b["lengths"], beam=args.beam, settled_best=args.settled_best)
+
     start = time.perf_counter()
-    for b in batches:
-        hyps = beam_search(model, b["src"], b["lengths"], beam=args.beam)
+    if workers == 1:
+        decoded = map(decode, batches)
+    else:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        decoded = pool.map(decode, batches)
+    for b, hyps in decoded:
         for i, (tokens, _) in zip(b["index"].tolist(), hyps):
             results[i] = tokens
-        sentences += b["src"].size(0)
     elapsed = time.perf_counter() - start
     out_tokens = sum(len(t) for t in results.values())
     print(
@@ -144,6 +172,8 @@ def main() -> int:
             {
                 "impl": "pytorch",
                 "bench": "beam_search",
+                "settled_best": args.settled_best,
+                "workers": workers,
                 "beam": args.beam,
                 "threads": args.threads,
                 "sentences": sentences,

@@ -35,9 +35,13 @@ struct Args {
     /// Beam size.
     #[arg(long, default_value_t = 5)]
     beam: usize,
-    /// Intra-op threads.
+    /// Intra-op threads (in all; each worker gets threads / workers).
     #[arg(long, default_value_t = 2)]
     threads: i32,
+    /// Decoders running side by side, each with its own copy of the model, taking the
+    /// next batch when done with one.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Keep freed memory in the process (glibc mallopt: mmap threshold 32 MiB, no trim)
     /// instead of paying page faults for every large tensor.
     #[arg(long)]
@@ -58,11 +62,17 @@ fn main() -> Result<()> {
     if args.mallopt && !common::keep_freed_memory() {
         anyhow::bail!("glibc refused the mallopt settings");
     }
-    tch::set_num_threads(args.threads);
+    let workers = args.workers.max(1);
+    let per_worker = (args.threads / workers as i32).max(1);
+    tch::set_num_threads(per_worker);
     let mut bundle = Bundle::load(&args.bundle, Device::Cpu)?;
     if args.bf16 {
         bundle.vars.bfloat16();
     }
+    // What model::translate does with --workers: every worker a view of the same weights.
+    let models = (0..workers)
+        .map(|_| bundle.share_model())
+        .collect::<Result<Vec<_>, _>>()?;
     let mut batches = common::read_search_batches(&args.batches)?;
     let lines: usize = batches.iter().map(|b| b.src.size()[0] as usize).sum();
     batches.truncate(args.max_batches.unwrap_or(usize::MAX));
@@ -77,14 +87,51 @@ fn main() -> Result<()> {
     };
     let total: usize = batches.iter().map(|b| b.src.size()[0] as usize).sum();
     let mut results: Vec<Vec<u32>> = vec![Vec::new(); lines];
+    let queue = std::sync::Mutex::new(
+        batches
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>(),
+    );
     let start = Instant::now();
-    for b in &batches {
-        let hyps = beam_search(&bundle.model, &b.src, &b.lengths, &opts);
-        let index: Vec<i64> = Vec::try_from(&b.index)?;
-        for (i, nbest) in index.into_iter().zip(hyps) {
-            if let Some(best) = nbest.into_iter().next() {
-                results[i as usize] = best.tokens;
-            }
+    let decoded: Vec<(Vec<i64>, Vec<Vec<u32>>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = models
+            .into_iter()
+            .map(|(vars, model)| {
+                let (queue, opts) = (&queue, &opts);
+                scope.spawn(move || -> Result<Vec<(Vec<i64>, Vec<Vec<u32>>)>> {
+                    let _store = vars;
+                    tch::set_num_threads(per_worker);
+                    let mut out = Vec::new();
+                    loop {
+                        let next = queue
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .pop_front();
+                        let Some(b) = next else { break };
+                        let hyps = beam_search(&model, &b.src, &b.lengths, opts);
+                        let index: Vec<i64> = Vec::try_from(&b.index)?;
+                        let best = hyps
+                            .into_iter()
+                            .map(|n| n.into_iter().next().map(|h| h.tokens).unwrap_or_default())
+                            .collect();
+                        out.push((index, best));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a decoder thread panicked"))?
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(|v| v.into_iter().flatten().collect())
+    })?;
+    for (index, best) in decoded {
+        for (i, tokens) in index.into_iter().zip(best) {
+            results[i as usize] = tokens;
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -96,6 +143,7 @@ fn main() -> Result<()> {
             "bench": "beam_search",
             "beam": args.beam,
             "threads": args.threads,
+            "workers": workers,
             "mallopt": args.mallopt,
             "bf16": args.bf16,
             "sentences": total,

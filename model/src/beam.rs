@@ -4,8 +4,8 @@
 //! Every step scores all `beam × vocab` continuations of every sentence at
 //! once (one `topk` per row on the device), then the few best candidates move to
 //! the CPU, where each sentence's beams and finished hypotheses are kept. A
-//! sentence with enough finished hypotheses leaves the batch: its rows are
-//! dropped from the encoder outputs and decoder state, so it costs nothing
+//! sentence whose n-best list can no longer change leaves the batch: its rows
+//! are dropped from the encoder outputs and decoder state, so it costs nothing
 //! more.
 
 use tch::{Device, Kind, Tensor};
@@ -102,17 +102,20 @@ struct Sentence {
 }
 
 impl Sentence {
-    /// True when `k` hypotheses are finished and no open beam can still rank
-    /// above the k-th of them. Log-probabilities only fall as a hypothesis
-    /// grows, so an open beam's best possible rank is its score divided by the
-    /// largest length divisor it could reach (the coverage penalty is never
-    /// positive, so it cannot lift it either).
-    fn cannot_improve(&mut self, k: usize, penalty: LengthPenalty) -> bool {
-        if self.finished.len() < k {
+    /// True when `n` hypotheses are finished and no open beam can still rank
+    /// above the n-th of them: the `n` best are then settled, so the sentence
+    /// stops even if fewer than `beam` hypotheses have finished. Log-probabilities
+    /// only fall as a hypothesis grows, so an open beam's best possible rank is its
+    /// score divided by the largest length divisor it could reach (the coverage
+    /// penalty is never positive, so it cannot lift it either). Anything that would
+    /// finish later ranks at most equal to the n-th and the stable sort puts it
+    /// after, so the n-best list is exactly what running on would return.
+    fn cannot_improve(&mut self, n: usize, penalty: LengthPenalty) -> bool {
+        if self.finished.len() < n {
             return false;
         }
         self.finished.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let kth = self.finished[k - 1].0;
+        let kth = self.finished[n - 1].0;
         let best_divisor = penalty.divisor(self.limit + 1).max(penalty.divisor(1));
         self.beams_best_possible(best_divisor) <= kth
     }
@@ -346,7 +349,10 @@ fn run(
                 }
             }
             sent.beams = new_beams;
-            if sent.beams.is_empty() || sent.cannot_improve(k, opts.length_penalty) {
+            // Stop once the n-best are settled (not when `k` have finished): with one
+            // output per sentence, the steps spent finishing k - 1 hypotheses nobody
+            // asked for are saved.
+            if sent.beams.is_empty() || sent.cannot_improve(n_best, opts.length_penalty) {
                 continue;
             }
             still_active.push(s);

@@ -61,6 +61,11 @@ pub struct DecodeArgs {
     /// Sources longer than this many subword tokens are cut (with a warning).
     #[arg(long, default_value_t = 250)]
     pub max_source_tokens: usize,
+    /// Batches decoded side by side on the CPU, each by its own thread with an equal
+    /// share of the intra-op threads (0 = as many as libtorch's intra-op threads, i.e.
+    /// one thread each; 1 = one batch at a time with all threads). Ignored on a GPU.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
     /// Number type to compute in: float32, or bfloat16 (faster on CPUs with AMX or
     /// AVX512-BF16 and on recent GPUs; a few outputs change).
     #[arg(long, value_enum, default_value_t = ComputeDtype::Float32)]
@@ -118,6 +123,10 @@ impl DecodeArgs {
             max_tokens: self.max_tokens,
             max_source_tokens: self.max_source_tokens,
             return_attention,
+            workers: match self.workers {
+                0 => tch::get_num_threads().max(1) as usize,
+                n => n,
+            },
             ..Default::default()
         })
     }

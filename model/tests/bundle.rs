@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use model::atomic::write_dir_atomically;
+use model::beam::BeamOptions;
 use model::bundle::{
     self, BundleConfig, BundleContents, BundleMetadata, ComputeDtype, WeightsDtype, FORMAT_VERSION,
 };
@@ -329,6 +330,66 @@ fn translate_keeps_order_and_handles_empty_and_long_lines() {
         let alone = translate(&bundle, &texts[i..=i], &opts, |_| {}).unwrap();
         assert_eq!(alone[0].text, out[i].text);
     }
+}
+
+#[test]
+fn decoding_batches_side_by_side_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    make_bundle(&dir, WeightsDtype::Float32);
+    let bundle = Bundle::load(&dir, Device::Cpu).unwrap();
+    // The replicas read the original's weights: no copy, the same storage.
+    let (vars, _replica) = bundle.share_model().unwrap();
+    let original = bundle.vars.variables();
+    for (name, var) in vars.variables() {
+        assert_eq!(var.data_ptr(), original[&name].data_ptr(), "{name}");
+    }
+    let words = [
+        "ein", "hund", "kinder", "spielen", "am", "strand", "zwei", "männer",
+    ];
+    let texts: Vec<String> = (0..40)
+        .map(|i| {
+            (0..1 + i % 7)
+                .map(|j| words[(i * 3 + j) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .chain(["".to_string()])
+        .collect();
+    let opts = |workers| TranslateOptions {
+        // Small batches, so that there are many to share out.
+        max_tokens: 24,
+        beam: BeamOptions {
+            beam_size: 3,
+            n_best: 2,
+            ..Default::default()
+        },
+        return_attention: true,
+        workers,
+        ..Default::default()
+    };
+    let run = |workers| {
+        let mut seen = 0;
+        let out = translate(&bundle, &texts, &opts(workers), |n| seen += n).unwrap();
+        assert_eq!(seen, texts.len(), "progress with {workers} workers");
+        out
+    };
+    let one_at_a_time = run(1);
+    for workers in [2, 3, 64] {
+        let side_by_side = run(workers);
+        for (i, (a, b)) in one_at_a_time.iter().zip(&side_by_side).enumerate() {
+            assert_eq!(a.text, b.text, "line {i}, {workers} workers");
+            assert_eq!(a.target_tokens, b.target_tokens, "line {i}");
+            assert!(
+                (a.score - b.score).abs() < 1e-4,
+                "line {i}: {} vs {}",
+                a.score,
+                b.score
+            );
+            assert_eq!(a.alternatives.len(), b.alternatives.len(), "line {i}");
+        }
+    }
+    assert!(one_at_a_time.last().is_some_and(|t| t.text.is_empty()));
 }
 
 #[test]

@@ -135,6 +135,52 @@ fn results_are_deterministic_and_the_same_alone_or_in_a_batch() {
 }
 
 #[test]
+fn asking_for_fewer_hypotheses_keeps_the_best_ones_unchanged() {
+    // A sentence stops as soon as its n-best list is settled; the first n of the
+    // full k-best list must come out the same, for every length penalty, on a
+    // random model (erratic searches) and a half-trained one (realistic scores).
+    let (_vs_random, random) = fixed_model(6);
+    let (_vs_trained, trained) = common::trained_reverser(60);
+    let cases = [
+        (&random, batch()),
+        (&trained, common::random_sources(24, 11)),
+    ];
+    for (model, (src, lengths)) in cases {
+        for penalty in [
+            LengthPenalty::None,
+            LengthPenalty::Gnmt(0.6),
+            LengthPenalty::Plain(1.0),
+        ] {
+            let with_n = |n: usize| {
+                beam_search(
+                    model,
+                    &src,
+                    &lengths,
+                    &BeamOptions {
+                        n_best: n,
+                        length_penalty: penalty,
+                        max_length: MaxLength { a: 1.5, b: 5 },
+                        ..opts(5)
+                    },
+                )
+            };
+            let full = with_n(5);
+            for n in [1, 2] {
+                for (s, (few, all)) in with_n(n).iter().zip(&full).enumerate() {
+                    assert_eq!(few.len(), n, "sentence {s}, n-best {n}");
+                    // Sentences leave the batch at other steps, so the batch shapes (and
+                    // the last bits of the sums) differ: tokens exact, scores close.
+                    for (a, b) in few.iter().zip(all) {
+                        assert_eq!(a.tokens, b.tokens, "sentence {s}, n-best {n}, {penalty:?}");
+                        assert!((a.score - b.score).abs() < 1e-4, "sentence {s}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn a_larger_beam_never_finds_a_worse_best_score() {
     // On a trained model (random models make beam search erratic, and no
     // beam search is monotone in general), with a half-trained reverser so
