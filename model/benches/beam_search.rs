@@ -57,6 +57,9 @@ struct Args {
     bench: bool,
 }
 
+/// A decoded batch: its rows' line numbers and each row's best hypothesis.
+type Decoded = (Vec<i64>, Vec<Vec<u32>>);
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.mallopt && !common::keep_freed_memory() {
@@ -93,12 +96,12 @@ fn main() -> Result<()> {
             .collect::<std::collections::VecDeque<_>>(),
     );
     let start = Instant::now();
-    let decoded: Vec<(Vec<i64>, Vec<Vec<u32>>)> = std::thread::scope(|scope| {
+    let decoded: Vec<Decoded> = std::thread::scope(|scope| {
         let handles: Vec<_> = models
             .into_iter()
             .map(|(vars, model)| {
                 let (queue, opts) = (&queue, &opts);
-                scope.spawn(move || -> Result<Vec<(Vec<i64>, Vec<Vec<u32>>)>> {
+                scope.spawn(move || -> Result<Vec<Decoded>> {
                     let _store = vars;
                     tch::set_num_threads(per_worker);
                     let mut out = Vec::new();

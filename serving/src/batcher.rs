@@ -410,6 +410,9 @@ impl Worker {
             max_sentences: self.settings.max_batch_sentences,
             max_source_tokens: self.settings.max_source_tokens,
             return_attention: options.return_attention,
+            // The gathered requests are one batch (up to the token budget above), run with
+            // every torch thread of this batcher.
+            workers: 1,
         };
         let started = Instant::now();
         // A libtorch failure must cost this batch only, never the thread.
