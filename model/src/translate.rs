@@ -156,8 +156,9 @@ pub fn translate(
         for (vars, model) in replicas {
             let (tx, next, beam) = (tx.clone(), &next, &beam);
             scope.spawn(move || {
-                let _store = vars; // lives as long as the model it holds
-                                   // Intra-op thread counts are per calling thread in libtorch's OpenMP pool.
+                // The replica's store lives as long as the model it holds.
+                let _store = vars;
+                // Intra-op thread counts are per calling thread in libtorch's OpenMP pool.
                 tch::set_num_threads(per_worker);
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
