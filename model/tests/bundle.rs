@@ -290,12 +290,18 @@ fn untrained_bundles_load_and_translate() {
     assert_eq!(leftovers, vec![std::ffi::OsString::from("tiny")]);
 }
 
-#[test]
-fn translate_keeps_order_and_handles_empty_and_long_lines() {
+/// A float32 bundle written to a temporary folder and loaded on the CPU.
+fn loaded_float32_bundle() -> (tempfile::TempDir, Bundle) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
     make_bundle(&dir, WeightsDtype::Float32);
     let bundle = Bundle::load(&dir, Device::Cpu).unwrap();
+    (tmp, bundle)
+}
+
+#[test]
+fn translate_keeps_order_and_handles_empty_and_long_lines() {
+    let (_tmp, bundle) = loaded_float32_bundle();
     let long = "ein hund ".repeat(200);
     let texts: Vec<String> = vec![
         "ein hund".into(),
@@ -334,10 +340,7 @@ fn translate_keeps_order_and_handles_empty_and_long_lines() {
 
 #[test]
 fn decoding_batches_side_by_side_changes_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    make_bundle(&dir, WeightsDtype::Float32);
-    let bundle = Bundle::load(&dir, Device::Cpu).unwrap();
+    let (_tmp, bundle) = loaded_float32_bundle();
     // The replicas read the original's weights: no copy, the same storage.
     let (vars, _replica) = bundle.share_model().unwrap();
     let original = bundle.vars.variables();

@@ -10,6 +10,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_nmt-train");
 const MULTI30K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/multi30k");
 
 /// Cuts `n` lines of `src` into `dst`.
+/// Runs nmt-train with `args` and fails the test, with its stderr, unless it succeeds.
+fn run_ok(args: &[&str]) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "nmt-train {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn head(src: &Path, dst: &Path, n: usize) {
     let f = std::fs::File::open(src).unwrap();
     let mut out = std::fs::File::create(dst).unwrap();
@@ -124,15 +134,7 @@ fn sigkill_mid_run_then_resume_continues_the_same_loss_curve() {
     assert!(before.len() < 36, "the run finished before the kill");
     assert!(run.join("last").exists());
 
-    let out = Command::new(BIN)
-        .args(["--run-dir", run.to_str().unwrap(), "--resume", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "resume failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&["--run-dir", run.to_str().unwrap(), "--resume", "--quiet"]);
     let after = train_log(&run);
     // One record per step, 1..=36, and every step logged before the kill has the same loss.
     assert_eq!(
@@ -166,15 +168,7 @@ fn sigkill_mid_run_then_resume_continues_the_same_loss_curve() {
     assert!(curves.contains("<svg") && curves.contains("validation BLEU"));
     // `--plot` redraws them from the logs alone.
     std::fs::remove_file(run.join("curves.svg")).unwrap();
-    let out = Command::new(BIN)
-        .args(["--run-dir", run.to_str().unwrap(), "--plot"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&["--run-dir", run.to_str().unwrap(), "--plot"]);
     assert_eq!(
         std::fs::read_to_string(run.join("curves.svg")).unwrap(),
         curves
