@@ -115,9 +115,9 @@ impl Sentence {
             return false;
         }
         self.finished.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let kth = self.finished[n - 1].0;
+        let nth = self.finished[n - 1].0;
         let best_divisor = penalty.divisor(self.limit + 1).max(penalty.divisor(1));
-        self.beams_best_possible(best_divisor) <= kth
+        self.beams_best_possible(best_divisor) <= nth
     }
 
     fn beams_best_possible(&self, divisor: f64) -> f64 {

@@ -8,7 +8,10 @@ use model::{ModelConfig, Seq2Seq};
 use tch::{nn, Device, Tensor};
 
 fn fixed_model(seed: i64) -> (nn::VarStore, Seq2Seq) {
-    tch::manual_seed(seed);
+    common::with_seed(seed, random_model)
+}
+
+fn random_model() -> (nn::VarStore, Seq2Seq) {
     let vs = nn::VarStore::new(Device::Cpu);
     let cfg = ModelConfig {
         embed_dim: 16,
@@ -89,9 +92,15 @@ fn n_best_lists_are_sorted_distinct_and_scored_consistently() {
                 "sentence {s} has {} hypotheses",
                 nbest.len()
             );
+            // As the search ranks them: EOS counts in the length, except for hypotheses cut
+            // at the length limit (a·|src| + b tokens), which end without one.
+            let limit = lengths.int64_value(&[s as i64]) as usize + 4;
             let ranks: Vec<f64> = nbest
                 .iter()
-                .map(|h| h.score / penalty.divisor(h.tokens.len() + 1))
+                .map(|h| {
+                    let with_eos = h.tokens.len() + usize::from(h.tokens.len() < limit);
+                    h.score / penalty.divisor(with_eos)
+                })
                 .collect();
             assert!(
                 ranks.windows(2).all(|w| w[0] >= w[1] - 1e-9),

@@ -2,14 +2,32 @@
 //! sequences of ids, so that its output distributions look like a trained
 //! translation model's (peaked, ending with EOS) rather than random.
 
+use std::sync::Mutex;
+
 use model::{ModelConfig, Seq2Seq};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 pub const VOCAB: i64 = 14;
 
+/// libtorch's default generator is one for the whole process, and the tests of a binary run
+/// in parallel threads: whoever seeds it must keep the others off it until done drawing.
+static GLOBAL_RNG: Mutex<()> = Mutex::new(());
+
+/// Runs `f` with libtorch's global generator seeded with `seed` and no other test of this
+/// binary drawing from it meanwhile, so that seeded models and data are the same every run.
+pub fn with_seed<T>(seed: i64, f: impl FnOnce() -> T) -> T {
+    let _only_us = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    f()
+}
+
 /// Random source rows of ids in 4..VOCAB with lengths 2..=6, padded: (src [B, 6], lengths [B]).
 pub fn random_sources(batch: i64, seed: i64) -> (Tensor, Tensor) {
-    tch::manual_seed(seed);
+    with_seed(seed, || draw_sources(batch))
+}
+
+/// [`random_sources`] from the generator as it stands (the caller holds it).
+fn draw_sources(batch: i64) -> (Tensor, Tensor) {
     let lengths = Tensor::randint_low(2, 7, [batch], (Kind::Int64, Device::Cpu));
     let ids = Tensor::randint_low(4, VOCAB, [batch, 6], (Kind::Int64, Device::Cpu));
     let mask = Tensor::arange(6, (Kind::Int64, Device::Cpu))
@@ -34,7 +52,10 @@ fn reversed_targets(src: &Tensor, lengths: &Tensor) -> (Tensor, Tensor) {
 
 /// Trains the reversal model for `steps` Adam steps (a few seconds on a CPU).
 pub fn trained_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
-    tch::manual_seed(0);
+    with_seed(0, || train_reverser(steps))
+}
+
+fn train_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
     let vs = nn::VarStore::new(Device::Cpu);
     let cfg = ModelConfig {
         embed_dim: 24,
@@ -45,7 +66,8 @@ pub fn trained_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
     let model = Seq2Seq::new(&vs.root(), &cfg).expect("valid config");
     let mut opt = nn::Adam::default().build(&vs, 0.01).expect("optimizer");
     for step in 0..steps {
-        let (src, lengths) = random_sources(32, 1000 + step as i64);
+        tch::manual_seed(1000 + step as i64);
+        let (src, lengths) = draw_sources(32);
         let (tgt_in, tgt_out) = reversed_targets(&src, &lengths);
         let logits = model.forward(&src, &lengths, &tgt_in, true);
         let loss = logits.view([-1, VOCAB]).cross_entropy_loss::<Tensor>(
