@@ -175,27 +175,24 @@ pub fn translate(
         drop(tx);
         tch::set_num_threads(per_worker);
         let mut first_error = None;
+        // Turns a decoded batch into text; after a failure no more batches are handed out
+        // (the helpers finish the one they hold) and the first error is what the call returns.
+        let mut settle = |i: usize, decoded: Result<Vec<Vec<Hypothesis>>, ModelError>| {
+            if let Err(e) = decoded.and_then(|hyps| finish(batches[i], hyps)) {
+                first_error.get_or_insert(e);
+                next.store(batches.len(), Ordering::SeqCst);
+            }
+        };
         loop {
             let i = next.fetch_add(1, Ordering::SeqCst);
             let Some(chunk) = batches.get(i) else { break };
-            let decoded = decode_batch(&bundle.model, chunk, device, &beam);
-            let done = decoded.and_then(|hyps| finish(chunk, hyps));
-            if let Err(e) = done {
-                first_error.get_or_insert(e);
-                // Stop handing out batches: the helpers finish the one they hold.
-                next.store(batches.len(), Ordering::SeqCst);
-            }
+            settle(i, decode_batch(&bundle.model, chunk, device, &beam));
             while let Ok((j, decoded)) = rx.try_recv() {
-                if let Err(e) = decoded.and_then(|hyps| finish(batches[j], hyps)) {
-                    first_error.get_or_insert(e);
-                    next.store(batches.len(), Ordering::SeqCst);
-                }
+                settle(j, decoded);
             }
         }
         for (j, decoded) in rx {
-            if let Err(e) = decoded.and_then(|hyps| finish(batches[j], hyps)) {
-                first_error.get_or_insert(e);
-            }
+            settle(j, decoded);
         }
         first_error.map_or(Ok(()), Err)
     });

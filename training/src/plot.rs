@@ -123,7 +123,7 @@ pub fn curves_svg(train: &[TrainRecord], valid: &[ValidRecord]) -> Result<String
             .draw()
             .map_err(draw_err)?;
         chart
-            .draw_series(LineSeries::new(bleu.clone(), &GREEN))
+            .draw_series(LineSeries::new(bleu, &GREEN))
             .map_err(draw_err)?;
         chart
             .draw_series(
