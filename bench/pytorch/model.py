@@ -265,7 +265,7 @@ class Seq2Seq(nn.Module):
 
 
 def label_smoothed_loss(logits, target, epsilon):
-    """training::loss::label_smoothed_nll (fairseq's formula), summed over non-pad positions."""
+    """model::loss::label_smoothed_nll (fairseq's formula), summed over non-pad positions."""
     vocab = logits.size(-1)
     lprobs = logits.float().log_softmax(-1).view(-1, vocab)
     target = target.reshape(-1, 1)

@@ -122,8 +122,26 @@ fn main() -> Result<()> {
         let logits =
             tch::no_grad(|| model.forward(&batch.src, &batch.src_lengths, &batch.tgt_in, false));
         // Training mode with dropout 0 is deterministic: the loss and gradients must agree too.
-        let train_logits = model.forward(&batch.src, &batch.src_lengths, &batch.tgt_in, true);
-        let loss = common::label_smoothed_loss(&train_logits, &batch.tgt_out, 0.1);
+        // They come from what nmt-train runs (real positions only, projection fused with the
+        // loss); the port differentiates log-softmax over every padded position.
+        let (attentional, positions) = model.forward_packed_attentional(
+            &batch.src,
+            &batch.src_lengths,
+            &batch.tgt_in,
+            &batch.tgt_lengths,
+            true,
+        );
+        let gold = batch.tgt_out.view([-1]).index_select(0, &positions);
+        let (weight, bias) = model.output_projection();
+        let loss = model::loss::projected_label_smoothed_nll(
+            &attentional,
+            weight,
+            bias,
+            &gold,
+            vocab::PAD_ID as i64,
+            0.1,
+        )?
+        .loss;
         loss.backward();
         let mut outputs = vec![
             ("logits".to_string(), logits),

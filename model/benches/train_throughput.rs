@@ -3,8 +3,14 @@
 //! clipping and an Adam step, on fixed batches written by the `prepare` bench.
 //! `bench/pytorch/train_throughput.py` runs the same steps on the same batches.
 //!
+//! By default each step is what `nmt-train` runs: the real target positions only
+//! (`Seq2Seq::forward_packed_attentional`) and the output projection fused with the loss
+//! (`model::loss::projected_label_smoothed_nll`). `--logits-loss` and `--padded` measure the
+//! steps before those changes.
+//!
 //! Prints one JSON line with the throughput and where the time went
-//! (forward / loss / backward / optimizer, measured with the CPU's synchronous ops).
+//! (forward / loss / backward / optimizer, measured with the CPU's synchronous ops; with the
+//! fused loss, "loss" includes the output projection and its gradient GEMMs).
 //!
 //! `cargo bench -p model --bench train_throughput -- --bundle DIR --batches FILE`
 
@@ -17,6 +23,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 use model::bundle::load_weights;
+use model::loss::{label_smoothed_nll, projected_label_smoothed_nll};
 use model::Seq2Seq;
 use tch::nn::{self, OptimizerConfig};
 use tch::Device;
@@ -50,12 +57,25 @@ struct Args {
     #[arg(long)]
     mallopt: bool,
     /// Compute every padded target position too (`Seq2Seq::forward`, what the PyTorch
-    /// reference does) instead of the real ones only (`forward_packed`, what nmt-train does).
+    /// reference does) instead of the real ones only (what nmt-train does); implies
+    /// --logits-loss.
     #[arg(long)]
     padded: bool,
+    /// Score the logits with `model::loss::label_smoothed_nll` and let autograd differentiate
+    /// the log-softmax (what the PyTorch reference does) instead of the fused projection loss.
+    #[arg(long)]
+    logits_loss: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// What the forward phase hands to the loss.
+enum Forward {
+    /// `[N, V]` or `[B, T, V]` logits.
+    Logits(tch::Tensor),
+    /// `[N, A]` attentional vectors (the output projection happens inside the loss).
+    Attentional(tch::Tensor),
 }
 
 #[derive(Default)]
@@ -82,16 +102,37 @@ fn main() -> Result<()> {
 
     let mut step = |b: &common::TrainBatch, phases: &mut Phases| {
         let t0 = Instant::now();
-        let (logits, gold) = if args.padded {
+        let smoothing = args.label_smoothing;
+        let gold_of = |positions: &tch::Tensor| b.tgt_out.view([-1]).index_select(0, positions);
+        // The loss is computed in the forward phase's closure only where the logits are kept.
+        let (forward_out, gold): (Forward, tch::Tensor) = if args.padded {
             let logits = model.forward(&b.src, &b.src_lengths, &b.tgt_in, true);
-            (logits, b.tgt_out.shallow_clone())
-        } else {
+            (Forward::Logits(logits), b.tgt_out.shallow_clone())
+        } else if args.logits_loss {
             let (logits, positions) =
                 model.forward_packed(&b.src, &b.src_lengths, &b.tgt_in, &b.tgt_lengths, true);
-            (logits, b.tgt_out.view([-1]).index_select(0, &positions))
+            (Forward::Logits(logits), gold_of(&positions))
+        } else {
+            let (attentional, positions) = model.forward_packed_attentional(
+                &b.src,
+                &b.src_lengths,
+                &b.tgt_in,
+                &b.tgt_lengths,
+                true,
+            );
+            (Forward::Attentional(attentional), gold_of(&positions))
         };
         let t1 = Instant::now();
-        let loss = common::label_smoothed_loss(&logits, &gold, args.label_smoothing);
+        let pad = vocab::PAD_ID as i64;
+        let out = match &forward_out {
+            Forward::Logits(logits) => label_smoothed_nll(logits, &gold, pad, smoothing),
+            Forward::Attentional(attentional) => {
+                let (weight, bias) = model.output_projection();
+                projected_label_smoothed_nll(attentional, weight, bias, &gold, pad, smoothing)
+            }
+        }
+        .expect("the benchmark batches fit the model");
+        let loss = out.loss;
         let _ = loss.double_value(&[]);
         let t2 = Instant::now();
         opt.zero_grad();
@@ -130,6 +171,7 @@ fn main() -> Result<()> {
             "threads": args.threads,
             "mallopt": args.mallopt,
             "padded": args.padded,
+            "logits_loss": args.logits_loss || args.padded,
             "steps": per_step.len(),
             "target_tokens": tokens,
             "seconds": elapsed,

@@ -13,6 +13,7 @@ pub mod decoder;
 pub mod device;
 pub mod encoder;
 pub mod error;
+pub mod loss;
 pub mod rnn;
 pub mod search;
 pub mod seq2seq;

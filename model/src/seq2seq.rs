@@ -144,6 +144,15 @@ impl Seq2Seq {
         }
     }
 
+    /// The output projection's parameters: (weight `[tgt_vocab, A]`, bias `[tgt_vocab]`);
+    /// the weight is the target embedding when tied. `project(x) = x · weightᵀ + bias`.
+    pub fn output_projection(&self) -> (&Tensor, Option<&Tensor>) {
+        match (&self.output, &self.output_bias) {
+            (Some(linear), _) => (&linear.ws, linear.bs.as_ref()),
+            (None, bias) => (&self.tgt_embedding, bias.as_ref()),
+        }
+    }
+
     /// One decoder step from the previous tokens. prev: `[B]` i64 → step with
     /// attentional `[B, A]` and attention `[B, S]`; logits come from [`Self::project`].
     pub fn decode_step(
@@ -199,7 +208,25 @@ impl Seq2Seq {
     /// (host values in `0..=T`) → (logits `[N, tgt_vocab]`, positions `[N]` i64: for each
     /// logits row, its index `b·T + t` into the flattened `[B, T]` target), `N = Σ
     /// tgt_lengths`. Gather the gold ids with `tgt_out.view([-1]).index_select(0, &positions)`.
+    ///
+    /// Training feeds [`Self::forward_packed_attentional`] to
+    /// [`crate::loss::projected_label_smoothed_nll`] instead, which never keeps these logits.
     pub fn forward_packed(
+        &self,
+        src: &Tensor,
+        src_lengths: &Tensor,
+        tgt_in: &Tensor,
+        tgt_lengths: &[i64],
+        train: bool,
+    ) -> (Tensor, Tensor) {
+        let (attentional, positions) =
+            self.forward_packed_attentional(src, src_lengths, tgt_in, tgt_lengths, train);
+        (self.project(&attentional), positions)
+    }
+
+    /// [`Self::forward_packed`] without the output projection: the attentional vectors
+    /// `[N, A]` at the real target positions, and the same positions `[N]`.
+    pub fn forward_packed_attentional(
         &self,
         src: &Tensor,
         src_lengths: &Tensor,
@@ -254,13 +281,16 @@ impl Seq2Seq {
             state = step.state;
             positions.extend(order[..running].iter().map(|&r| r as i64 * steps + t));
         }
-        let logits = if attentional.is_empty() {
-            let vocab = self.config.tgt_vocab_size;
-            Tensor::zeros([0, vocab], (Kind::Float, device))
+        let attentional = if attentional.is_empty() {
+            let a = self.config.attentional_dim();
+            Tensor::zeros([0, a], (Kind::Float, device))
         } else {
-            self.project(&Tensor::cat(&attentional, 0))
+            Tensor::cat(&attentional, 0)
         };
-        (logits, Tensor::from_slice(&positions).to_device(device))
+        (
+            attentional,
+            Tensor::from_slice(&positions).to_device(device),
+        )
     }
 }
 

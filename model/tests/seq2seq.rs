@@ -202,14 +202,20 @@ fn learns_to_copy_a_tiny_sequence() {
 
 #[test]
 fn packed_forward_equals_forward_at_the_real_target_positions() {
-    for cell in [CellKind::FusedLstm, CellKind::Lstm, CellKind::Gru] {
+    // Target lengths not sorted, so the rows are reordered inside; the second set has a row
+    // without any target position (it leaves before the first step).
+    let cases = [
+        (CellKind::FusedLstm, [2i64, 4, 1, 3]),
+        (CellKind::Lstm, [2, 4, 1, 3]),
+        (CellKind::Gru, [2, 4, 1, 3]),
+        (CellKind::FusedLstm, [2, 4, 0, 3]),
+    ];
+    for (cell, tgt_lengths) in cases {
         tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Seq2Seq::new(&vs.root(), &config(cell, AttentionKind::General)).unwrap();
         let src = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 0, 4, 0, 0, 6, 7, 8]).view([4, 3]);
         let src_lengths = Tensor::from_slice(&[3i64, 2, 1, 3]);
-        // Target lengths 2, 4, 1, 3: not sorted, so the rows are reordered inside.
-        let tgt_lengths = [2i64, 4, 1, 3];
         let tgt_in =
             Tensor::from_slice(&[2i64, 5, 0, 0, 2, 6, 7, 8, 2, 0, 0, 0, 2, 9, 10, 0]).view([4, 4]);
         let positions_expected: Vec<i64> = (0..4i64)
@@ -258,5 +264,68 @@ fn packed_forward_equals_forward_at_the_real_target_positions() {
                 max_diff(a, b)
             );
         }
+    }
+}
+
+#[test]
+fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
+    use model::loss::{label_smoothed_nll, projected_label_smoothed_nll};
+    for tie_output in [true, false] {
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(Device::Cpu);
+        // Tied: the target embedding is also the projection (shared with the source, so one
+        // vocabulary size), and its gradient comes from both uses.
+        let cfg = ModelConfig {
+            tie_output,
+            share_embeddings: tie_output,
+            src_vocab_size: 17,
+            ..config(CellKind::FusedLstm, AttentionKind::General)
+        };
+        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+        let src = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 0, 4, 0, 0]).view([3, 3]);
+        let src_lengths = Tensor::from_slice(&[3i64, 2, 1]);
+        let tgt_lengths = [3i64, 4, 2];
+        let tgt_in = Tensor::from_slice(&[2i64, 5, 6, 0, 2, 6, 7, 8, 2, 9, 0, 0]).view([3, 4]);
+        let tgt_out = Tensor::from_slice(&[5i64, 6, 3, 0, 6, 7, 8, 3, 9, 3, 0, 0]).view([-1]);
+        let grads = |loss: Tensor| -> Vec<Tensor> {
+            for mut v in vs.trainable_variables() {
+                v.zero_grad();
+            }
+            loss.backward();
+            vs.trainable_variables()
+                .iter()
+                .map(|v| v.grad().copy())
+                .collect()
+        };
+        let (logits, positions) =
+            model.forward_packed(&src, &src_lengths, &tgt_in, &tgt_lengths, false);
+        let gold = tgt_out.index_select(0, &positions);
+        let reference = label_smoothed_nll(&logits, &gold, 0, 0.1).unwrap();
+        let expected = grads(reference.loss.shallow_clone());
+        let (attentional, positions) =
+            model.forward_packed_attentional(&src, &src_lengths, &tgt_in, &tgt_lengths, false);
+        let gold = tgt_out.index_select(0, &positions);
+        let (weight, bias) = model.output_projection();
+        let fused =
+            projected_label_smoothed_nll(&attentional, weight, bias, &gold, 0, 0.1).unwrap();
+        assert!(
+            (fused.loss.double_value(&[]) - reference.loss.double_value(&[])).abs() < 1e-4,
+            "tie_output {tie_output}: losses differ"
+        );
+        let got = grads(fused.loss);
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            let d = max_diff(g, e);
+            assert!(
+                d < 1e-5,
+                "tie_output {tie_output}: a gradient differs by {d}"
+            );
+        }
+        assert!(
+            expected
+                .iter()
+                .all(|e| e.abs().max().double_value(&[]) > 0.0),
+            "tie_output {tie_output}: every parameter gets a gradient"
+        );
     }
 }

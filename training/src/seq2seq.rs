@@ -8,6 +8,7 @@ use model::bundle::{self, BundleConfig, BundleContents, BundleMetadata, WeightsD
 use model::search::{self, MaxLength};
 use model::{ModelConfig, Seq2Seq};
 
+use crate::loss::{projected_label_smoothed_nll, LossOutput};
 use crate::trainable::{BundleInfo, DeviceBatch, DynError, TrainableModel};
 
 /// A `Seq2Seq` with its variables and what its bundles hold besides weights.
@@ -101,6 +102,37 @@ impl TrainableModel for NmtModel {
             .f_reshape([-1])?
             .f_index_select(0, &positions)?;
         Ok((logits, gold))
+    }
+
+    /// The output projection fused with the loss: the `[N, vocab]` logits are never kept
+    /// for autograd ([`projected_label_smoothed_nll`]).
+    fn gold_loss(
+        &self,
+        batch: &DeviceBatch,
+        train: bool,
+        epsilon: f64,
+    ) -> Result<LossOutput, DynError> {
+        self.net.check_source(&batch.src, &batch.src_lengths)?;
+        let (attentional, positions) = self.net.forward_packed_attentional(
+            &batch.src,
+            &batch.src_lengths,
+            &batch.tgt_in,
+            &batch.tgt_lengths,
+            train,
+        );
+        let gold = batch
+            .tgt_out
+            .f_reshape([-1])?
+            .f_index_select(0, &positions)?;
+        let (weight, bias) = self.net.output_projection();
+        Ok(projected_label_smoothed_nll(
+            &attentional,
+            weight,
+            bias,
+            &gold,
+            vocab::PAD_ID as i64,
+            epsilon,
+        )?)
     }
 
     fn greedy(

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::loss::{label_smoothed_nll, LossOutput};
+
 /// Boxed error from a model or data source the trainer does not know the type of.
 pub type DynError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -44,6 +46,26 @@ pub trait TrainableModel {
             logits.f_reshape([-1, vocab])?.f_index_select(0, &keep)?,
             gold.f_index_select(0, &keep)?,
         ))
+    }
+
+    /// The label-smoothed loss (`epsilon`) summed over the batch's real target positions:
+    /// what training minimises and validation reports. The default scores
+    /// [`TrainableModel::forward_gold`]'s logits with [`label_smoothed_nll`]; a model may fuse
+    /// its output projection with the loss instead (the lstm-nmt network does, see
+    /// `model::loss::projected_label_smoothed_nll`).
+    fn gold_loss(
+        &self,
+        batch: &DeviceBatch,
+        train: bool,
+        epsilon: f64,
+    ) -> Result<LossOutput, DynError> {
+        let (logits, gold) = self.forward_gold(batch, train)?;
+        Ok(label_smoothed_nll(
+            &logits,
+            &gold,
+            vocab::PAD_ID as i64,
+            epsilon,
+        )?)
     }
 
     /// Greedy translations, one id sequence per row, without BOS/EOS.

@@ -16,7 +16,6 @@ use tch::Device;
 use crate::checkpoint::{self, CheckpointContents, CheckpointError, RunDir, TrainerState};
 use crate::config::TrainingConfig;
 use crate::log::{self, JsonLog, LogError, TrainRecord, ValidRecord};
-use crate::loss::label_smoothed_nll;
 use crate::optim::{Adam, OptimError};
 use crate::progress::Progress;
 use crate::schedule::{LrSchedule, ScheduleError};
@@ -261,9 +260,9 @@ impl<M: TrainableModel> Trainer<M> {
         let b = batch.to_device(self.device).map_err(TrainError::Data)?;
         self.opt.zero_grad();
         let bf16 = self.cfg.bf16 && self.device.is_cuda();
-        let (logits, gold) = crate::autocast::with_bf16(bf16, || self.model.forward_gold(&b, true))
+        let eps = self.cfg.label_smoothing;
+        let out = crate::autocast::with_bf16(bf16, || self.model.gold_loss(&b, true, eps))
             .map_err(TrainError::Model)?;
-        let out = label_smoothed_nll(&logits, &gold, PAD, self.cfg.label_smoothing)?;
         let tokens = out.tokens.max(1);
         let loss_sum = out.loss.f_double_value(&[])?;
         let loss = loss_sum / tokens as f64;
@@ -329,10 +328,9 @@ impl<M: TrainableModel> Trainer<M> {
         tch::no_grad(|| -> Result<(), TrainError> {
             for batch in &valid.batches {
                 let b = batch.to_device(self.device).map_err(TrainError::Data)?;
-                let (logits, gold) =
-                    crate::autocast::with_bf16(bf16, || self.model.forward_gold(&b, false))
-                        .map_err(TrainError::Model)?;
-                let out = label_smoothed_nll(&logits, &gold, PAD, self.cfg.label_smoothing)?;
+                let eps = self.cfg.label_smoothing;
+                let out = crate::autocast::with_bf16(bf16, || self.model.gold_loss(&b, false, eps))
+                    .map_err(TrainError::Model)?;
                 loss += out.loss.f_double_value(&[])?;
                 nll += out.nll.f_double_value(&[])?;
                 tokens += out.tokens;
@@ -727,8 +725,7 @@ pub fn eval_loss<M: TrainableModel>(
 ) -> Result<f64, TrainError> {
     tch::no_grad(|| {
         let b = batch.to_device(device).map_err(TrainError::Data)?;
-        let (logits, gold) = model.forward_gold(&b, false).map_err(TrainError::Model)?;
-        let out = label_smoothed_nll(&logits, &gold, PAD, eps)?;
+        let out = model.gold_loss(&b, false, eps).map_err(TrainError::Model)?;
         Ok(out.loss.f_double_value(&[])? / out.tokens.max(1) as f64)
     })
 }

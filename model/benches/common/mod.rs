@@ -222,31 +222,6 @@ pub fn read_search_batches(path: &Path) -> Result<Vec<SearchBatch>> {
     Ok(out)
 }
 
-/// Label-smoothed cross-entropy summed over non-pad positions, the formula of
-/// `training::loss::label_smoothed_nll` (fairseq's). Written out here because the
-/// model crate cannot depend on the training crate (which depends on it);
-/// `bench/pytorch/train_throughput.py` computes the same expression.
-///
-/// logits: `[B, T, V]`; target: `[B, T]` i64 → scalar.
-pub fn label_smoothed_loss(logits: &Tensor, target: &Tensor, epsilon: f64) -> Tensor {
-    let vocab = logits.size().last().copied().unwrap_or(1);
-    let lprobs = logits.log_softmax(-1, Kind::Float).view([-1, vocab]);
-    let target = target.reshape([-1, 1]);
-    let pad = target.eq(vocab::PAD_ID as i64);
-    let nll = lprobs
-        .gather(1, &target, false)
-        .neg()
-        .masked_fill(&pad, 0.0)
-        .sum(Kind::Float);
-    let smooth = lprobs
-        .sum_dim_intlist(-1, true, Kind::Float)
-        .neg()
-        .masked_fill(&pad, 0.0)
-        .sum(Kind::Float);
-    let eps_i = epsilon / (vocab - 1) as f64;
-    nll * (1.0 - epsilon - eps_i) + smooth * eps_i
-}
-
 /// Median of a sample (seconds).
 pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
