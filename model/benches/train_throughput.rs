@@ -8,9 +8,13 @@
 //! (`model::loss::projected_label_smoothed_nll`). `--logits-loss` and `--padded` measure the
 //! steps before those changes.
 //!
+//! With more than one thread, the step is split among worker threads as nmt-train does
+//! (`model::data_parallel`; `--workers 1` for one pass with all threads).
+//!
 //! Prints one JSON line with the throughput and where the time went
 //! (forward / loss / backward / optimizer, measured with the CPU's synchronous ops; with the
-//! fused loss, "loss" includes the output projection and its gradient GEMMs).
+//! fused loss, "loss" includes the output projection and its gradient GEMMs; with workers,
+//! forward, loss and backward run together and count as "backward").
 //!
 //! `cargo bench -p model --bench train_throughput -- --bundle DIR --batches FILE`
 
@@ -23,6 +27,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 use model::bundle::load_weights;
+use model::data_parallel::{DataParallel, TeacherForced};
 use model::loss::{label_smoothed_nll, projected_label_smoothed_nll};
 use model::Seq2Seq;
 use tch::nn::{self, OptimizerConfig};
@@ -61,6 +66,11 @@ struct Args {
     /// --logits-loss.
     #[arg(long)]
     padded: bool,
+    /// Worker threads per step, each on a slice of the batch's rows with threads / workers
+    /// intra-op threads (`model::data_parallel`, what nmt-train does on a CPU); default: one
+    /// per thread. Ignored with --logits-loss and --padded (one pass, as before).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Score the logits with `model::loss::label_smoothed_nll` and let autograd differentiate
     /// the log-softmax (what the PyTorch reference does) instead of the fused projection loss.
     #[arg(long)]
@@ -99,9 +109,40 @@ fn main() -> Result<()> {
     let batches = common::read_train_batches(&args.batches)?;
     let mut opt = nn::Adam::default().build(&vars, 1e-4)?;
     tch::manual_seed(0);
+    let one_pass = args.padded || args.logits_loss;
+    let workers = if one_pass {
+        1
+    } else {
+        args.workers.unwrap_or(args.threads.max(1) as usize)
+    };
+    let parallel = (workers > 1)
+        .then(|| DataParallel::new(&vars, &config.model, workers))
+        .transpose()?;
 
     let mut step = |b: &common::TrainBatch, phases: &mut Phases| {
         let t0 = Instant::now();
+        if let Some(parallel) = &parallel {
+            // Forward, loss and backward happen together in the workers: one phase.
+            opt.zero_grad();
+            let batch = TeacherForced {
+                src: &b.src,
+                src_lengths: &b.src_lengths,
+                tgt_in: &b.tgt_in,
+                tgt_out: &b.tgt_out,
+                tgt_lengths: &b.tgt_lengths,
+            };
+            let seed = model::dropout::seed_from_libtorch();
+            let out = parallel
+                .backward(&model, &vars, &batch, args.label_smoothing, 1.0, seed)
+                .expect("the benchmark batches fit the model");
+            let _ = out.loss.double_value(&[]);
+            let t3 = Instant::now();
+            opt.clip_grad_norm(args.clip);
+            opt.step();
+            phases.backward += (t3 - t0).as_secs_f64();
+            phases.optimizer += t3.elapsed().as_secs_f64();
+            return;
+        }
         let smoothing = args.label_smoothing;
         let gold_of = |positions: &tch::Tensor| b.tgt_out.view([-1]).index_select(0, positions);
         // The loss is computed in the forward phase's closure only where the logits are kept.
@@ -171,6 +212,7 @@ fn main() -> Result<()> {
             "threads": args.threads,
             "mallopt": args.mallopt,
             "padded": args.padded,
+            "workers": workers,
             "logits_loss": args.logits_loss || args.padded,
             "steps": per_step.len(),
             "target_tokens": tokens,

@@ -326,26 +326,7 @@ impl Bundle {
     /// batches side by side (inference only: nothing may write to the weights meanwhile).
     /// The returned store must outlive the model.
     pub fn share_model(&self) -> Result<(nn::VarStore, Seq2Seq), ModelError> {
-        let vars = nn::VarStore::new(self.vars.device());
-        let model = Seq2Seq::new(&vars.root(), &self.config.model)?;
-        let source = self.vars.variables();
-        tch::no_grad(|| {
-            for (name, mut var) in vars.variables() {
-                // Both stores are built from the same config, so the names match; `set_data`
-                // points the replica's tensor (and every alias of it, such as a tied
-                // embedding) at the original's storage, dtype included.
-                match source.get(&name) {
-                    Some(original) => var.set_data(original),
-                    None => {
-                        return Err(ModelError::Config(format!(
-                            "no variable {name} in the loaded model to share"
-                        )))
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        Ok((vars, model))
+        crate::data_parallel::share_weights(&self.vars, &self.config.model)
     }
 
     /// The vocabulary files of this bundle as `save` takes them: each

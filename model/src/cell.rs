@@ -50,7 +50,13 @@ pub struct LstmGates {
 ///
 /// x: `[B, I]`, h: `[B, H]` → four `[B, H]` tensors.
 pub fn lstm_gates(x: &Tensor, h: &Tensor, w: &LayerWeights) -> LstmGates {
-    let pre = w.gate_inputs(x, h).chunk(4, -1);
+    lstm_gates_from(&w.gate_inputs(x, h))
+}
+
+/// The gates from their pre-activations, `[B, 4H]` in PyTorch's order (i, f, g, o) → four
+/// `[B, H]` tensors. The one place where the gate nonlinearities are applied.
+pub fn lstm_gates_from(preactivations: &Tensor) -> LstmGates {
+    let pre = preactivations.chunk(4, -1);
     LstmGates {
         input: pre[0].sigmoid(),
         forget: pre[1].sigmoid(),

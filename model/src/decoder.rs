@@ -3,10 +3,12 @@
 
 use tch::{nn, nn::Module, Kind, Tensor};
 
+use crate::dropout::dropout;
+
 use crate::attention::Attention;
 use crate::config::ModelConfig;
 use crate::encoder::EncoderOutput;
-use crate::rnn::{RnnShape, RnnStack, RnnState};
+use crate::rnn::{PreparedStack, RnnShape, RnnStack, RnnState};
 
 /// Decoder state between steps, for `B` hypotheses.
 #[derive(Debug)]
@@ -165,6 +167,46 @@ impl Decoder {
             embedded.shallow_clone()
         };
         let (top, rnn) = self.rnn.step(&input, &state.rnn, train);
+        self.attend(top, rnn, enc, train)
+    }
+
+    /// Prepares a teacher-forced pass: the embedding columns of the first recurrent layer's
+    /// input are projected for all steps at once ([`Decoder::embedded_gates`]) and each step
+    /// runs [`Decoder::step_prepared`]. `None` where the stack has no such path (GRU).
+    pub fn prepare(&self, embed_dim: i64) -> Option<PreparedStack> {
+        self.rnn.prepare(embed_dim)
+    }
+
+    /// The first layer's gate pre-activations from the embeddings of every step.
+    /// embedded: `[.., embed]` → `[.., 4H]`
+    pub fn embedded_gates(&self, prepared: &PreparedStack, embedded: &Tensor) -> Tensor {
+        self.rnn.ahead(prepared, embedded)
+    }
+
+    /// [`Decoder::step`] with the embedding's contribution already projected.
+    /// gates: `[B, 4H]`, a row of [`Decoder::embedded_gates`].
+    pub fn step_prepared(
+        &self,
+        prepared: &PreparedStack,
+        gates: &Tensor,
+        state: &DecoderState,
+        enc: &EncoderOutput,
+        train: bool,
+    ) -> DecoderStep {
+        let late = if self.input_feeding {
+            state.input_feed.shallow_clone()
+        } else {
+            state.input_feed.narrow(1, 0, 0)
+        };
+        let (top, rnn) = self
+            .rnn
+            .step_prepared(prepared, gates, &late, &state.rnn, train);
+        self.attend(top, rnn, enc, train)
+    }
+
+    /// The rest of a step once the recurrent stack has run: attention, `h~_t`, dropout.
+    /// top: `[B, H]` the top layer's output; rnn: the stack's new state.
+    fn attend(&self, top: Tensor, rnn: RnnState, enc: &EncoderOutput, train: bool) -> DecoderStep {
         let (context, attention) = self
             .attention
             .forward(&top, &enc.keys, &enc.outputs, &enc.mask);
@@ -172,7 +214,7 @@ impl Decoder {
             .combine
             .forward(&Tensor::cat(&[&context, &top], -1))
             .tanh();
-        let attentional = attentional.dropout(self.dropout, train);
+        let attentional = dropout(&attentional, self.dropout, train);
         DecoderStep {
             attentional: attentional.shallow_clone(),
             attention,

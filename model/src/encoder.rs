@@ -2,6 +2,8 @@
 
 use tch::{nn, Kind, Tensor};
 
+use crate::dropout::dropout;
+
 use crate::config::ModelConfig;
 use crate::rnn::{RnnShape, RnnStack, RnnState};
 
@@ -73,7 +75,7 @@ impl Encoder {
         lengths: &Tensor,
         train: bool,
     ) -> (Tensor, Tensor, RnnState) {
-        let embedded = embedded.dropout(self.dropout, train);
+        let embedded = dropout(embedded, self.dropout, train);
         let (outputs, state) = self.rnn.forward_seq(&embedded, lengths, train);
         let steps = Tensor::arange(embedded.size()[1], (Kind::Int64, embedded.device()));
         let mask = steps

@@ -9,7 +9,9 @@
 
 use tch::{nn, Kind, Tensor};
 
-use crate::cell::{gru_step, lstm_step, LayerWeights};
+use crate::dropout::dropout;
+
+use crate::cell::{gru_step, lstm_apply, lstm_gates_from, lstm_step, LayerWeights};
 use crate::config::CellKind;
 
 /// Hidden state of a stack, libtorch's layout.
@@ -184,6 +186,27 @@ impl RnnStack {
         &self.weights[layer][direction]
     }
 
+    /// How the fused kernels run the stack: `(first layer, layer count)` per call. One call
+    /// for all layers, except when training with dropout between layers: then one call per
+    /// layer, with [`dropout`] (this crate's generator, not libtorch's) in between.
+    fn fused_groups(&self, train: bool) -> Vec<(i64, i64)> {
+        let layers = self.shape.layers;
+        if train && self.shape.dropout > 0.0 && layers > 1 {
+            (0..layers).map(|l| (l, 1)).collect()
+        } else {
+            vec![(0, layers)]
+        }
+    }
+
+    /// The fused kernels' parameter list for `layers` layers from `first`.
+    fn flat_weights_of(&self, first: i64, layers: i64) -> Vec<&Tensor> {
+        self.weights[first as usize..(first + layers) as usize]
+            .iter()
+            .flatten()
+            .flat_map(|w| [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh])
+            .collect()
+    }
+
     fn flat_weights(&self) -> Vec<&Tensor> {
         self.weights
             .iter()
@@ -229,36 +252,51 @@ impl RnnStack {
             .index_select(0, &order)
             .internal_pack_padded_sequence(&sorted_lengths, true);
         let zero = self.zero_state(batch, x);
-        let params = self.flat_weights();
         let s = self.shape;
-        let (packed_out, h, c) = if s.cell.is_lstm() {
-            let c0 = zero.c.as_ref().expect("lstm state has c");
-            let (out, h, c) = Tensor::lstm_data(
-                &data,
-                &batch_sizes,
-                &[&zero.h, c0],
-                &params,
-                true,
-                s.layers,
-                s.dropout,
-                train,
-                s.bidirectional,
-            );
-            (out, h, Some(c))
-        } else {
-            let (out, h) = Tensor::gru_data(
-                &data,
-                &batch_sizes,
-                &zero.h,
-                &params,
-                true,
-                s.layers,
-                s.dropout,
-                train,
-                s.bidirectional,
-            );
-            (out, h, None)
-        };
+        let mut packed_out = data;
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for (i, (first, layers)) in self.fused_groups(train).into_iter().enumerate() {
+            if i > 0 {
+                packed_out = dropout(&packed_out, s.dropout, true);
+            }
+            let params = self.flat_weights_of(first, layers);
+            let rows = first * s.directions();
+            let h0 = zero.h.narrow(0, rows, layers * s.directions());
+            if s.cell.is_lstm() {
+                let c0 = zero.c.as_ref().expect("lstm state has c");
+                let c0 = c0.narrow(0, rows, layers * s.directions());
+                let (out, h, c) = Tensor::lstm_data(
+                    &packed_out,
+                    &batch_sizes,
+                    &[&h0, &c0],
+                    &params,
+                    true,
+                    layers,
+                    0.0,
+                    train,
+                    s.bidirectional,
+                );
+                packed_out = out;
+                hs.push(h);
+                cs.push(c);
+            } else {
+                let (out, h) = Tensor::gru_data(
+                    &packed_out,
+                    &batch_sizes,
+                    &h0,
+                    &params,
+                    true,
+                    layers,
+                    0.0,
+                    train,
+                    s.bidirectional,
+                );
+                packed_out = out;
+                hs.push(h);
+            }
+        }
+        let h = Tensor::cat(&hs, 0);
+        let c = (!cs.is_empty()).then(|| Tensor::cat(&cs, 0));
         let (out, _) =
             Tensor::internal_pad_packed_sequence(&packed_out, &batch_sizes, true, 0.0, time);
         let state = RnnState {
@@ -299,7 +337,7 @@ impl RnnStack {
             }
             input = Tensor::cat(&outputs, -1);
             if train && self.shape.dropout > 0.0 && layer + 1 < self.weights.len() {
-                input = input.dropout(self.shape.dropout, true);
+                input = dropout(&input, self.shape.dropout, true);
             }
         }
         (input, RnnState::stack(final_h, final_c))
@@ -347,29 +385,33 @@ impl RnnStack {
         );
         let s = self.shape;
         if s.cell.is_fused() {
-            let params = self.flat_weights();
-            let x = x.unsqueeze(1);
-            return match &state.c {
-                Some(c) => {
-                    let (out, h, c) = x.lstm(
-                        &[&state.h, c],
-                        &params,
-                        true,
-                        s.layers,
-                        s.dropout,
-                        train,
-                        false,
-                        true,
-                    );
-                    (out.squeeze_dim(1), RnnState { h, c: Some(c) })
+            let mut out = x.unsqueeze(1);
+            let (mut hs, mut cs) = (Vec::new(), Vec::new());
+            for (i, (first, layers)) in self.fused_groups(train).into_iter().enumerate() {
+                if i > 0 {
+                    out = dropout(&out, s.dropout, true);
                 }
-                None => {
-                    let (out, h) = x.gru(
-                        &state.h, &params, true, s.layers, s.dropout, train, false, true,
-                    );
-                    (out.squeeze_dim(1), RnnState { h, c: None })
+                let params = self.flat_weights_of(first, layers);
+                let h0 = state.h.narrow(0, first, layers);
+                match &state.c {
+                    Some(c) => {
+                        let c0 = c.narrow(0, first, layers);
+                        let (o, h, c) =
+                            out.lstm(&[&h0, &c0], &params, true, layers, 0.0, train, false, true);
+                        out = o;
+                        hs.push(h);
+                        cs.push(c);
+                    }
+                    None => {
+                        let (o, h) = out.gru(&h0, &params, true, layers, 0.0, train, false, true);
+                        out = o;
+                        hs.push(h);
+                    }
                 }
-            };
+            }
+            let h = Tensor::cat(&hs, 0);
+            let c = (!cs.is_empty()).then(|| Tensor::cat(&cs, 0));
+            return (out.squeeze_dim(1), RnnState { h, c });
         }
         let mut input = x.shallow_clone();
         let (mut hs, mut cs) = (Vec::new(), Vec::new());
@@ -385,11 +427,118 @@ impl RnnStack {
                 None => gru_step(&input, &h, w),
             };
             input = if train && s.dropout > 0.0 && layer + 1 < self.weights.len() {
-                h_new.dropout(s.dropout, true)
+                dropout(&h_new, s.dropout, true)
             } else {
                 h_new.shallow_clone()
             };
             hs.push(h_new);
+        }
+        (input, RnnState::stack(hs, cs))
+    }
+}
+
+/// The weights of a unidirectional LSTM stack rearranged for a teacher-forced pass, where
+/// every step's input is known up front except its last columns (the decoder's input
+/// feeding): [`RnnStack::prepare`] makes it once per pass, [`RnnStack::ahead`] projects the
+/// known columns of all steps in one GEMM, [`RnnStack::step_prepared`] runs a step.
+///
+/// Same equations and parameters as [`RnnStack::step`]; less work per step: layer 0 projects
+/// only the late columns, and each layer multiplies `[x; h]` by `[W_ih W_hh]` in one GEMM
+/// instead of two GEMMs and an add. The rearranged weights are built from the parameters
+/// with differentiable ops, so gradients reach the parameters as usual (summed over the
+/// steps by one backward `cat`/`narrow` per weight rather than per step).
+#[derive(Debug)]
+pub struct PreparedStack {
+    /// Leading input columns of layer 0 projected ahead of the loop.
+    ahead_dim: i64,
+    /// Layer 0: `W_ih[:, :ahead_dim]`, `[4H, ahead_dim]`.
+    w_ahead: Tensor,
+    /// Layer 0: `b_ih + b_hh`, `[4H]`.
+    b_ahead: Tensor,
+    /// Per layer: `[W_ih (late columns for layer 0) | W_hh]`, `[4H, I' + H]`.
+    w_step: Vec<Tensor>,
+    /// Per layer but the first: `b_ih + b_hh`, `[4H]`.
+    b_step: Vec<Tensor>,
+}
+
+impl RnnStack {
+    /// Rearranged weights for [`Self::step_prepared`], the first `ahead_dim` input columns to
+    /// be projected ahead by [`Self::ahead`]; `None` where that path does not apply (GRU
+    /// cells, two directions, `ahead_dim` outside `0..=input_dim`).
+    pub fn prepare(&self, ahead_dim: i64) -> Option<PreparedStack> {
+        let s = self.shape;
+        if !s.cell.is_lstm() || s.bidirectional || !(0..=s.input_dim).contains(&ahead_dim) {
+            return None;
+        }
+        let layer0 = &self.weights[0][0];
+        let late = s.input_dim - ahead_dim;
+        let w_step = self
+            .weights
+            .iter()
+            .enumerate()
+            .map(|(layer, dirs)| {
+                let w = &dirs[0];
+                let w_ih = if layer == 0 {
+                    w.w_ih.narrow(1, ahead_dim, late)
+                } else {
+                    w.w_ih.shallow_clone()
+                };
+                Tensor::cat(&[&w_ih, &w.w_hh], 1)
+            })
+            .collect();
+        let b_step = self.weights[1..]
+            .iter()
+            .map(|dirs| &dirs[0].b_ih + &dirs[0].b_hh)
+            .collect();
+        Some(PreparedStack {
+            ahead_dim,
+            w_ahead: layer0.w_ih.narrow(1, 0, ahead_dim),
+            b_ahead: &layer0.b_ih + &layer0.b_hh,
+            w_step,
+            b_step,
+        })
+    }
+
+    /// Layer 0's gate pre-activations from the known input columns, biases included.
+    ///
+    /// x: `[.., ahead_dim]` → `[.., 4H]`
+    pub fn ahead(&self, prepared: &PreparedStack, x: &Tensor) -> Tensor {
+        x.linear(&prepared.w_ahead, Some(&prepared.b_ahead))
+    }
+
+    /// One step of [`Self::step`] from layer 0's precomputed part.
+    ///
+    /// ahead: `[B, 4H]` (a row of [`Self::ahead`]); late: `[B, input_dim − ahead_dim]`;
+    /// state: `[layers, B, H]` → (top-layer output `[B, H]`, new state).
+    pub fn step_prepared(
+        &self,
+        prepared: &PreparedStack,
+        ahead: &Tensor,
+        late: &Tensor,
+        state: &RnnState,
+        train: bool,
+    ) -> (Tensor, RnnState) {
+        let s = self.shape;
+        debug_assert_eq!(late.size()[1], s.input_dim - prepared.ahead_dim);
+        let c_all = state.c.as_ref().expect("prepared stacks are LSTMs");
+        let mut input = late.shallow_clone();
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for (layer, w_step) in prepared.w_step.iter().enumerate() {
+            let h = state.h.get(layer as i64);
+            let x_h = Tensor::cat(&[&input, &h], 1);
+            let pre = if layer == 0 {
+                ahead.addmm(&x_h, &w_step.tr())
+            } else {
+                prepared.b_step[layer - 1].addmm(&x_h, &w_step.tr())
+            };
+            let (h_new, c_new) = lstm_apply(&lstm_gates_from(&pre), &c_all.get(layer as i64));
+            input = if train && s.dropout > 0.0 && layer + 1 < prepared.w_step.len() {
+                dropout(&h_new, s.dropout, true)
+            } else {
+                h_new.shallow_clone()
+            };
+            hs.push(h_new);
+            cs.push(c_new);
         }
         (input, RnnState::stack(hs, cs))
     }

@@ -4,6 +4,7 @@ use tch::{nn, nn::Module, Kind, Tensor};
 
 use crate::config::ModelConfig;
 use crate::decoder::{Decoder, DecoderState, DecoderStep};
+use crate::dropout::dropout;
 use crate::encoder::{Encoder, EncoderOutput};
 use crate::error::ModelError;
 
@@ -162,7 +163,7 @@ impl Seq2Seq {
         enc: &EncoderOutput,
         train: bool,
     ) -> DecoderStep {
-        let embedded = self.embed_target(prev).dropout(self.config.dropout, train);
+        let embedded = dropout(&self.embed_target(prev), self.config.dropout, train);
         self.decoder.step(&embedded, state, enc, train)
     }
 
@@ -179,9 +180,7 @@ impl Seq2Seq {
     ) -> Tensor {
         let enc = self.encode(src, src_lengths, train);
         let mut state = self.init_decoder(&enc);
-        let embedded = self
-            .embed_target(tgt_in)
-            .dropout(self.config.dropout, train);
+        let embedded = dropout(&self.embed_target(tgt_in), self.config.dropout, train);
         let steps = tgt_in.size()[1];
         let mut attentional = Vec::with_capacity(steps as usize);
         for t in 0..steps {
@@ -256,9 +255,16 @@ impl Seq2Seq {
         };
         let enc = self.encode(&src, &src_lengths, train);
         let mut state = self.init_decoder(&enc);
-        let embedded = self
-            .embed_target(&tgt_in)
-            .dropout(self.config.dropout, train);
+        let embedded = dropout(&self.embed_target(&tgt_in), self.config.dropout, train);
+        // LSTM decoders project the embeddings into the first layer's gates for all steps in
+        // one GEMM; the steps then multiply only the fed-back columns and the state.
+        let prepared = self.decoder.prepare(self.config.embed_dim);
+        // One view per step; autograd stacks their gradients once (a `select` per step would
+        // give each its own zero-filled gradient of the whole `[B, T, ..]`).
+        let step_inputs = match &prepared {
+            Some(p) => self.decoder.embedded_gates(p, &embedded).unbind(1),
+            None => embedded.unbind(1),
+        };
         let mut running = order.len();
         let mut enc_running = enc.first_rows(running as i64);
         let mut attentional = Vec::with_capacity(steps as usize);
@@ -275,8 +281,13 @@ impl Seq2Seq {
                 enc_running = enc.first_rows(running as i64);
                 state = state.first_rows(running as i64);
             }
-            let input = embedded.select(1, t).narrow(0, 0, running as i64);
-            let step = self.decoder.step(&input, &state, &enc_running, train);
+            let input = step_inputs[t as usize].narrow(0, 0, running as i64);
+            let step = match &prepared {
+                Some(p) => self
+                    .decoder
+                    .step_prepared(p, &input, &state, &enc_running, train),
+                None => self.decoder.step(&input, &state, &enc_running, train),
+            };
             attentional.push(step.attentional);
             state = step.state;
             positions.extend(order[..running].iter().map(|&r| r as i64 * steps + t));

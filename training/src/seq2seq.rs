@@ -8,8 +8,20 @@ use model::bundle::{self, BundleConfig, BundleContents, BundleMetadata, WeightsD
 use model::search::{self, MaxLength};
 use model::{ModelConfig, Seq2Seq};
 
-use crate::loss::{projected_label_smoothed_nll, LossOutput};
+use crate::loss::LossOutput;
 use crate::trainable::{BundleInfo, DeviceBatch, DynError, TrainableModel};
+use model::data_parallel::{teacher_forced_loss, DataParallel, TeacherForced};
+
+/// The model crate's view of a batch.
+fn teacher_forced(batch: &DeviceBatch) -> TeacherForced<'_> {
+    TeacherForced {
+        src: &batch.src,
+        src_lengths: &batch.src_lengths,
+        tgt_in: &batch.tgt_in,
+        tgt_out: &batch.tgt_out,
+        tgt_lengths: &batch.tgt_lengths,
+    }
+}
 
 /// A `Seq2Seq` with its variables and what its bundles hold besides weights.
 pub struct NmtModel {
@@ -20,6 +32,9 @@ pub struct NmtModel {
     vocab_files: Vec<(String, PathBuf)>,
     /// Recorded in `metadata.json`.
     data_fingerprint: Option<String>,
+    /// Replicas for the training step's worker threads, made at the first step (their
+    /// weights are views of `vars`, so loading weights in place keeps them current).
+    parallel: std::sync::Mutex<Option<DataParallel>>,
 }
 
 impl NmtModel {
@@ -53,6 +68,7 @@ impl NmtModel {
             config,
             vocab_files,
             data_fingerprint,
+            parallel: std::sync::Mutex::new(None),
         })
     }
 
@@ -105,33 +121,50 @@ impl TrainableModel for NmtModel {
     }
 
     /// The output projection fused with the loss: the `[N, vocab]` logits are never kept
-    /// for autograd ([`projected_label_smoothed_nll`]).
+    /// for autograd (`model::loss::projected_label_smoothed_nll`).
     fn gold_loss(
         &self,
         batch: &DeviceBatch,
         train: bool,
         epsilon: f64,
     ) -> Result<LossOutput, DynError> {
-        self.net.check_source(&batch.src, &batch.src_lengths)?;
-        let (attentional, positions) = self.net.forward_packed_attentional(
-            &batch.src,
-            &batch.src_lengths,
-            &batch.tgt_in,
-            &batch.tgt_lengths,
-            train,
-        );
-        let gold = batch
-            .tgt_out
-            .f_reshape([-1])?
-            .f_index_select(0, &positions)?;
-        let (weight, bias) = self.net.output_projection();
-        Ok(projected_label_smoothed_nll(
-            &attentional,
-            weight,
-            bias,
-            &gold,
-            vocab::PAD_ID as i64,
+        Ok(teacher_forced_loss(
+            &self.net,
+            &teacher_forced(batch),
             epsilon,
+            train,
+        )?)
+    }
+
+    /// On a CPU, one worker thread per intra-op thread, each on a slice of the rows
+    /// (`model::data_parallel`); on a GPU, one.
+    fn backward_gold_loss(
+        &self,
+        batch: &DeviceBatch,
+        epsilon: f64,
+        scale: f64,
+        seed: u64,
+    ) -> Result<LossOutput, DynError> {
+        let workers = if self.vars.device() == Device::Cpu {
+            tch::get_num_threads().max(1) as usize
+        } else {
+            1
+        };
+        let mut parallel = self
+            .parallel
+            .lock()
+            .map_err(|_| "a training worker panicked earlier")?;
+        if parallel.as_ref().is_none_or(|p| p.workers() != workers) {
+            *parallel = Some(DataParallel::new(&self.vars, &self.config.model, workers)?);
+        }
+        let parallel = parallel.as_ref().expect("set just above");
+        Ok(parallel.backward(
+            &self.net,
+            &self.vars,
+            &teacher_forced(batch),
+            epsilon,
+            scale,
+            seed,
         )?)
     }
 

@@ -68,6 +68,30 @@ pub trait TrainableModel {
         )?)
     }
 
+    /// One training step's loss and gradient: [`TrainableModel::gold_loss`] with dropout on,
+    /// and the gradient of `loss × scale` accumulated into the variables' `.grad`. `seed`
+    /// fixes the step's randomness (dropout masks) together with `tch::manual_seed`, which
+    /// the trainer calls with the same value. Returns the loss and nll as plain values.
+    ///
+    /// The default runs the loss and one backward pass; a model may split the batch among
+    /// threads (the lstm-nmt network does on a CPU, see `model::data_parallel`).
+    fn backward_gold_loss(
+        &self,
+        batch: &DeviceBatch,
+        epsilon: f64,
+        scale: f64,
+        seed: u64,
+    ) -> Result<LossOutput, DynError> {
+        let _ = seed;
+        let out = self.gold_loss(batch, true, epsilon)?;
+        out.loss.f_mul_scalar(scale)?.f_backward()?;
+        Ok(LossOutput {
+            loss: out.loss.detach(),
+            nll: out.nll,
+            tokens: out.tokens,
+        })
+    }
+
     /// Greedy translations, one id sequence per row, without BOS/EOS.
     ///
     /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; at most

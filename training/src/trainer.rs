@@ -256,13 +256,19 @@ impl<M: TrainableModel> Trainer<M> {
     /// skips the batch (logged); too many in a row is an error.
     pub fn train_step(&mut self, batch: &HostBatch) -> Result<StepResult, TrainError> {
         let (epoch, index) = (self.state.epoch, self.state.batch_in_epoch);
-        tch::manual_seed(batch_seed(self.state.seed, epoch, index));
+        let seed = batch_seed(self.state.seed, epoch, index);
+        tch::manual_seed(seed);
         let b = batch.to_device(self.device).map_err(TrainError::Data)?;
         self.opt.zero_grad();
         let bf16 = self.cfg.bf16 && self.device.is_cuda();
         let eps = self.cfg.label_smoothing;
-        let out = crate::autocast::with_bf16(bf16, || self.model.gold_loss(&b, true, eps))
-            .map_err(TrainError::Model)?;
+        // Per-token normalisation, as fairseq does without sentence averaging.
+        let tokens = b.tgt_lengths.iter().sum::<i64>().max(1);
+        let out = crate::autocast::with_bf16(bf16, || {
+            self.model
+                .backward_gold_loss(&b, eps, 1.0 / tokens as f64, seed as u64)
+        })
+        .map_err(TrainError::Model)?;
         let tokens = out.tokens.max(1);
         let loss_sum = out.loss.f_double_value(&[])?;
         let loss = loss_sum / tokens as f64;
@@ -277,8 +283,6 @@ impl<M: TrainableModel> Trainer<M> {
             applied: false,
         };
         if loss.is_finite() {
-            // Per-token normalisation, as fairseq does without sentence averaging.
-            out.loss.f_div_scalar(tokens as f64)?.f_backward()?;
             result.grad_norm = self.opt.clip_grad_norm(self.cfg.clip_norm)?;
         }
         self.state.batch_in_epoch += 1;

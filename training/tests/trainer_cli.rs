@@ -61,8 +61,8 @@ size = 300
 [model]
 embed_dim = 16
 hidden_dim = 16
-encoder_layers = 1
-decoder_layers = 1
+encoder_layers = 2
+decoder_layers = 2
 dropout = 0.2
 
 [training]
@@ -74,7 +74,9 @@ validate_every = 12
 save_every = 4
 log_every = 1
 seed = 5
-threads = 1
+# Two threads: each step runs as two workers on halves of the batch (model::data_parallel),
+# which the resume test must find exactly reproducible too.
+threads = 2
 device = "cpu"
 "#,
     )
