@@ -18,6 +18,24 @@ import torch
 from model import PAD_ID, label_smoothed_loss, load_bundle, numbered, read_safetensors
 
 
+def split_rows(tgt_lengths: list[int], parts: int) -> list[tuple[int, int]]:
+    """Contiguous, non-empty row slices with about equal target tokens: (start, end) each.
+    The rule of model::data_parallel::split_rows."""
+    rows = len(tgt_lengths)
+    parts = max(1, min(parts, max(rows, 1)))
+    total = sum(tgt_lengths)
+    slices, start, seen = [], 0, 0
+    for row, n in enumerate(tgt_lengths):
+        seen += n
+        rows_left = rows - row - 1
+        if len(slices) + 1 < parts and seen * parts >= total * (len(slices) + 1) and rows_left >= parts - len(slices) - 1:
+            slices.append((start, row + 1))
+            start = row + 1
+    if start < rows:
+        slices.append((start, rows))
+    return slices
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", required=True, help="bundle folder (config.json, model.safetensors)")
@@ -27,8 +45,18 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing epsilon")
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Python threads per step, each running forward, loss and backward on a slice of the "
+        "batch's rows with threads/workers intra-op threads (the scheme of model::data_parallel; "
+        "torch ops release the GIL, and autograd accumulates the slices' gradients into the "
+        "shared parameters)",
+    )
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    workers = max(1, args.workers)
+    torch.set_num_threads(max(1, args.threads // workers))
     model = load_bundle(args.bundle)
     model.train()
     batches = numbered(read_safetensors(args.batches))
@@ -36,7 +64,38 @@ def main() -> int:
     torch.manual_seed(0)
     phases = {"forward": 0.0, "loss": 0.0, "backward": 0.0, "optimizer": 0.0}
 
+    pool = None
+    if workers > 1:
+        import concurrent.futures
+
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers,
+            initializer=lambda: torch.set_num_threads(max(1, args.threads // workers)),  # per thread
+        )
+
+    def slice_loss_backward(b, start, end):
+        part = {k: b[k][start:end] for k in ("src", "src_lengths", "tgt_in", "tgt_out")}
+        loss = label_smoothed_loss(model(part["src"], part["src_lengths"], part["tgt_in"]), part["tgt_out"], args.label_smoothing)
+        loss.backward()
+        return loss.item()
+
+    def parallel_step(b, acc):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        futures = [pool.submit(slice_loss_backward, b, s, e) for s, e in split_rows(b["tgt_out"].ne(PAD_ID).sum(1).tolist(), workers)]
+        for f in futures:
+            f.result()
+        t3 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+        t4 = time.perf_counter()
+        if acc is not None:
+            acc["backward"] += t3 - t0  # forward, loss and backward run together
+            acc["optimizer"] += t4 - t3
+
     def step(b, acc):
+        if pool is not None:
+            return parallel_step(b, acc)
         t0 = time.perf_counter()
         logits = model(b["src"], b["src_lengths"], b["tgt_in"])
         t1 = time.perf_counter()
@@ -73,6 +132,7 @@ def main() -> int:
                 "impl": "pytorch",
                 "bench": "train_throughput",
                 "threads": args.threads,
+                "workers": workers,
                 "steps": len(per_step),
                 "target_tokens": tokens,
                 "seconds": elapsed,

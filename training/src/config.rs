@@ -257,7 +257,8 @@ pub struct TrainingConfig {
     pub device: String,
     /// bf16 autocast on CUDA (ignored on the CPU).
     pub bf16: bool,
-    /// libtorch intra-op threads (0: libtorch's default).
+    /// libtorch intra-op threads (0: libtorch's default). On a CPU each step is also split
+    /// among this many worker threads (`model::data_parallel`), one intra-op thread each.
     pub threads: i32,
 }
 
