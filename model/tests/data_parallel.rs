@@ -20,8 +20,23 @@ fn config(dropout: f64) -> ModelConfig {
     }
 }
 
-/// Six rows of different lengths, `(src, src_lengths, tgt_in, tgt_out, tgt_lengths)`.
-fn batch() -> (Tensor, Tensor, Tensor, Tensor, Vec<i64>) {
+/// A batch's tensors, owned.
+struct Batch(Tensor, Tensor, Tensor, Tensor, Vec<i64>);
+
+impl Batch {
+    fn view(&self) -> TeacherForced<'_> {
+        TeacherForced {
+            src: &self.0,
+            src_lengths: &self.1,
+            tgt_in: &self.2,
+            tgt_out: &self.3,
+            tgt_lengths: &self.4,
+        }
+    }
+}
+
+/// Six rows of different lengths.
+fn batch() -> Batch {
     let src = Tensor::from_slice(&[
         9i64, 8, 7, 3, 6, 5, 3, 0, 4, 3, 0, 0, 5, 6, 7, 3, 8, 3, 0, 0, 10, 11, 3, 0,
     ])
@@ -35,7 +50,7 @@ fn batch() -> (Tensor, Tensor, Tensor, Tensor, Vec<i64>) {
         5i64, 6, 7, 3, 6, 7, 3, 0, 9, 3, 0, 0, 5, 5, 8, 3, 4, 3, 0, 0, 12, 13, 3, 0,
     ])
     .view([6, 4]);
-    (src, src_lengths, tgt_in, tgt_out, vec![4, 3, 2, 4, 2, 3])
+    Batch(src, src_lengths, tgt_in, tgt_out, vec![4, 3, 2, 4, 2, 3])
 }
 
 fn gradients(vars: &nn::VarStore) -> Vec<(String, Tensor)> {
@@ -79,14 +94,8 @@ fn workers_compute_the_loss_and_gradient_of_one_pass() {
     tch::manual_seed(3);
     let vars = nn::VarStore::new(Device::Cpu);
     let model = Seq2Seq::new(&vars.root(), &config(0.0)).unwrap();
-    let (src, src_lengths, tgt_in, tgt_out, tgt_lengths) = batch();
-    let b = TeacherForced {
-        src: &src,
-        src_lengths: &src_lengths,
-        tgt_in: &tgt_in,
-        tgt_out: &tgt_out,
-        tgt_lengths: &tgt_lengths,
-    };
+    let owned = batch();
+    let b = owned.view();
     let scale = 1.0 / 18.0;
     let parallel = DataParallel::new(&vars, &config(0.0), 3).unwrap();
     for round in 0..2 {
@@ -126,14 +135,8 @@ fn dropout_masks_depend_on_the_seed_only() {
     tch::manual_seed(4);
     let vars = nn::VarStore::new(Device::Cpu);
     let model = Seq2Seq::new(&vars.root(), &config(0.3)).unwrap();
-    let (src, src_lengths, tgt_in, tgt_out, tgt_lengths) = batch();
-    let b = TeacherForced {
-        src: &src,
-        src_lengths: &src_lengths,
-        tgt_in: &tgt_in,
-        tgt_out: &tgt_out,
-        tgt_lengths: &tgt_lengths,
-    };
+    let owned = batch();
+    let b = owned.view();
     let parallel = DataParallel::new(&vars, &config(0.3), 2).unwrap();
     let run = |seed: u64| {
         zero_grads(&vars);

@@ -16,6 +16,18 @@ fn config(cell: CellKind, attention: AttentionKind) -> ModelConfig {
     }
 }
 
+/// Every trainable variable's gradient of `loss` alone (earlier gradients cleared).
+fn gradients_of(vs: &nn::VarStore, loss: Tensor) -> Vec<Tensor> {
+    for mut v in vs.trainable_variables() {
+        v.zero_grad();
+    }
+    loss.backward();
+    vs.trainable_variables()
+        .iter()
+        .map(|v| v.grad().copy())
+        .collect()
+}
+
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
@@ -245,16 +257,7 @@ fn packed_forward_equals_forward_at_the_real_target_positions() {
             [positions_vec.len() as i64, vocab],
             (Kind::Float, Device::Cpu),
         );
-        let grads = |loss: Tensor| -> Vec<Tensor> {
-            for mut v in vs.trainable_variables() {
-                v.zero_grad();
-            }
-            loss.backward();
-            vs.trainable_variables()
-                .iter()
-                .map(|v| v.grad().copy())
-                .collect()
-        };
+        let grads = |loss: Tensor| gradients_of(&vs, loss);
         let g_full = grads((gathered * &weights).sum(Kind::Float));
         let g_packed = grads((packed * &weights).sum(Kind::Float));
         for (a, b) in g_full.iter().zip(&g_packed) {
@@ -287,16 +290,7 @@ fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
         let tgt_lengths = [3i64, 4, 2];
         let tgt_in = Tensor::from_slice(&[2i64, 5, 6, 0, 2, 6, 7, 8, 2, 9, 0, 0]).view([3, 4]);
         let tgt_out = Tensor::from_slice(&[5i64, 6, 3, 0, 6, 7, 8, 3, 9, 3, 0, 0]).view([-1]);
-        let grads = |loss: Tensor| -> Vec<Tensor> {
-            for mut v in vs.trainable_variables() {
-                v.zero_grad();
-            }
-            loss.backward();
-            vs.trainable_variables()
-                .iter()
-                .map(|v| v.grad().copy())
-                .collect()
-        };
+        let grads = |loss: Tensor| gradients_of(&vs, loss);
         let (logits, positions) =
             model.forward_packed(&src, &src_lengths, &tgt_in, &tgt_lengths, false);
         let gold = tgt_out.index_select(0, &positions);
