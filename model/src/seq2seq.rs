@@ -199,8 +199,10 @@ impl Seq2Seq {
     /// target are a prefix of the batch, and the rows whose target has ended leave the
     /// recurrence, the attention and the output projection instead of being computed and
     /// thrown away by the loss ([`Self::forward`] does that; on token-budget batches
-    /// about a third of the target positions are padding). Each kept position is
-    /// computed exactly as in [`Self::forward`].
+    /// about a third of the target positions are padding). Each kept position follows the
+    /// same equations as in [`Self::forward`]; an LSTM decoder runs them as
+    /// [`crate::rnn::RnnStack::prepare`] arranges (the embeddings' share of the first
+    /// layer's gates for all steps in one GEMM), so the float rounding may differ slightly.
     ///
     /// src: `[B, S]` i64; src_lengths: `[B]` i64 in `1..=S`; tgt_in: `[B, T]` i64 (BOS
     /// followed by the target, padded); tgt_lengths: the real positions of each row
