@@ -144,7 +144,7 @@ impl RnnStack {
     /// copies every weight into such a buffer at each call (each decoder step) and warns
     /// about it. Loading weights later copies into the same storage, so once suffices.
     pub fn flatten_for_cudnn(&self) {
-        let weights = self.flat_weights();
+        let weights = self.flat_weights_of(0, self.shape.layers);
         let on_cuda = weights.first().is_some_and(|w| w.device().is_cuda());
         if !self.shape.cell.is_fused() || !on_cuda || !tch::Cuda::cudnn_is_available() {
             return;
@@ -198,17 +198,9 @@ impl RnnStack {
         }
     }
 
-    /// The fused kernels' parameter list for `layers` layers from `first`.
+    /// The fused kernels' parameter list (libtorch's order) for `layers` layers from `first`.
     fn flat_weights_of(&self, first: i64, layers: i64) -> Vec<&Tensor> {
         self.weights[first as usize..(first + layers) as usize]
-            .iter()
-            .flatten()
-            .flat_map(|w| [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh])
-            .collect()
-    }
-
-    fn flat_weights(&self) -> Vec<&Tensor> {
-        self.weights
             .iter()
             .flatten()
             .flat_map(|w| [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh])

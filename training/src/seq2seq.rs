@@ -103,23 +103,6 @@ impl TrainableModel for NmtModel {
         Ok(self.net.forward(src, src_lengths, tgt_in, train))
     }
 
-    /// Skips the padded target positions altogether ([`Seq2Seq::forward_packed`]).
-    fn forward_gold(&self, batch: &DeviceBatch, train: bool) -> Result<(Tensor, Tensor), DynError> {
-        self.net.check_source(&batch.src, &batch.src_lengths)?;
-        let (logits, positions) = self.net.forward_packed(
-            &batch.src,
-            &batch.src_lengths,
-            &batch.tgt_in,
-            &batch.tgt_lengths,
-            train,
-        );
-        let gold = batch
-            .tgt_out
-            .f_reshape([-1])?
-            .f_index_select(0, &positions)?;
-        Ok((logits, gold))
-    }
-
     /// The output projection fused with the loss: the `[N, vocab]` logits are never kept
     /// for autograd (`model::loss::projected_label_smoothed_nll`).
     fn gold_loss(

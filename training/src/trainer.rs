@@ -269,7 +269,7 @@ impl<M: TrainableModel> Trainer<M> {
                 .backward_gold_loss(&b, eps, 1.0 / tokens as f64, seed as u64)
         })
         .map_err(TrainError::Model)?;
-        let tokens = out.tokens.max(1);
+        // The same count normalises the reported loss and the gradient.
         let loss_sum = out.loss.f_double_value(&[])?;
         let loss = loss_sum / tokens as f64;
         let nll_loss = out.nll.f_double_value(&[])? / tokens as f64;
