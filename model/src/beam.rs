@@ -10,6 +10,7 @@
 
 use tch::{Device, Kind, Tensor};
 
+use crate::logits_scan::scan_logits;
 use crate::search::{greedy, Hypothesis, MaxLength};
 use crate::seq2seq::Seq2Seq;
 
@@ -207,9 +208,6 @@ fn run(
     for t in 0.. {
         let step = model.decode_step(&prev, &state, &enc, false);
         let logits = model.project(&step.attentional).to_kind(Kind::Float);
-        // log p(token) = logit - logsumexp(logits), the normaliser taken over every token
-        // before the bans below (as a log_softmax followed by the bans would).
-        let log_norm = logits.logsumexp([-1i64].as_slice(), true);
         let mut banned = vec![vocab::PAD_ID, vocab::BOS_ID];
         if opts.unk == UnkPolicy::Ban {
             banned.push(vocab::UNK_ID);
@@ -217,9 +215,12 @@ fn run(
         if t < opts.min_length {
             banned.push(vocab::EOS_ID);
         }
-        for id in banned {
-            let _ = logits.select(1, id as i64).fill_(f64::NEG_INFINITY);
-        }
+        // A sentence's best 2k continuations are among the best 2k of each of its k rows:
+        // the best 2k of every row, then the k·2k survivors are merged here, instead of
+        // adding the beam scores to all k·V log-probabilities and sorting those (two more
+        // passes over the largest tensor of the step, and an allocation of its size).
+        let per_row = (2 * k).min(vocab_size as usize);
+        let (row_best, row_tokens) = row_candidates(&logits, per_row, &banned);
         // Beam scores so far, -inf for beams that do not exist (the first step has one).
         let mut beam_scores = vec![f32::NEG_INFINITY; active.len() * k];
         for (i, &s) in active.iter().enumerate() {
@@ -227,17 +228,6 @@ fn run(
                 beam_scores[i * k + j] = b.score as f32;
             }
         }
-        // A sentence's best 2k continuations are among the best 2k of each of its k rows:
-        // one top-k per row on the device, then the k·2k survivors are merged here, instead
-        // of adding the beam scores to all k·V log-probabilities and sorting those (two more
-        // passes over the largest tensor of the step, and an allocation of its size).
-        let per_row = (2 * k).min(vocab_size as usize);
-        let (row_best, row_tokens) = logits.topk(per_row as i64, -1, true, true);
-        let row_best: Vec<f32> =
-            Vec::try_from((row_best - &log_norm).to_device(Device::Cpu).view([-1]))
-                .unwrap_or_default();
-        let row_tokens: Vec<i64> =
-            Vec::try_from(row_tokens.to_device(Device::Cpu).view([-1])).unwrap_or_default();
         let candidates = (2 * k).min(k * vocab_size as usize);
         let mut top_scores: Vec<f32> = Vec::with_capacity(active.len() * candidates);
         // Flat index `beam · V + token`, as a top-k over a sentence's `[k · V]` scores gives.
@@ -424,4 +414,25 @@ fn run(
                 .collect()
         })
         .collect()
+}
+
+/// The `per_row` best log-probabilities of every row of `logits` `[R, V]` and their
+/// token ids, best first (`[R · per_row]` each), never one of `banned`: log p(token) =
+/// logit - logsumexp(logits), the normaliser taken over every token before the bans (as
+/// a `log_softmax` followed by the bans would). On the CPU in float32 one fused scan per
+/// row ([`crate::logits_scan`]); elsewhere libtorch's `logsumexp` and `topk`.
+fn row_candidates(logits: &Tensor, per_row: usize, banned: &[u32]) -> (Vec<f32>, Vec<i64>) {
+    if let Some(scan) = scan_logits(logits, per_row, banned) {
+        return (scan.log_probs, scan.tokens);
+    }
+    let log_norm = logits.logsumexp([-1i64].as_slice(), true);
+    for &id in banned {
+        let _ = logits.select(1, id as i64).fill_(f64::NEG_INFINITY);
+    }
+    let (row_best, row_tokens) = logits.topk(per_row as i64, -1, true, true);
+    let row_best: Vec<f32> =
+        Vec::try_from((row_best - &log_norm).to_device(Device::Cpu).view([-1])).unwrap_or_default();
+    let row_tokens: Vec<i64> =
+        Vec::try_from(row_tokens.to_device(Device::Cpu).view([-1])).unwrap_or_default();
+    (row_best, row_tokens)
 }

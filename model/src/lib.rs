@@ -15,6 +15,7 @@ pub mod device;
 pub mod dropout;
 pub mod encoder;
 pub mod error;
+pub mod logits_scan;
 pub mod loss;
 pub mod rnn;
 pub mod search;
