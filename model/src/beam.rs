@@ -1,12 +1,13 @@
 //! Batched beam search over `batch × beam` rows on libtorch tensors.
 //!
-//! The encoder runs once per sentence; its outputs are repeated `beam` times.
-//! Every step scores all `beam × vocab` continuations of every sentence at
-//! once (one `topk` per row on the device), then the few best candidates move to
-//! the CPU, where each sentence's beams and finished hypotheses are kept. A
-//! sentence whose n-best list can no longer change leaves the batch: its rows
-//! are dropped from the encoder outputs and decoder state, so it costs nothing
-//! more.
+//! The encoder runs once per sentence and its outputs are kept once per sentence:
+//! the decoder's attention takes a sentence's `beam` rows as a group of queries.
+//! Every step scores all `beam × vocab` continuations of every sentence at once
+//! (the best `2·beam` of each row: a fused scan per row on the CPU, `topk`
+//! elsewhere), then the few best candidates move to the host, where each
+//! sentence's beams and finished hypotheses are kept. A sentence whose n-best
+//! list can no longer change leaves the batch: its rows are dropped from the
+//! encoder outputs and decoder state, so it costs nothing more.
 
 use tch::{Device, Kind, Tensor};
 
@@ -192,8 +193,10 @@ fn run(
     // Row r of the running batch belongs to sentence active[r / k], beam r % k.
     let repeat = Tensor::arange(batch as i64, (Kind::Int64, device))
         .repeat_interleave_self_int(k as i64, 0, None);
-    let mut enc = model.encode(src, lengths, false).index_select(&repeat);
-    let mut state = model.init_decoder(&enc);
+    // One copy of the encoder outputs per sentence: the decoder's attention takes the k
+    // rows of a sentence as a group of queries over it.
+    let mut enc = model.encode(src, lengths, false);
+    let mut state = model.init_decoder(&enc).index_select(&repeat);
     // Attention summed over steps, per row; kept only when the coverage penalty needs it.
     let mut coverage = (opts.coverage_penalty != 0.0)
         .then(|| Tensor::zeros([(batch * k) as i64, src.size()[1]], (Kind::Float, device)));
@@ -372,15 +375,12 @@ fn run(
             break;
         }
         let index = Tensor::from_slice(&next_rows).to_device(device);
-        // The k rows of a sentence hold the same encoder output, so reordering beams
-        // within a sentence leaves `enc` as it is: it is gathered again only when
-        // sentences finish and leave the batch (the decoder state follows every reorder).
+        // Reordering beams within a sentence leaves `enc` (one row per sentence) as it is:
+        // it is gathered again only when sentences finish and leave the batch (the
+        // decoder state follows every reorder).
         if still_active.len() != active.len() {
-            let enc_rows: Vec<i64> = kept_positions
-                .iter()
-                .flat_map(|&i| (i * k..(i + 1) * k).map(|r| r as i64))
-                .collect();
-            enc = enc.index_select(&Tensor::from_slice(&enc_rows).to_device(device));
+            let kept: Vec<i64> = kept_positions.iter().map(|&i| i as i64).collect();
+            enc = enc.index_select(&Tensor::from_slice(&kept).to_device(device));
         }
         state = step.state.index_select(&index);
         coverage = coverage_now.map(|c| c.index_select(0, &index));
