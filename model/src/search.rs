@@ -65,12 +65,13 @@ pub fn greedy(
             .collect();
         let mut enc = model.encode(src, lengths, false);
         let mut state = model.init_decoder(&enc);
+        let prepared = model.prepare_search(src.device());
         // Rows of the running batch → sentence index.
         let mut active: Vec<usize> = (0..batch as usize).collect();
         let mut prev = Tensor::full([batch], vocab::BOS_ID as i64, (Kind::Int64, src.device()));
         let mut step_no = 0i64;
         while !active.is_empty() {
-            let step = model.decode_step(&prev, &state, &enc, false);
+            let step = model.search_step(prepared.as_ref(), &prev, &state, &enc);
             // The best token's log-probability is its logit minus logsumexp(logits): two
             // reads of the logits instead of a log_softmax's reads and write.
             let logits = model.project(&step.attentional).to_kind(Kind::Float);

@@ -323,3 +323,51 @@ fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
         );
     }
 }
+
+#[test]
+fn the_search_step_on_prepared_weights_equals_the_decoder_step() {
+    for (cell, attention, input_feeding) in [
+        (CellKind::FusedLstm, AttentionKind::General, true),
+        (CellKind::Lstm, AttentionKind::Mlp, false),
+    ] {
+        tch::manual_seed(8);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ModelConfig {
+            input_feeding,
+            ..config(cell, attention)
+        };
+        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+        let prepared = model
+            .prepare_search(Device::Cpu)
+            .expect("LSTM decoders on the CPU are prepared");
+        let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 9, 0, 0]).view([2, 4]);
+        let lengths = Tensor::from_slice(&[4i64, 2]);
+        let enc = model.encode(&src, &lengths, false);
+        let (mut plain, mut fast) = (model.init_decoder(&enc), model.init_decoder(&enc));
+        for prev in [[2i64, 2], [5, 16], [3, 0]] {
+            let prev = Tensor::from_slice(&prev);
+            let a = model.decode_step(&prev, &plain, &enc, false);
+            let b = model.search_step(Some(&prepared), &prev, &fast, &enc);
+            assert!(max_diff(&a.attentional, &b.attentional) < 1e-6);
+            assert!(max_diff(&a.attention, &b.attention) < 1e-6);
+            assert!(max_diff(&a.state.rnn.h, &b.state.rnn.h) < 1e-6);
+            let (ca, cb) = (a.state.rnn.c.as_ref(), b.state.rnn.c.as_ref());
+            assert!(max_diff(ca.expect("LSTM"), cb.expect("LSTM")) < 1e-6);
+            // Without prepared weights it is the decoder step itself.
+            let c = model.search_step(None, &prev, &plain, &enc);
+            assert_eq!(max_diff(&a.attentional, &c.attentional), 0.0);
+            (plain, fast) = (a.state, b.state);
+        }
+    }
+    // GRU decoders and GPUs keep the plain step.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let gru = Seq2Seq::new(&vs.root(), &config(CellKind::Gru, AttentionKind::General)).unwrap();
+    assert!(gru.prepare_search(Device::Cpu).is_none());
+    let vs = nn::VarStore::new(Device::Cpu);
+    let lstm = Seq2Seq::new(
+        &vs.root(),
+        &config(CellKind::FusedLstm, AttentionKind::General),
+    )
+    .unwrap();
+    assert!(lstm.prepare_search(Device::Cuda(0)).is_none());
+}
