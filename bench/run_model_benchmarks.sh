@@ -113,6 +113,10 @@ if [[ "$THREADS" -gt 1 ]]; then
     --threads "$THREADS" --workers "$THREADS" --out "$WORK/hyps_rust_workers.json" | tee -a "$RESULTS" >&2
   (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" --workers "$THREADS" \
     --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch_workers.json") | tee -a "$RESULTS" >&2
+  # Everything of the Rust search that a PyTorch script can copy: batches side by side, the
+  # stopping rule, encoder outputs once per sentence with grouped attention queries.
+  (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" --workers "$THREADS" --settled-best --grouped \
+    --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch_all.json") | tee -a "$RESULTS" >&2
 fi
 # bfloat16 compute: other numerics (a few outputs change), so not the like-for-like figure.
 run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
@@ -122,7 +126,7 @@ run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
 import json, os, sys
 results, hyps_rust, hyps_py, bundle, threads = sys.argv[1:]
 rows = [json.loads(line) for line in open(results) if line.strip()]
-by = {(r["bench"], r["impl"] + ("+mallopt" if r.get("mallopt") else "") + ("+padded" if r.get("padded") else "") + ("+logits" if r.get("logits_loss") and not r.get("padded") else "") + ("+bf16" if r.get("bf16") else "") + ("+settled" if r.get("settled_best") else "") + ("+workers" if r.get("workers", 1) > 1 else "")): r for r in rows}
+by = {(r["bench"], r["impl"] + ("+mallopt" if r.get("mallopt") else "") + ("+padded" if r.get("padded") else "") + ("+logits" if r.get("logits_loss") and not r.get("padded") else "") + ("+bf16" if r.get("bf16") else "") + ("+settled" if r.get("settled_best") else "") + ("+grouped" if r.get("grouped") else "") + ("+workers" if r.get("workers", 1) > 1 else "")): r for r in rows}
 a, b = json.load(open(hyps_rust)), json.load(open(hyps_py))
 same = sum(x == y for x, y in zip(a, b))
 # Rust's default training run splits each step among workers when there are several threads.
@@ -167,6 +171,10 @@ if rw and pw:
     n = rw["workers"]
     print(f"| beam-5 search, sentences/s, Rust {n} batches side by side vs PyTorch one at a time ({same_rw}/{len(a)} outputs as one at a time) | {rw['sentences_per_s']:.1f} | {b_p['sentences_per_s']:.1f} | {rw['sentences_per_s'] / b_p['sentences_per_s']:.2f}x |")
     print(f"| beam-5 search, sentences/s, both {n} batches side by side (PyTorch: Python threads; {same_pw}/{len(a)} outputs as one at a time) | {rw['sentences_per_s']:.1f} | {pw['sentences_per_s']:.1f} | {rw['sentences_per_s'] / pw['sentences_per_s']:.2f}x |")
+    pa = by.get(("beam_search", "pytorch+settled+grouped+workers"))
+    if pa:
+        same_pa = sum(x == y for x, y in zip(a, json.load(open(os.path.join(d, "hyps_pytorch_all.json")))))
+        print(f"| beam-5 search, sentences/s, both {n} side by side, PyTorch also stopping as Rust does and keeping encoder outputs once per sentence ({same_pa}/{len(a)} outputs as Rust) | {rw['sentences_per_s']:.1f} | {pa['sentences_per_s']:.1f} | {rw['sentences_per_s'] / pa['sentences_per_s']:.2f}x |")
 for impl, r in (("Rust", t_r), ("PyTorch", t_p)):
     ph = r["phases_s"]
     total = sum(ph.values())

@@ -35,7 +35,7 @@ def _divisor(alpha: float, length: int) -> float:
 
 
 @torch.no_grad()
-def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=0.6, settled_best=False):
+def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=0.6, settled_best=False, grouped=False):
     """src [B, S] i64, lengths [B] i64 -> [(tokens, log-probability)] per sentence, in input order."""
     k = beam
     # How many finished hypotheses must be settled before a sentence stops.
@@ -50,7 +50,12 @@ def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=
     enc = model.encode(src, lengths)
     state = model.decoder.init_state(enc)
     repeat = torch.arange(batch).repeat_interleave(k)
-    enc, state = enc.index_select(repeat), state.index_select(repeat)
+    if grouped:
+        # One copy of the encoder outputs per sentence; attention takes each sentence's k rows
+        # as a group of queries (model.Attention), and enc is gathered only when sentences leave.
+        state = state.index_select(repeat)
+    else:
+        enc, state = enc.index_select(repeat), state.index_select(repeat)
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long)
     active = list(range(batch))
     vocab = model.cfg["tgt_vocab_size"]
@@ -70,7 +75,7 @@ def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=
         top_scores, top_index = totals.view(len(active), -1).topk(candidates, -1)
         top_scores, top_index = top_scores.tolist(), top_index.tolist()
 
-        next_rows, next_tokens, still_active = [], [], []
+        next_rows, next_tokens, still_active, kept_positions = [], [], [], []
         for i, s in enumerate(active):
             new_beams, new_rows = [], []
             for c in range(candidates):
@@ -102,6 +107,7 @@ def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=
                 if max(b[1] for b in new_beams) / best_div <= kth:
                     continue
             still_active.append(s)
+            kept_positions.append(i)
             new_rows += [new_rows[-1]] * (k - len(new_rows))
             toks = [b[0][-1] for b in new_beams]
             toks += [toks[-1]] * (k - len(toks))
@@ -110,7 +116,12 @@ def beam_search(model, src, lengths, beam=5, max_len_a=1.5, max_len_b=10, alpha=
         if not still_active:
             break
         index = torch.tensor(next_rows, dtype=torch.long)
-        enc, state = enc.index_select(index), state.index_select(index)
+        if grouped:
+            if len(still_active) != len(active):
+                enc = enc.index_select(torch.tensor(kept_positions, dtype=torch.long))
+            state = state.index_select(index)
+        else:
+            enc, state = enc.index_select(index), state.index_select(index)
         prev = torch.tensor(next_tokens, dtype=torch.long)
         active = still_active
 
@@ -141,6 +152,12 @@ def main() -> int:
         action="store_true",
         help="stop a sentence once its best hypothesis can no longer change (default: once k are settled)",
     )
+    p.add_argument(
+        "--grouped",
+        action="store_true",
+        help="keep the encoder outputs once per sentence and attend with each sentence's k rows as one group "
+        "of queries (as the Rust search does); default: repeat them k times and gather them every step",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_bundle(args.bundle)
@@ -154,7 +171,9 @@ def main() -> int:
 
     def decode(b):
         torch.set_num_threads(max(1, args.threads // workers))  # per calling thread
-        return b, beam_search(model, b["src"], b["lengths"], beam=args.beam, settled_best=args.settled_best)
+        return b, beam_search(
+            model, b["src"], b["lengths"], beam=args.beam, settled_best=args.settled_best, grouped=args.grouped
+        )
 
     start = time.perf_counter()
     if workers == 1:
@@ -173,6 +192,7 @@ def main() -> int:
                 "impl": "pytorch",
                 "bench": "beam_search",
                 "settled_best": args.settled_best,
+                "grouped": args.grouped,
                 "workers": workers,
                 "beam": args.beam,
                 "threads": args.threads,

@@ -95,7 +95,20 @@ class Attention(nn.Module):
         return enc_out if self.kind == "dot" else self.key(enc_out)
 
     def forward(self, query, keys, values, mask):
-        """query [B, H], keys [B, S, H], values [B, S, E], mask [B, S] bool -> context [B, E], weights [B, S]."""
+        """query [B, H], keys [B, S, H], values [B, S, E], mask [B, S] bool -> context [B, E], weights [B, S].
+
+        query may also be [B*g, H] (g > 1): rows i*g .. (i+1)*g attend over sentence i, as
+        beam_search.py --grouped asks (model::attention's grouped path)."""
+        rows, sentences = query.size(0), keys.size(0)
+        if sentences and rows != sentences and rows % sentences == 0:
+            q = query.view(sentences, rows // sentences, -1)
+            if self.kind == "mlp":
+                scores = self.score(torch.tanh(keys.unsqueeze(1) + self.query(q).unsqueeze(2))).squeeze(3)
+            else:
+                scores = torch.bmm(q, keys.transpose(1, 2))
+            weights = scores.masked_fill(~mask.unsqueeze(1), float("-inf")).softmax(-1)
+            context = torch.bmm(weights, values)
+            return context.view(rows, -1), weights.view(rows, -1)
         if self.kind == "mlp":
             scores = self.score(torch.tanh(keys + self.query(query).unsqueeze(1))).squeeze(2)
         else:
