@@ -19,6 +19,9 @@ pub const SOURCE_EOS_PIECE: &str = "</s>";
 /// How to translate.
 #[derive(Clone, Debug)]
 pub struct TranslateOptions {
+    /// Search settings. `beam.keep_attention` is decided by [`translate`] itself, whatever
+    /// it holds here: attention is kept exactly when `return_attention` or
+    /// [`UnkPolicy::Replace`] needs it (copying it to the host costs time every step).
     pub beam: BeamOptions,
     /// Padded source positions per batch (`max source length × sentences`).
     pub max_tokens: usize,
