@@ -11,7 +11,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::logits_scan::scan_logits;
+use crate::logits_scan::best_per_row;
 use crate::search::{greedy, Hypothesis, MaxLength};
 use crate::seq2seq::Seq2Seq;
 
@@ -224,7 +224,7 @@ fn run(
         // adding the beam scores to all k·V log-probabilities and sorting those (two more
         // passes over the largest tensor of the step, and an allocation of its size).
         let per_row = (2 * k).min(vocab_size as usize);
-        let (row_best, row_tokens) = row_candidates(&logits, per_row, &banned);
+        let (row_best, row_tokens) = best_per_row(&logits, per_row, &banned);
         // Beam scores so far, -inf for beams that do not exist (the first step has one).
         let mut beam_scores = vec![f32::NEG_INFINITY; active.len() * k];
         for (i, &s) in active.iter().enumerate() {
@@ -415,25 +415,4 @@ fn run(
                 .collect()
         })
         .collect()
-}
-
-/// The `per_row` best log-probabilities of every row of `logits` `[R, V]` and their
-/// token ids, best first (`[R · per_row]` each), never one of `banned`: log p(token) =
-/// logit - logsumexp(logits), the normaliser taken over every token before the bans (as
-/// a `log_softmax` followed by the bans would). On the CPU in float32 one fused scan per
-/// row ([`crate::logits_scan`]); elsewhere libtorch's `logsumexp` and `topk`.
-fn row_candidates(logits: &Tensor, per_row: usize, banned: &[u32]) -> (Vec<f32>, Vec<i64>) {
-    if let Some(scan) = scan_logits(logits, per_row, banned) {
-        return (scan.log_probs, scan.tokens);
-    }
-    let log_norm = logits.logsumexp([-1i64].as_slice(), true);
-    for &id in banned {
-        let _ = logits.select(1, id as i64).fill_(f64::NEG_INFINITY);
-    }
-    let (row_best, row_tokens) = logits.topk(per_row as i64, -1, true, true);
-    let row_best: Vec<f32> =
-        Vec::try_from((row_best - &log_norm).to_device(Device::Cpu).view([-1])).unwrap_or_default();
-    let row_tokens: Vec<i64> =
-        Vec::try_from(row_tokens.to_device(Device::Cpu).view([-1])).unwrap_or_default();
-    (row_best, row_tokens)
 }

@@ -32,6 +32,28 @@ pub struct RowScan {
     pub tokens: Vec<i64>,
 }
 
+/// The `k` best log-probabilities of every row of `logits` `[R, V]` and their token ids,
+/// best first (`[R · k]` each), never one of `banned`: log p(token) = logit −
+/// logsumexp(logits), the normaliser taken over every token, banned ones included (as a
+/// `log_softmax` followed by the bans would). On the CPU in float32 one fused scan per row
+/// ([`scan_logits`]); elsewhere libtorch's `logsumexp` and `topk`, which overwrite the
+/// banned columns of `logits` with -inf.
+pub fn best_per_row(logits: &Tensor, k: usize, banned: &[u32]) -> (Vec<f32>, Vec<i64>) {
+    if let Some(scan) = scan_logits(logits, k, banned) {
+        return (scan.log_probs, scan.tokens);
+    }
+    let log_norm = logits.logsumexp([-1i64].as_slice(), true);
+    for &id in banned {
+        let _ = logits.select(1, id as i64).fill_(f64::NEG_INFINITY);
+    }
+    let (best, tokens) = logits.topk(k as i64, -1, true, true);
+    let best: Vec<f32> =
+        Vec::try_from((best - &log_norm).to_device(Device::Cpu).view([-1])).unwrap_or_default();
+    let tokens: Vec<i64> =
+        Vec::try_from(tokens.to_device(Device::Cpu).view([-1])).unwrap_or_default();
+    (best, tokens)
+}
+
 /// Scans a `[rows, V]` float32 tensor of logits on the CPU. `banned` tokens are never
 /// candidates but still count in the normaliser. `None` when the tensor is not a
 /// contiguous 2-d float32 CPU tensor (callers then use libtorch's ops).

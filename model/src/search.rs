@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::logits_scan::scan_logits;
+use crate::logits_scan::best_per_row;
 use crate::seq2seq::Seq2Seq;
 
 /// Maximum output length `a·|src| + b` (fairseq's `--max-len-a/-b`).
@@ -73,21 +73,8 @@ pub fn greedy(
         let mut step_no = 0i64;
         while !active.is_empty() {
             let step = model.search_step(prepared.as_ref(), &prev, &state, &enc);
-            // The best token's log-probability is its logit minus logsumexp(logits): on the
-            // CPU one fused scan per row, elsewhere two reads of the logits instead of a
-            // log_softmax's reads and write.
             let logits = model.project(&step.attentional).to_kind(Kind::Float);
-            let (best, ids) = match scan_logits(&logits, 1, &[]) {
-                Some(scan) => (scan.log_probs, scan.tokens),
-                None => {
-                    let (best, ids) = logits.max_dim(-1, false);
-                    let best = best - logits.logsumexp([-1i64].as_slice(), false);
-                    (
-                        Vec::try_from(best.to_device(tch::Device::Cpu)).unwrap_or_default(),
-                        Vec::try_from(ids.to_device(tch::Device::Cpu)).unwrap_or_default(),
-                    )
-                }
-            };
+            let (best, ids) = best_per_row(&logits, 1, &[]);
             let attention: Vec<Vec<f32>> = if keep_attention {
                 Vec::try_from(
                     step.attention

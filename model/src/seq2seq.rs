@@ -169,9 +169,10 @@ impl Seq2Seq {
     }
 
     /// The decoder's LSTM weights rearranged for search on the CPU ([`Self::search_step`]),
-    /// or `None` where search keeps [`Self::decode_step`]: GRU decoders, and GPUs, where
-    /// the fused cuDNN step is the faster one. Build it once per search: it copies the
-    /// decoder's recurrent weights (a few MB), and reflects them as they are now.
+    /// or `None` where search keeps [`Self::decode_step`]: GRU decoders, and other devices
+    /// (GPUs keep libtorch's fused cuDNN step; the prepared path was measured on the CPU
+    /// only). Build it once per search: it copies the decoder's recurrent weights (a few
+    /// MB) as they are now, so a search after a weight update needs a new one.
     pub fn prepare_search(&self, device: Device) -> Option<PreparedStack> {
         if device != Device::Cpu {
             return None;

@@ -2,7 +2,7 @@
 //! libtorch's `logsumexp` for the normaliser, and the `k` largest entries (ties by lower
 //! index, banned ids left out) for the candidates.
 
-use model::logits_scan::{scan_logits, scan_rows, RowScan};
+use model::logits_scan::{best_per_row, scan_logits, scan_rows, RowScan};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
@@ -187,4 +187,19 @@ fn takes_float32_cpu_tensors_and_declines_the_rest() {
     )
     .expect("no rows");
     assert!(empty.log_norm.is_empty() && empty.tokens.is_empty());
+}
+
+#[test]
+fn libtorch_fallback_gives_the_same_candidates() {
+    // A float64 tensor is not the scan's: best_per_row takes libtorch's logsumexp and topk.
+    let vocab = 700;
+    let data = logits(6, vocab, 31, false);
+    let t = Tensor::from_slice(&data).view([6, vocab as i64]);
+    let (fast, fast_tokens) = best_per_row(&t, 4, &[0, 2]);
+    let (slow, slow_tokens) = best_per_row(&t.to_kind(Kind::Double), 4, &[0, 2]);
+    assert_eq!(fast_tokens, slow_tokens);
+    for (a, b) in fast.iter().zip(&slow) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    assert_eq!(fast.len(), 6 * 4);
 }
