@@ -269,6 +269,18 @@ fn run(
             None => vec![],
         };
 
+        // GNMT's coverage penalty β·Σ_i log(min(Σ_t a_ti, 1)) of the hypothesis on `row`
+        // (its attention summed up to this step), over the sentence's real tokens.
+        let coverage_term = |row: usize, src_len: usize| -> f64 {
+            if opts.coverage_penalty == 0.0 {
+                return 0.0;
+            }
+            let cov: f64 = coverage_cpu[row][..src_len]
+                .iter()
+                .map(|&a| (a.min(1.0) as f64).max(1e-10).ln())
+                .sum();
+            opts.coverage_penalty * cov
+        };
         // Rows (old row index) feeding each new beam, and the token it appends.
         let mut next_rows: Vec<i64> = Vec::with_capacity(active.len() * k);
         let mut next_tokens: Vec<i64> = Vec::with_capacity(active.len() * k);
@@ -297,13 +309,7 @@ fn run(
                         token_scores.push(token_lp);
                         let mut rank =
                             score as f64 / opts.length_penalty.divisor(parent.tokens.len() + 1);
-                        if opts.coverage_penalty != 0.0 {
-                            let cov: f64 = coverage_cpu[row][..sent.src_len]
-                                .iter()
-                                .map(|&a| (a.min(1.0) as f64).max(1e-10).ln())
-                                .sum();
-                            rank += opts.coverage_penalty * cov;
-                        }
+                        rank += coverage_term(row, sent.src_len);
                         let hyp = Hypothesis {
                             tokens: parent.tokens.clone(),
                             score: score as f64,
@@ -328,9 +334,11 @@ fn run(
                 }
             }
             if t + 1 >= sent.limit {
-                // At the length limit the open beams end as they are, like greedy search.
-                for b in new_beams.drain(..) {
-                    let rank = b.score / opts.length_penalty.divisor(b.tokens.len());
+                // At the length limit the open beams end as they are, like greedy search,
+                // ranked like those that ended with EOS (coverage penalty included).
+                for (b, &row) in new_beams.drain(..).zip(&new_rows) {
+                    let rank = b.score / opts.length_penalty.divisor(b.tokens.len())
+                        + coverage_term(row as usize, sent.src_len);
                     sent.finished.push((
                         rank,
                         Hypothesis {

@@ -274,3 +274,51 @@ fn leaving_out_attention_changes_nothing_else() {
         }
     }
 }
+
+#[test]
+fn the_coverage_penalty_ranks_hypotheses_that_end_at_the_length_limit_too() {
+    // EOS is banned until the limit, so every hypothesis ends there, and its ranking score
+    // is score + β·Σ_i log(min(Σ_t a_ti, 1)) over the attention of all its tokens.
+    // A half-trained reverser: its attention follows the source, so hypotheses differ in
+    // coverage (a random model's attention is about the same for all of them).
+    let (_vs, model) = common::trained_reverser(60);
+    let (src, lengths) = common::random_sources(12, 9);
+    let beta = 5.0;
+    let o = BeamOptions {
+        min_length: 4,
+        max_length: MaxLength { a: 0.0, b: 4 },
+        coverage_penalty: beta,
+        keep_attention: true,
+        ..opts(4)
+    };
+    let results = beam_search(&model, &src, &lengths, &o);
+    let mut reordered = 0;
+    for (s, nbest) in results.iter().enumerate() {
+        let src_len = lengths.int64_value(&[s as i64]) as usize;
+        let rank = |h: &model::search::Hypothesis| {
+            let coverage: f64 = (0..src_len)
+                .map(|i| {
+                    let total: f32 = h.attention.iter().map(|a| a[i]).sum();
+                    (total.min(1.0) as f64).max(1e-10).ln()
+                })
+                .sum();
+            h.score + beta * coverage
+        };
+        assert_eq!(nbest.len(), 4);
+        for h in nbest {
+            assert_eq!(h.tokens.len(), 4);
+            assert_eq!(h.attention.len(), 4);
+        }
+        for pair in nbest.windows(2) {
+            assert!(
+                rank(&pair[0]) >= rank(&pair[1]) - 1e-4,
+                "sentence {s}: {} ranked before {}",
+                rank(&pair[0]),
+                rank(&pair[1])
+            );
+            reordered += usize::from(pair[0].score < pair[1].score);
+        }
+    }
+    // The penalty did change an order somewhere, so the check above had something to check.
+    assert!(reordered > 0, "the coverage penalty reordered nothing");
+}
