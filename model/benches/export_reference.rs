@@ -119,8 +119,14 @@ fn main() -> Result<()> {
                 ("tgt_out".into(), batch.tgt_out.shallow_clone()),
             ],
         )?;
-        let logits =
-            tch::no_grad(|| model.forward(&batch.src, &batch.src_lengths, &batch.tgt_in, false));
+        let logits = tch::no_grad(|| {
+            model.forward(
+                &batch.src,
+                &batch.src_lengths,
+                &batch.tgt_in,
+                &model.context(false),
+            )
+        });
         // Training mode with dropout 0 is deterministic: the loss and gradients must agree too.
         // They come from what nmt-train runs (real positions only, projection fused with the
         // loss); the port differentiates log-softmax over every padded position.
@@ -129,7 +135,7 @@ fn main() -> Result<()> {
             &batch.src_lengths,
             &batch.tgt_in,
             &batch.tgt_lengths,
-            true,
+            &model.context(true),
         );
         let gold = batch.tgt_out.view([-1]).index_select(0, &positions);
         let (weight, bias) = model.output_projection();

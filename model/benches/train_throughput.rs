@@ -131,7 +131,7 @@ fn main() -> Result<()> {
                 tgt_out: &b.tgt_out,
                 tgt_lengths: &b.tgt_lengths,
             };
-            let seed = model::dropout::seed_from_libtorch();
+            let seed = model::random::seed_from_libtorch();
             let out = parallel
                 .backward(&model, &vars, &batch, args.label_smoothing, 1.0, seed)
                 .expect("the benchmark batches fit the model");
@@ -147,11 +147,16 @@ fn main() -> Result<()> {
         let gold_of = |positions: &tch::Tensor| b.tgt_out.view([-1]).index_select(0, positions);
         // The loss is computed in the forward phase's closure only where the logits are kept.
         let (forward_out, gold): (Forward, tch::Tensor) = if args.padded {
-            let logits = model.forward(&b.src, &b.src_lengths, &b.tgt_in, true);
+            let logits = model.forward(&b.src, &b.src_lengths, &b.tgt_in, &model.context(true));
             (Forward::Logits(logits), b.tgt_out.shallow_clone())
         } else if args.logits_loss {
-            let (logits, positions) =
-                model.forward_packed(&b.src, &b.src_lengths, &b.tgt_in, &b.tgt_lengths, true);
+            let (logits, positions) = model.forward_packed(
+                &b.src,
+                &b.src_lengths,
+                &b.tgt_in,
+                &b.tgt_lengths,
+                &model.context(true),
+            );
             (Forward::Logits(logits), gold_of(&positions))
         } else {
             let (attentional, positions) = model.forward_packed_attentional(
@@ -159,7 +164,7 @@ fn main() -> Result<()> {
                 &b.src_lengths,
                 &b.tgt_in,
                 &b.tgt_lengths,
-                true,
+                &model.context(true),
             );
             (Forward::Attentional(attentional), gold_of(&positions))
         };

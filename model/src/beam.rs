@@ -195,9 +195,10 @@ fn run(
         .repeat_interleave_self_int(k as i64, 0, None);
     // One copy of the encoder outputs per sentence: the decoder's attention takes the k
     // rows of a sentence as a group of queries over it.
-    let mut enc = model.encode(src, lengths, false);
+    let ctx = model.context(false);
+    let mut enc = model.encode(src, lengths, &ctx);
     let mut state = model.init_decoder(&enc).index_select(&repeat);
-    let prepared = model.prepare_search(device);
+    let prepared = model.prepare_search(device, &ctx);
     // Attention summed over steps, per row; kept only when the coverage penalty needs it.
     let mut coverage = (opts.coverage_penalty != 0.0)
         .then(|| Tensor::zeros([(batch * k) as i64, src.size()[1]], (Kind::Float, device)));
@@ -210,7 +211,7 @@ fn run(
     let vocab_size = model.config().tgt_vocab_size;
 
     for t in 0.. {
-        let step = model.search_step(prepared.as_ref(), &prev, &state, &enc);
+        let step = model.search_step(prepared.as_ref(), &prev, &state, &enc, &ctx);
         let logits = model.project(&step.attentional).to_kind(Kind::Float);
         let mut banned = vec![vocab::PAD_ID, vocab::BOS_ID];
         if opts.unk == UnkPolicy::Ban {

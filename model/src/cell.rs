@@ -2,11 +2,15 @@
 //!
 //! Weights are laid out exactly as PyTorch's `nn.LSTM`/`nn.GRU` (and libtorch's
 //! fused kernels) expect them, so the same parameters run either here, step by
-//! step, or in libtorch's fused kernels ([`crate::rnn::RnnStack`] picks). The step
+//! step, or in libtorch's fused kernels ([`crate::executor::pick`] decides). The step
 //! path exists so that gates can be seen (gate histograms, per-token gate values)
-//! and changed (G2-LSTM's Gumbel gates) without touching the fused path's speed.
+//! and changed (G2-LSTM's Gumbel gates, [`crate::gates`]) without touching the fused
+//! path's speed. These functions are the reference: written to be read, one op per term
+//! of the equations; the fast executors in [`crate::rnn`] are held equal to them by tests.
 
 use tch::Tensor;
+
+use crate::gates::{GateActivation, GateConfig};
 
 /// Parameters of one recurrent layer in one direction.
 ///
@@ -46,20 +50,58 @@ pub struct LstmGates {
     pub output: Tensor,
 }
 
-/// Computes the gates of one LSTM step.
+/// Computes the gates of one LSTM step, the reference way: the pre-activations `α`, then
+/// `i = σ(s·α_i + n_i)`, `f = σ(s·α_f + n_f)` with `s = 1/τ` and `n` the (already scaled)
+/// noise, or steps `α ≥ 0` when the activation is hard; `g = tanh(α_g)`, `o = σ(α_o)`.
 ///
-/// x: `[B, I]`, h: `[B, H]` → four `[B, H]` tensors.
-pub fn lstm_gates(x: &Tensor, h: &Tensor, w: &LayerWeights) -> LstmGates {
-    lstm_gates_from(&w.gate_inputs(x, h))
+/// x: `[B, I]`, h: `[B, H]`, noise: `[B, 4H]` (zero outside the first `2H` columns) → four
+/// `[B, H]` tensors.
+pub fn lstm_gates(
+    x: &Tensor,
+    h: &Tensor,
+    w: &LayerWeights,
+    activation: &GateActivation,
+    noise: Option<&Tensor>,
+) -> LstmGates {
+    let pre = w.gate_inputs(x, h).chunk(4, -1);
+    let noised = |alpha: &Tensor, block: i64| -> Tensor {
+        let h = alpha.size()[1];
+        let scaled = alpha * activation.scale;
+        match noise {
+            Some(n) => scaled + n.narrow(1, block * h, h),
+            None => scaled,
+        }
+    };
+    let gate = |alpha: Tensor| -> Tensor {
+        if activation.hard {
+            alpha.ge(0.0).to_kind(alpha.kind())
+        } else {
+            alpha.sigmoid()
+        }
+    };
+    LstmGates {
+        input: gate(noised(&pre[0], 0)),
+        forget: gate(noised(&pre[1], 1)),
+        candidate: pre[2].tanh(),
+        output: pre[3].sigmoid(),
+    }
 }
 
-/// The gates from their pre-activations, `[B, 4H]` in PyTorch's order (i, f, g, o) → four
-/// `[B, H]` tensors. The one place where the gate nonlinearities are applied.
-pub fn lstm_gates_from(preactivations: &Tensor) -> LstmGates {
+/// The gates from pre-activations that already hold the scale and the noise (the fast
+/// executors fold both into their GEMMs), `[B, 4H]` in PyTorch's order (i, f, g, o) → four
+/// `[B, H]` tensors. `hard`: input and forget gates as steps `α ≥ 0`.
+pub fn lstm_gates_from(preactivations: &Tensor, hard: bool) -> LstmGates {
     let pre = preactivations.chunk(4, -1);
+    let gate = |alpha: &Tensor| {
+        if hard {
+            alpha.ge(0.0).to_kind(alpha.kind())
+        } else {
+            alpha.sigmoid()
+        }
+    };
     LstmGates {
-        input: pre[0].sigmoid(),
-        forget: pre[1].sigmoid(),
+        input: gate(&pre[0]),
+        forget: gate(&pre[1]),
         candidate: pre[2].tanh(),
         output: pre[3].sigmoid(),
     }
@@ -73,21 +115,29 @@ pub fn lstm_apply(gates: &LstmGates, c: &Tensor) -> (Tensor, Tensor) {
     (h_next, c_next)
 }
 
-/// One LSTM step. x: `[B, I]`, h, c: `[B, H]` → `(h_t, c_t)`, each `[B, H]`.
+/// One standard LSTM step. x: `[B, I]`, h, c: `[B, H]` → `(h_t, c_t)`, each `[B, H]`.
 pub fn lstm_step(x: &Tensor, h: &Tensor, c: &Tensor, w: &LayerWeights) -> (Tensor, Tensor) {
-    lstm_apply(&lstm_gates(x, h, w), c)
+    let standard = GateConfig::default().activation(false);
+    lstm_apply(&lstm_gates(x, h, w, &standard, None), c)
 }
 
-/// One GRU step, PyTorch's formulation:
-/// `r = σ(W_r x + b_ir + U_r h + b_hr)`, `z = σ(W_z x + b_iz + U_z h + b_hz)`,
-/// `n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn))`, `h_t = (1 - z) ⊙ n + z ⊙ h`.
+/// The gates of one GRU step, PyTorch's formulation: `r = σ(W_r x + b_ir + U_r h + b_hr)`,
+/// `z = σ(W_z x + b_iz + U_z h + b_hz)`, `n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn))`.
 ///
-/// x: `[B, I]`, h: `[B, H]` → `[B, H]`
-pub fn gru_step(x: &Tensor, h: &Tensor, w: &LayerWeights) -> Tensor {
+/// x: `[B, I]`, h: `[B, H]` → `(r, z, n)`, each `[B, H]`.
+pub fn gru_gates(x: &Tensor, h: &Tensor, w: &LayerWeights) -> (Tensor, Tensor, Tensor) {
     let gi = x.linear(&w.w_ih, Some(&w.b_ih)).chunk(3, -1);
     let gh = h.linear(&w.w_hh, Some(&w.b_hh)).chunk(3, -1);
     let r = (&gi[0] + &gh[0]).sigmoid();
     let z = (&gi[1] + &gh[1]).sigmoid();
-    let n = (&gi[2] + r * &gh[2]).tanh();
+    let n = (&gi[2] + &r * &gh[2]).tanh();
+    (r, z, n)
+}
+
+/// One GRU step: `h_t = (1 - z) ⊙ n + z ⊙ h` with the gates of [`gru_gates`].
+///
+/// x: `[B, I]`, h: `[B, H]` → `[B, H]`
+pub fn gru_step(x: &Tensor, h: &Tensor, w: &LayerWeights) -> Tensor {
+    let (_, z, n) = gru_gates(x, h, w);
     (1.0 - &z) * n + z * h
 }

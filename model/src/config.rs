@@ -3,49 +3,69 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::gates::{GateConfig, GateKind};
 
 /// Which recurrent cell the encoder and decoder use.
+///
+/// The names of earlier versions, `fused-lstm` and `fused-gru`, still load: they chose the
+/// cell and the executor in one word, and map to the cell with `executor = "auto"` (which
+/// runs libtorch's fused kernels whenever nothing needs to see or change a gate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CellKind {
-    /// LSTM run by libtorch's fused kernels (fastest; gates not visible).
+    /// LSTM: input, forget and output gates, a candidate, a cell state ([`crate::cell`]).
     #[default]
-    FusedLstm,
-    /// LSTM run step by step with the classic equations written out here
-    /// ([`crate::cell::lstm_step`]), so that gates can be seen or changed.
-    /// Same parameters as `fused-lstm`: a model trained with one runs with the other.
+    #[serde(alias = "fused-lstm")]
     Lstm,
-    /// GRU run by libtorch's fused kernels.
-    FusedGru,
-    /// GRU run step by step with the equations written out here.
+    /// GRU: reset and update gates (PyTorch's formulation).
+    #[serde(alias = "fused-gru")]
     Gru,
 }
 
 impl CellKind {
     /// LSTM cells carry a cell state besides the hidden state.
     pub fn is_lstm(self) -> bool {
-        matches!(self, Self::FusedLstm | Self::Lstm)
+        self == Self::Lstm
     }
 
     /// Rows per gate block in the weight matrices: 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n).
     pub fn gate_count(self) -> i64 {
-        if self.is_lstm() {
-            4
-        } else {
-            3
+        match self {
+            Self::Lstm => 4,
+            Self::Gru => 3,
         }
     }
 
-    /// Run by libtorch's fused kernels rather than our step loop.
-    pub fn is_fused(self) -> bool {
-        matches!(self, Self::FusedLstm | Self::FusedGru)
-    }
-
-    /// The same cell, executed step by step (for gate inspection); GRU and LSTM keep their kind.
-    pub fn stepwise(self) -> Self {
+    pub fn name(self) -> &'static str {
         match self {
-            Self::FusedLstm | Self::Lstm => Self::Lstm,
-            Self::FusedGru | Self::Gru => Self::Gru,
+            Self::Lstm => "lstm",
+            Self::Gru => "gru",
+        }
+    }
+}
+
+/// What runs the recurrent layers. Both executors take the same parameters (PyTorch's layout),
+/// so a model trained with one runs with the other; [`crate::executor::pick`] decides per part
+/// of the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// libtorch's fused kernels when nothing needs to see or change a gate, the step executor
+    /// otherwise.
+    #[default]
+    Auto,
+    /// Always libtorch's fused kernels (gates can be neither seen nor changed).
+    Fused,
+    /// Always this crate's step executor ([`crate::rnn`]).
+    Step,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Fused => "fused",
+            Self::Step => "step",
         }
     }
 }
@@ -82,6 +102,11 @@ pub struct ModelConfig {
     #[serde(default)]
     pub cell: CellKind,
     #[serde(default)]
+    pub executor: Executor,
+    /// The gate mode (G2-LSTM's Gumbel gates, the sharpened sigmoid, or standard).
+    #[serde(default)]
+    pub gates: GateConfig,
+    #[serde(default)]
     pub attention: AttentionKind,
     /// Feed the previous attentional vector into the next decoder step (Luong et al. 2015).
     #[serde(default = "default_true")]
@@ -114,7 +139,9 @@ impl ModelConfig {
             decoder_layers: 2,
             bidirectional: true,
             dropout: 0.3,
-            cell: CellKind::FusedLstm,
+            cell: CellKind::Lstm,
+            executor: Executor::Auto,
+            gates: GateConfig::default(),
             attention: AttentionKind::General,
             input_feeding: true,
             share_embeddings: false,
@@ -172,6 +199,26 @@ impl ModelConfig {
                 "share_embeddings needs one joint vocabulary, but src_vocab_size={} and tgt_vocab_size={}",
                 self.src_vocab_size, self.tgt_vocab_size
             )));
+        }
+        if let Err(e) = self.gates.check() {
+            return Err(ModelError::Config(format!("gates: {e}")));
+        }
+        if self.gates.kind != GateKind::Standard {
+            if !self.cell.is_lstm() {
+                return Err(ModelError::Config(format!(
+                    "gates.kind = \"{}\" changes LSTM input and forget gates; cell = \"{}\" has none \
+                     (use cell = \"lstm\" or gates.kind = \"standard\")",
+                    self.gates.kind.name(),
+                    self.cell.name()
+                )));
+            }
+            if self.executor == Executor::Fused {
+                return Err(ModelError::Config(format!(
+                    "executor = \"fused\" cannot run gates.kind = \"{}\": libtorch's fused kernels \
+                     compute standard gates only (use executor = \"auto\" or \"step\")",
+                    self.gates.kind.name()
+                )));
+            }
         }
         if self.attention == AttentionKind::Dot && self.encoder_output_dim() != self.hidden_dim {
             return Err(ModelError::Config(format!(

@@ -19,9 +19,9 @@ use std::sync::Mutex;
 use tch::{nn, Kind, Tensor};
 
 use crate::config::ModelConfig;
-use crate::dropout;
 use crate::error::ModelError;
 use crate::loss::{projected_label_smoothed_nll, LossOutput};
+use crate::random;
 use crate::seq2seq::Seq2Seq;
 
 /// A teacher-forced batch, padded with the pad id.
@@ -105,7 +105,7 @@ pub fn teacher_forced_loss(
         batch.src_lengths,
         batch.tgt_in,
         batch.tgt_lengths,
-        train,
+        &model.context(train),
     );
     let gold = batch
         .tgt_out
@@ -229,7 +229,7 @@ impl DataParallel {
     ) -> Result<LossOutput, ModelError> {
         let slices = split_rows(batch.tgt_lengths, self.workers);
         if slices.len() <= 1 {
-            dropout::seed(seed);
+            random::seed(seed);
             return backward_slice(model, batch, epsilon, scale);
         }
         let parts = slices
@@ -254,14 +254,14 @@ impl DataParallel {
                     scope.spawn(move || {
                         // Intra-op thread counts are per calling thread in libtorch's pool.
                         tch::set_num_threads(per_worker);
-                        dropout::seed(worker_seed(seed, i + 1));
+                        random::seed(worker_seed(seed, i + 1));
                         let result = backward_slice(&replica.1, &part.batch(), epsilon, scale);
                         (replica, result)
                     })
                 })
                 .collect();
             tch::set_num_threads(per_worker);
-            dropout::seed(seed);
+            random::seed(seed);
             let first_result = backward_slice(model, &first.batch(), epsilon, scale);
             let helper_results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
             (first_result, helper_results)

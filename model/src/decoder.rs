@@ -8,6 +8,7 @@ use crate::dropout::dropout;
 use crate::attention::Attention;
 use crate::config::ModelConfig;
 use crate::encoder::EncoderOutput;
+use crate::gates::{GateSide, StepContext};
 use crate::rnn::{PreparedStack, RnnShape, RnnStack, RnnState};
 
 /// Decoder state between steps, for `B` hypotheses.
@@ -17,6 +18,8 @@ pub struct DecoderState {
     pub rnn: RnnState,
     /// Previous attentional vector `h~_{t-1}`, `[B, A]` (zeros at the start).
     pub input_feed: Tensor,
+    /// How many steps were taken (the next step's index); keys the gate noise and recorders.
+    pub step: i64,
 }
 
 impl DecoderState {
@@ -25,6 +28,7 @@ impl DecoderState {
         Self {
             rnn: self.rnn.index_select(index),
             input_feed: self.input_feed.index_select(0, index),
+            step: self.step,
         }
     }
 
@@ -33,6 +37,7 @@ impl DecoderState {
         Self {
             rnn: self.rnn.first_rows(rows),
             input_feed: self.input_feed.narrow(0, 0, rows),
+            step: self.step,
         }
     }
 }
@@ -69,6 +74,8 @@ impl Decoder {
         let input_dim = cfg.embed_dim + if cfg.input_feeding { a } else { 0 };
         let shape = RnnShape {
             cell: cfg.cell,
+            executor: cfg.executor,
+            side: GateSide::Decoder,
             input_dim,
             hidden_dim: cfg.hidden_dim,
             layers: cfg.decoder_layers,
@@ -149,6 +156,7 @@ impl Decoder {
                 c: c.map(|c| c.contiguous()),
             },
             input_feed,
+            step: 0,
         }
     }
 
@@ -159,22 +167,23 @@ impl Decoder {
         embedded: &Tensor,
         state: &DecoderState,
         enc: &EncoderOutput,
-        train: bool,
+        ctx: &StepContext<'_>,
     ) -> DecoderStep {
         let input = if self.input_feeding {
             Tensor::cat(&[embedded, &state.input_feed], -1)
         } else {
             embedded.shallow_clone()
         };
-        let (top, rnn) = self.rnn.step(&input, &state.rnn, train);
-        self.attend(top, rnn, enc, train)
+        let (top, rnn) = self.rnn.step(&input, &state.rnn, ctx, state.step);
+        self.attend(top, rnn, enc, ctx.train, state.step)
     }
 
     /// Prepares a teacher-forced pass: the embedding columns of the first recurrent layer's
     /// input are projected for all steps at once ([`Decoder::embedded_gates`]) and each step
-    /// runs [`Decoder::step_prepared`]. `None` where the stack has no such path (GRU).
-    pub fn prepare(&self, embed_dim: i64) -> Option<PreparedStack> {
-        self.rnn.prepare(embed_dim)
+    /// runs [`Decoder::step_prepared`]. `None` where the stack has no such path (GRU). The
+    /// weights hold the gate temperature of the pass `ctx`.
+    pub fn prepare(&self, embed_dim: i64, ctx: &StepContext<'_>) -> Option<PreparedStack> {
+        self.rnn.prepare(embed_dim, ctx)
     }
 
     /// The first layer's gate pre-activations from the embeddings of every step.
@@ -191,7 +200,7 @@ impl Decoder {
         gates: &Tensor,
         state: &DecoderState,
         enc: &EncoderOutput,
-        train: bool,
+        ctx: &StepContext<'_>,
     ) -> DecoderStep {
         let late = if self.input_feeding {
             state.input_feed.shallow_clone()
@@ -200,13 +209,21 @@ impl Decoder {
         };
         let (top, rnn) = self
             .rnn
-            .step_prepared(prepared, gates, &late, &state.rnn, train);
-        self.attend(top, rnn, enc, train)
+            .step_prepared(prepared, gates, &late, &state.rnn, ctx, state.step);
+        self.attend(top, rnn, enc, ctx.train, state.step)
     }
 
     /// The rest of a step once the recurrent stack has run: attention, `h~_t`, dropout.
-    /// top: `[B, H]` the top layer's output; rnn: the stack's new state.
-    fn attend(&self, top: Tensor, rnn: RnnState, enc: &EncoderOutput, train: bool) -> DecoderStep {
+    /// top: `[B, H]` the top layer's output; rnn: the stack's new state; step: the index of
+    /// the step just taken.
+    fn attend(
+        &self,
+        top: Tensor,
+        rnn: RnnState,
+        enc: &EncoderOutput,
+        train: bool,
+        step: i64,
+    ) -> DecoderStep {
         let (context, attention) = self
             .attention
             .forward(&top, &enc.keys, &enc.outputs, &enc.mask);
@@ -221,6 +238,7 @@ impl Decoder {
             state: DecoderState {
                 rnn,
                 input_feed: attentional,
+                step: step + 1,
             },
         }
     }

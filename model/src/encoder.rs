@@ -5,6 +5,7 @@ use tch::{nn, Kind, Tensor};
 use crate::dropout::dropout;
 
 use crate::config::ModelConfig;
+use crate::gates::{GateSide, StepContext};
 use crate::rnn::{RnnShape, RnnStack, RnnState};
 
 /// What the decoder needs from the encoder, for a batch of `B` sentences of up to `S` tokens.
@@ -55,6 +56,8 @@ impl Encoder {
     pub fn new(path: &nn::Path, cfg: &ModelConfig) -> Self {
         let shape = RnnShape {
             cell: cfg.cell,
+            executor: cfg.executor,
+            side: GateSide::Encoder,
             input_dim: cfg.embed_dim,
             hidden_dim: cfg.hidden_dim,
             layers: cfg.encoder_layers,
@@ -73,10 +76,10 @@ impl Encoder {
         &self,
         embedded: &Tensor,
         lengths: &Tensor,
-        train: bool,
+        ctx: &StepContext<'_>,
     ) -> (Tensor, Tensor, RnnState) {
-        let embedded = dropout(embedded, self.dropout, train);
-        let (outputs, state) = self.rnn.forward_seq(&embedded, lengths, train);
+        let embedded = dropout(embedded, self.dropout, ctx.train);
+        let (outputs, state) = self.rnn.forward_seq(&embedded, lengths, ctx);
         let steps = Tensor::arange(embedded.size()[1], (Kind::Int64, embedded.device()));
         let mask = steps
             .unsqueeze(0)

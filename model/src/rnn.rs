@@ -1,18 +1,24 @@
-//! A stack of recurrent layers (LSTM or GRU, one or two directions) with two
-//! executors over one set of parameters: libtorch's fused kernels, or our own
-//! step loop ([`crate::cell`]).
+//! A stack of recurrent layers (LSTM or GRU, one or two directions) with three
+//! executors over one set of parameters ([`crate::executor`] picks): libtorch's fused
+//! kernels, this crate's fast step executor (LSTM; "prepared" weights), and the reference
+//! step loop over the classic equations of [`crate::cell`].
 //!
 //! Padding never leaks: the fused path packs the batch (libtorch's packed
-//! sequences), the step path freezes the state past each sequence's end and runs
+//! sequences), the step paths freeze the state past each sequence's end and run
 //! the backward direction over each sequence reversed *within its length*. Either
 //! way the final state of a sequence is the state at its last real token.
+//!
+//! Every pass takes a [`StepContext`]: training or not, the gate activation (G2-LSTM's
+//! temperature and noise, [`crate::gates`]), and an optional recorder that sees every gate.
 
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::dropout::dropout;
 
-use crate::cell::{gru_step, lstm_apply, lstm_gates_from, lstm_step, LayerWeights};
-use crate::config::CellKind;
+use crate::cell::{gru_gates, lstm_apply, lstm_gates, lstm_gates_from, LayerWeights, LstmGates};
+use crate::config::{CellKind, Executor};
+use crate::executor::{pick, Exec, RnnPart};
+use crate::gates::{GateSide, GateSite, RecordedGates, StepContext};
 
 /// Hidden state of a stack, libtorch's layout.
 #[derive(Debug)]
@@ -69,6 +75,9 @@ impl RnnState {
 #[derive(Clone, Copy, Debug)]
 pub struct RnnShape {
     pub cell: CellKind,
+    pub executor: Executor,
+    /// Which part of the network the stack is (names its gates for noise and recorders).
+    pub side: GateSide,
     pub input_dim: i64,
     pub hidden_dim: i64,
     pub layers: i64,
@@ -146,7 +155,7 @@ impl RnnStack {
     pub fn flatten_for_cudnn(&self) {
         let weights = self.flat_weights_of(0, self.shape.layers);
         let on_cuda = weights.first().is_some_and(|w| w.device().is_cuda());
-        if !self.shape.cell.is_fused() || !on_cuda || !tch::Cuda::cudnn_is_available() {
+        if self.shape.executor == Executor::Step || !on_cuda || !tch::Cuda::cudnn_is_available() {
             return;
         }
         // cuDNN's mode numbers (ATen's cudnn RNN): 2 = LSTM, 3 = GRU.
@@ -170,15 +179,23 @@ impl RnnStack {
         self.shape
     }
 
-    /// Runs the same parameters with another executor (e.g. `lstm` to see gates
-    /// of a model trained with `fused-lstm`). The cell family must not change.
-    pub fn set_cell(&mut self, cell: CellKind) {
-        assert_eq!(
-            cell.is_lstm(),
-            self.shape.cell.is_lstm(),
-            "cannot turn an LSTM into a GRU"
-        );
-        self.shape.cell = cell;
+    /// Runs the same parameters with another executor setting.
+    pub fn set_executor(&mut self, executor: Executor) {
+        self.shape.executor = executor;
+    }
+
+    /// The gate site of `layer` and `direction` of this stack.
+    pub fn site(&self, layer: usize, direction: usize) -> GateSite {
+        GateSite {
+            side: self.shape.side,
+            layer,
+            direction,
+        }
+    }
+
+    /// How this stack runs `part` in the pass `ctx` on `device`.
+    pub fn exec(&self, part: RnnPart, ctx: &StepContext<'_>, device: Device) -> Exec {
+        pick(part, self.shape.cell, self.shape.executor, ctx, device)
     }
 
     /// Weights of one layer and direction (for gate inspection and tests).
@@ -219,17 +236,34 @@ impl RnnStack {
         RnnState { h: zeros, c }
     }
 
-    /// Runs whole sequences.
+    /// Runs whole sequences with the executor [`crate::executor::pick`] chooses for an
+    /// encoder.
     ///
     /// x: `[B, T, I]`; lengths: `[B]` i64, each in `1..=T` (any order) →
     /// (outputs `[B, T, directions*H]`, zero past each length; final state at each
     /// sequence's last real token).
-    pub fn forward_seq(&self, x: &Tensor, lengths: &Tensor, train: bool) -> (Tensor, RnnState) {
-        if self.shape.cell.is_fused() {
-            self.fused_seq(x, lengths, train)
-        } else {
-            self.stepwise_seq(x, lengths, train)
+    pub fn forward_seq(
+        &self,
+        x: &Tensor,
+        lengths: &Tensor,
+        ctx: &StepContext<'_>,
+    ) -> (Tensor, RnnState) {
+        match self.exec(RnnPart::Encoder, ctx, x.device()) {
+            Exec::Fused => self.fused_seq(x, lengths, ctx.train),
+            Exec::Prepared => self.sequence(x, lengths, ctx, true),
+            Exec::Reference => self.sequence(x, lengths, ctx, false),
         }
+    }
+
+    /// [`Self::forward_seq`] on the reference equations, step by step, whatever the
+    /// executor setting (tests hold the other executors to it).
+    pub fn reference_seq(
+        &self,
+        x: &Tensor,
+        lengths: &Tensor,
+        ctx: &StepContext<'_>,
+    ) -> (Tensor, RnnState) {
+        self.sequence(x, lengths, ctx, false)
     }
 
     fn fused_seq(&self, x: &Tensor, lengths: &Tensor, train: bool) -> (Tensor, RnnState) {
@@ -298,15 +332,22 @@ impl RnnStack {
         (out.index_select(0, &inverse), state)
     }
 
-    fn stepwise_seq(&self, x: &Tensor, lengths: &Tensor, train: bool) -> (Tensor, RnnState) {
+    /// The step executors over whole sequences, layer by layer: `fast` runs LSTMs as
+    /// [`Self::fast_direction`], otherwise [`Self::reference_direction`].
+    fn sequence(
+        &self,
+        x: &Tensor,
+        lengths: &Tensor,
+        ctx: &StepContext<'_>,
+        fast: bool,
+    ) -> (Tensor, RnnState) {
         let time = x.size()[1];
         let lengths = lengths.to_device(x.device()).to_kind(Kind::Int64);
-        // valid[b, t] = t < length[b], as [B, T, 1] floats to blend states.
+        // valid[b, t] = t < length[b], as [B, T, 1].
         let steps = Tensor::arange(time, (Kind::Int64, x.device()));
         let valid = steps
             .unsqueeze(0)
             .lt_tensor(&lengths.unsqueeze(1))
-            .to_kind(x.kind())
             .unsqueeze(-1);
         let mut input = x.shallow_clone();
         let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
@@ -318,7 +359,12 @@ impl RnnStack {
                 } else {
                     input.shallow_clone()
                 };
-                let (out, h, c) = self.run_direction(&seq, &valid, w);
+                let site = self.site(layer, dir);
+                let (out, h, c) = if fast && self.shape.cell.is_lstm() {
+                    self.fast_direction(&seq, &valid, w, site, ctx)
+                } else {
+                    self.reference_direction(&seq, &valid, w, site, ctx)
+                };
                 outputs.push(if dir == 1 {
                     reverse_within_length(&out, &lengths)
                 } else {
@@ -328,55 +374,125 @@ impl RnnStack {
                 final_c.extend(c);
             }
             input = Tensor::cat(&outputs, -1);
-            if train && self.shape.dropout > 0.0 && layer + 1 < self.weights.len() {
+            if ctx.train && self.shape.dropout > 0.0 && layer + 1 < self.weights.len() {
                 input = dropout(&input, self.shape.dropout, true);
             }
         }
         (input, RnnState::stack(final_h, final_c))
     }
 
-    /// One direction of one layer over time, freezing the state on padding.
-    /// seq: `[B, T, I]`, valid: `[B, T, 1]` → (out `[B, T, H]`, h `[B, H]`, c).
-    fn run_direction(
+    /// One direction of one layer over time on the reference equations, freezing the state
+    /// on padding. seq: `[B, T, I]`, valid: `[B, T, 1]` bool → (out `[B, T, H]`, h `[B, H]`, c).
+    fn reference_direction(
         &self,
         seq: &Tensor,
         valid: &Tensor,
         w: &LayerWeights,
+        site: GateSite,
+        ctx: &StepContext<'_>,
     ) -> (Tensor, Tensor, Option<Tensor>) {
         let (batch, time) = (seq.size()[0], seq.size()[1]);
-        let zero = Tensor::zeros([batch, self.shape.hidden_dim], (seq.kind(), seq.device()));
+        let hidden = self.shape.hidden_dim;
+        let zero = Tensor::zeros([batch, hidden], (seq.kind(), seq.device()));
         let mut h = zero.shallow_clone();
         let mut c = self.shape.cell.is_lstm().then(|| zero.zeros_like());
         let mut outs = Vec::with_capacity(time as usize);
         for t in 0..time {
             let x_t = seq.select(1, t);
             let keep = valid.select(1, t);
-            let (h_new, c_new) = match &c {
+            let h_new = match &c {
                 Some(c_prev) => {
-                    let (h_new, c_new) = lstm_step(&x_t, &h, c_prev, w);
-                    (h_new, Some(c_new))
+                    let noise = ctx
+                        .noise_for(site, t, 1, batch, hidden, seq.device())
+                        .map(|n| n.squeeze_dim(0));
+                    let gates = lstm_gates(&x_t, &h, w, &ctx.gates, noise.as_ref());
+                    record_lstm(ctx, site, t, &gates, &keep);
+                    let (h_new, c_new) = lstm_apply(&gates, c_prev);
+                    c = Some(c_new.where_self(&keep, c_prev));
+                    h_new
                 }
-                None => (gru_step(&x_t, &h, w), None),
+                None => {
+                    let (r, z, n) = gru_gates(&x_t, &h, w);
+                    if let Some(recorder) = ctx.recorder {
+                        let gates = RecordedGates::Gru {
+                            reset: &r,
+                            update: &z,
+                        };
+                        recorder.record(site, t, gates, Some(&keep.squeeze_dim(-1)));
+                    }
+                    (1.0 - &z) * n + z * &h
+                }
             };
-            h = blend(&keep, &h_new, &h);
-            if let (Some(c_prev), Some(c_new)) = (&c, c_new) {
-                c = Some(blend(&keep, &c_new, c_prev));
-            }
+            h = h_new.where_self(&keep, &h);
             outs.push(&h_new * &keep);
         }
         (Tensor::stack(&outs, 1), h, c)
     }
 
-    /// One time step of a unidirectional stack (the decoder).
+    /// One direction of one LSTM layer over time, fast: the input projection of all steps
+    /// (biases, gate temperature and noise included) in one GEMM, then one GEMM of the state
+    /// per step. Same equations as [`Self::reference_direction`]; the temperature is folded
+    /// into the weights, so the rounding differs slightly.
+    fn fast_direction(
+        &self,
+        seq: &Tensor,
+        valid: &Tensor,
+        w: &LayerWeights,
+        site: GateSite,
+        ctx: &StepContext<'_>,
+    ) -> (Tensor, Tensor, Option<Tensor>) {
+        let (batch, time) = (seq.size()[0], seq.size()[1]);
+        let hidden = self.shape.hidden_dim;
+        let scale = ctx.gates.row_scale(hidden, seq.kind(), seq.device());
+        let scaled = |t: Tensor| match &scale {
+            Some(s) if t.dim() == 2 => t * s.unsqueeze(1),
+            Some(s) => t * s,
+            None => t,
+        };
+        let w_ih = scaled(w.w_ih.shallow_clone());
+        let w_hh_t = scaled(w.w_hh.shallow_clone()).tr();
+        let bias = scaled(&w.b_ih + &w.b_hh);
+        // [B, T, 4H]
+        let mut ahead = seq.linear(&w_ih, Some(&bias));
+        if let Some(noise) = ctx.noise_for(site, 0, time, batch, hidden, seq.device()) {
+            ahead = ahead + noise.transpose(0, 1);
+        }
+        // Views, one per step: autograd stacks their gradients once.
+        let ahead = ahead.unbind(1);
+        let zero = Tensor::zeros([batch, hidden], (seq.kind(), seq.device()));
+        let (mut h, mut c) = (zero.shallow_clone(), zero);
+        let mut outs = Vec::with_capacity(time as usize);
+        for (t, ahead_t) in ahead.iter().enumerate() {
+            let keep = valid.select(1, t as i64);
+            let gates = lstm_gates_from(&ahead_t.addmm(&h, &w_hh_t), ctx.gates.hard);
+            record_lstm(ctx, site, t as i64, &gates, &keep);
+            let (h_new, c_new) = lstm_apply(&gates, &c);
+            c = c_new.where_self(&keep, &c);
+            h = h_new.where_self(&keep, &h);
+            outs.push(&h_new * &keep);
+        }
+        (Tensor::stack(&outs, 1), h, Some(c))
+    }
+
+    /// One time step of a unidirectional stack (the decoder), on libtorch's fused kernels
+    /// when [`crate::executor::pick`] allows them for [`RnnPart::DecoderStep`], else on the
+    /// reference equations. `step` is the time step (it keys the gate noise and the recorder).
     ///
     /// x: `[B, I]`, state: `[layers, B, H]` → (top-layer output `[B, H]`, new state).
-    pub fn step(&self, x: &Tensor, state: &RnnState, train: bool) -> (Tensor, RnnState) {
+    pub fn step(
+        &self,
+        x: &Tensor,
+        state: &RnnState,
+        ctx: &StepContext<'_>,
+        step: i64,
+    ) -> (Tensor, RnnState) {
         assert!(
             !self.shape.bidirectional,
             "step() runs unidirectional stacks only"
         );
         let s = self.shape;
-        if s.cell.is_fused() {
+        let train = ctx.train;
+        if self.exec(RnnPart::DecoderStep, ctx, x.device()) == Exec::Fused {
             let mut out = x.unsqueeze(1);
             let (mut hs, mut cs) = (Vec::new(), Vec::new());
             for (i, (first, layers)) in self.fused_groups(train).into_iter().enumerate() {
@@ -405,18 +521,37 @@ impl RnnStack {
             let c = (!cs.is_empty()).then(|| Tensor::cat(&cs, 0));
             return (out.squeeze_dim(1), RnnState { h, c });
         }
+        let batch = x.size()[0];
         let mut input = x.shallow_clone();
         let (mut hs, mut cs) = (Vec::new(), Vec::new());
         for (layer, directions) in self.weights.iter().enumerate() {
             let w = &directions[0];
+            let site = self.site(layer, 0);
             let (h, c) = state.layer(layer as i64);
             let h_new = match c {
                 Some(c) => {
-                    let (h_new, c_new) = lstm_step(&input, &h, &c, w);
+                    let noise = ctx
+                        .noise_for(site, step, 1, batch, s.hidden_dim, x.device())
+                        .map(|n| n.squeeze_dim(0));
+                    let gates = lstm_gates(&input, &h, w, &ctx.gates, noise.as_ref());
+                    if let Some(recorder) = ctx.recorder {
+                        recorder.record(site, step, RecordedGates::Lstm(&gates), None);
+                    }
+                    let (h_new, c_new) = lstm_apply(&gates, &c);
                     cs.push(c_new);
                     h_new
                 }
-                None => gru_step(&input, &h, w),
+                None => {
+                    let (r, z, n) = gru_gates(&input, &h, w);
+                    if let Some(recorder) = ctx.recorder {
+                        let gates = RecordedGates::Gru {
+                            reset: &r,
+                            update: &z,
+                        };
+                        recorder.record(site, step, gates, None);
+                    }
+                    (1.0 - &z) * n + z * &h
+                }
             };
             input = if train && s.dropout > 0.0 && layer + 1 < self.weights.len() {
                 dropout(&h_new, s.dropout, true)
@@ -429,16 +564,18 @@ impl RnnStack {
     }
 }
 
-/// The weights of a unidirectional LSTM stack rearranged for a teacher-forced pass, where
-/// every step's input is known up front except its last columns (the decoder's input
-/// feeding): [`RnnStack::prepare`] makes it once per pass, [`RnnStack::ahead`] projects the
-/// known columns of all steps in one GEMM, [`RnnStack::step_prepared`] runs a step.
+/// The weights of a unidirectional LSTM stack rearranged for the fast step executor
+/// ([`crate::executor::Exec::Prepared`]), where every step's input is known up front except
+/// its last columns (the decoder's input feeding): [`RnnStack::prepare`] makes it once per
+/// pass, [`RnnStack::ahead`] projects the known columns of all steps in one GEMM,
+/// [`RnnStack::step_prepared`] runs a step.
 ///
 /// Same equations and parameters as [`RnnStack::step`]; less work per step: layer 0 projects
 /// only the late columns, and each layer multiplies `[x; h]` by `[W_ih W_hh]` in one GEMM
-/// instead of two GEMMs and an add. The rearranged weights are built from the parameters
-/// with differentiable ops, so gradients reach the parameters as usual (summed over the
-/// steps by one backward `cat`/`narrow` per weight rather than per step).
+/// instead of two GEMMs and an add. The gate temperature of the pass is folded into the
+/// weights (the input and forget rows times `1/τ`). The rearranged weights are built from
+/// the parameters with differentiable ops, so gradients reach the parameters as usual
+/// (summed over the steps by one backward `cat`/`narrow` per weight rather than per step).
 #[derive(Debug)]
 pub struct PreparedStack {
     /// Leading input columns of layer 0 projected ahead of the loop.
@@ -457,12 +594,23 @@ impl RnnStack {
     /// Rearranged weights for [`Self::step_prepared`], the first `ahead_dim` input columns to
     /// be projected ahead by [`Self::ahead`]; `None` where that path does not apply (GRU
     /// cells, two directions, `ahead_dim` outside `0..=input_dim`).
-    pub fn prepare(&self, ahead_dim: i64) -> Option<PreparedStack> {
+    ///
+    /// The weights are those of the pass `ctx` (its gate temperature folded in): a pass with
+    /// other gates (training after inference) needs its own.
+    pub fn prepare(&self, ahead_dim: i64, ctx: &StepContext<'_>) -> Option<PreparedStack> {
         let s = self.shape;
         if !s.cell.is_lstm() || s.bidirectional || !(0..=s.input_dim).contains(&ahead_dim) {
             return None;
         }
         let layer0 = &self.weights[0][0];
+        let row_scale = ctx
+            .gates
+            .row_scale(s.hidden_dim, layer0.w_ih.kind(), layer0.w_ih.device());
+        let scaled = |t: Tensor| match &row_scale {
+            Some(r) if t.dim() == 2 => t * r.unsqueeze(1),
+            Some(r) => t * r,
+            None => t,
+        };
         let late = s.input_dim - ahead_dim;
         let w_step = self
             .weights
@@ -475,30 +623,32 @@ impl RnnStack {
                 } else {
                     w.w_ih.shallow_clone()
                 };
-                Tensor::cat(&[&w_ih, &w.w_hh], 1)
+                scaled(Tensor::cat(&[&w_ih, &w.w_hh], 1))
             })
             .collect();
         let b_step = self.weights[1..]
             .iter()
-            .map(|dirs| &dirs[0].b_ih + &dirs[0].b_hh)
+            .map(|dirs| scaled(&dirs[0].b_ih + &dirs[0].b_hh))
             .collect();
         Some(PreparedStack {
             ahead_dim,
-            w_ahead: layer0.w_ih.narrow(1, 0, ahead_dim),
-            b_ahead: &layer0.b_ih + &layer0.b_hh,
+            w_ahead: scaled(layer0.w_ih.narrow(1, 0, ahead_dim)),
+            b_ahead: scaled(&layer0.b_ih + &layer0.b_hh),
             w_step,
             b_step,
         })
     }
 
-    /// Layer 0's gate pre-activations from the known input columns, biases included.
+    /// Layer 0's gate pre-activations from the known input columns, biases (and the gate
+    /// temperature) included; the noise is added per step by [`Self::step_prepared`].
     ///
     /// x: `[.., ahead_dim]` → `[.., 4H]`
     pub fn ahead(&self, prepared: &PreparedStack, x: &Tensor) -> Tensor {
         x.linear(&prepared.w_ahead, Some(&prepared.b_ahead))
     }
 
-    /// One step of [`Self::step`] from layer 0's precomputed part.
+    /// One step of [`Self::step`] from layer 0's precomputed part. `step` is the time step
+    /// (it keys the gate noise and the recorder).
     ///
     /// ahead: `[B, 4H]` (a row of [`Self::ahead`]); late: `[B, input_dim − ahead_dim]`;
     /// state: `[layers, B, H]` → (top-layer output `[B, H]`, new state).
@@ -508,23 +658,33 @@ impl RnnStack {
         ahead: &Tensor,
         late: &Tensor,
         state: &RnnState,
-        train: bool,
+        ctx: &StepContext<'_>,
+        step: i64,
     ) -> (Tensor, RnnState) {
         let s = self.shape;
         debug_assert_eq!(late.size()[1], s.input_dim - prepared.ahead_dim);
         let c_all = state.c.as_ref().expect("prepared stacks are LSTMs");
+        let rows = late.size()[0];
         let mut input = late.shallow_clone();
         let (mut hs, mut cs) = (Vec::new(), Vec::new());
         for (layer, w_step) in prepared.w_step.iter().enumerate() {
+            let site = self.site(layer, 0);
             let h = state.h.get(layer as i64);
             let x_h = Tensor::cat(&[&input, &h], 1);
-            let pre = if layer == 0 {
+            let mut pre = if layer == 0 {
                 ahead.addmm(&x_h, &w_step.tr())
             } else {
                 prepared.b_step[layer - 1].addmm(&x_h, &w_step.tr())
             };
-            let (h_new, c_new) = lstm_apply(&lstm_gates_from(&pre), &c_all.get(layer as i64));
-            input = if train && s.dropout > 0.0 && layer + 1 < prepared.w_step.len() {
+            if let Some(noise) = ctx.noise_for(site, step, 1, rows, s.hidden_dim, late.device()) {
+                pre = pre + noise.squeeze_dim(0);
+            }
+            let gates = lstm_gates_from(&pre, ctx.gates.hard);
+            if let Some(recorder) = ctx.recorder {
+                recorder.record(site, step, RecordedGates::Lstm(&gates), None);
+            }
+            let (h_new, c_new) = lstm_apply(&gates, &c_all.get(layer as i64));
+            input = if ctx.train && s.dropout > 0.0 && layer + 1 < prepared.w_step.len() {
                 dropout(&h_new, s.dropout, true)
             } else {
                 h_new.shallow_clone()
@@ -536,9 +696,16 @@ impl RnnStack {
     }
 }
 
-/// `keep ? new : old`, with keep `[B, 1]` of 0/1 floats.
-fn blend(keep: &Tensor, new: &Tensor, old: &Tensor) -> Tensor {
-    new * keep + old * (1.0 - keep)
+/// Hands one step's LSTM gates to the pass's recorder, if any; keep: `[B, 1]` bool.
+fn record_lstm(ctx: &StepContext<'_>, site: GateSite, step: i64, gates: &LstmGates, keep: &Tensor) {
+    if let Some(recorder) = ctx.recorder {
+        recorder.record(
+            site,
+            step,
+            RecordedGates::Lstm(gates),
+            Some(&keep.squeeze_dim(-1)),
+        );
+    }
 }
 
 /// Reverses each sequence within its own length, leaving padding in place:

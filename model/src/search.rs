@@ -64,15 +64,16 @@ pub fn greedy(
                 attention: vec![],
             })
             .collect();
-        let mut enc = model.encode(src, lengths, false);
+        let ctx = model.context(false);
+        let mut enc = model.encode(src, lengths, &ctx);
         let mut state = model.init_decoder(&enc);
-        let prepared = model.prepare_search(src.device());
+        let prepared = model.prepare_search(src.device(), &ctx);
         // Rows of the running batch → sentence index.
         let mut active: Vec<usize> = (0..batch as usize).collect();
         let mut prev = Tensor::full([batch], vocab::BOS_ID as i64, (Kind::Int64, src.device()));
         let mut step_no = 0i64;
         while !active.is_empty() {
-            let step = model.search_step(prepared.as_ref(), &prev, &state, &enc);
+            let step = model.search_step(prepared.as_ref(), &prev, &state, &enc, &ctx);
             let logits = model.project(&step.attentional).to_kind(Kind::Float);
             let (best, ids) = best_per_row(&logits, 1, &[]);
             let attention: Vec<Vec<f32>> = if keep_attention {

@@ -7,6 +7,8 @@ use crate::decoder::{Decoder, DecoderState, DecoderStep};
 use crate::dropout::dropout;
 use crate::encoder::{Encoder, EncoderOutput};
 use crate::error::ModelError;
+use crate::executor::{Exec, RnnPart};
+use crate::gates::StepContext;
 use crate::rnn::PreparedStack;
 
 /// An LSTM (or GRU) encoder-decoder with attention.
@@ -79,6 +81,14 @@ impl Seq2Seq {
         &self.config
     }
 
+    /// The step context of a training (`train`) or inference pass of this model: its gate
+    /// activation, and for noisy gates while training a noise seed drawn from the calling
+    /// thread's generator ([`crate::random`]). Add a recorder with
+    /// [`StepContext::with_recorder`].
+    pub fn context(&self, train: bool) -> StepContext<'static> {
+        StepContext::new(&self.config.gates, train)
+    }
+
     /// Checks ids and lengths coming from outside before they reach libtorch,
     /// whose kernels would abort the process on an out-of-range id.
     ///
@@ -108,10 +118,10 @@ impl Seq2Seq {
     }
 
     /// Runs the encoder. src: `[B, S]` i64 ids; lengths: `[B]` i64 in `1..=S`.
-    pub fn encode(&self, src: &Tensor, lengths: &Tensor, train: bool) -> EncoderOutput {
+    pub fn encode(&self, src: &Tensor, lengths: &Tensor, ctx: &StepContext<'_>) -> EncoderOutput {
         let embedded =
             Tensor::embedding(&self.src_embedding, src, vocab::PAD_ID as i64, false, false);
-        let (outputs, mask, final_state) = self.encoder.forward(&embedded, lengths, train);
+        let (outputs, mask, final_state) = self.encoder.forward(&embedded, lengths, ctx);
         let keys = self.decoder.attention_keys(&outputs);
         EncoderOutput {
             outputs,
@@ -155,53 +165,58 @@ impl Seq2Seq {
         }
     }
 
-    /// One decoder step from the previous tokens. prev: `[B]` i64 → step with
-    /// attentional `[B, A]` and attention `[B, S]`; logits come from [`Self::project`].
+    /// One decoder step from the previous tokens, on libtorch's fused step where it
+    /// suffices, else on the reference equations. prev: `[B]` i64 → step with attentional
+    /// `[B, A]` and attention `[B, S]`; logits come from [`Self::project`].
     pub fn decode_step(
         &self,
         prev: &Tensor,
         state: &DecoderState,
         enc: &EncoderOutput,
-        train: bool,
+        ctx: &StepContext<'_>,
     ) -> DecoderStep {
-        let embedded = dropout(&self.embed_target(prev), self.config.dropout, train);
-        self.decoder.step(&embedded, state, enc, train)
+        let embedded = dropout(&self.embed_target(prev), self.config.dropout, ctx.train);
+        self.decoder.step(&embedded, state, enc, ctx)
     }
 
-    /// The decoder's LSTM weights rearranged for search on the CPU ([`Self::search_step`]),
-    /// or `None` where search keeps [`Self::decode_step`]: GRU decoders, and other devices
-    /// (GPUs keep libtorch's fused cuDNN step; the prepared path was measured on the CPU
-    /// only). Build it once per search: it copies the decoder's recurrent weights (a few
-    /// MB) as they are now, so a search after a weight update needs a new one.
-    pub fn prepare_search(&self, device: Device) -> Option<PreparedStack> {
-        if device != Device::Cpu {
-            return None;
+    /// The decoder's LSTM weights rearranged for a search ([`Self::search_step`]) in the
+    /// inference pass `ctx`, or `None` where [`crate::executor::pick`] keeps
+    /// [`Self::decode_step`] (GRU decoders; LSTMs on a GPU when the fused cuDNN step
+    /// suffices: the prepared path was measured on the CPU only). Build it once per search:
+    /// it copies the decoder's recurrent weights (a few MB) as they are now, so a search
+    /// after a weight update needs a new one.
+    pub fn prepare_search(&self, device: Device, ctx: &StepContext<'_>) -> Option<PreparedStack> {
+        match self.decoder.rnn.exec(RnnPart::SearchDecoder, ctx, device) {
+            Exec::Prepared => self.decoder.prepare(self.config.embed_dim, ctx),
+            Exec::Fused | Exec::Reference => None,
         }
-        self.decoder.prepare(self.config.embed_dim)
     }
 
-    /// One decoder step of a search: [`Self::decode_step`] without dropout, through the
-    /// prepared weights when there are some. On the CPU libtorch runs the fused LSTM step
-    /// through oneDNN, which reorders the weights on every call; two GEMMs per layer on
-    /// weights arranged once ([`crate::rnn::RnnStack::step_prepared`]) cost less (~25 % of
-    /// the recurrent part of a beam-5 step). prev: `[B]` i64.
+    /// One decoder step of a search (`ctx` an inference pass): [`Self::decode_step`],
+    /// through the prepared weights when there are some. On the CPU libtorch runs the fused
+    /// LSTM step through oneDNN, which reorders the weights on every call; two GEMMs per
+    /// layer on weights arranged once ([`crate::rnn::RnnStack::step_prepared`]) cost less.
+    /// prev: `[B]` i64.
     pub fn search_step(
         &self,
         prepared: Option<&PreparedStack>,
         prev: &Tensor,
         state: &DecoderState,
         enc: &EncoderOutput,
+        ctx: &StepContext<'_>,
     ) -> DecoderStep {
         match prepared {
             Some(p) => {
                 let gates = self.decoder.embedded_gates(p, &self.embed_target(prev));
-                self.decoder.step_prepared(p, &gates, state, enc, false)
+                self.decoder.step_prepared(p, &gates, state, enc, ctx)
             }
-            None => self.decode_step(prev, state, enc, false),
+            None => self.decode_step(prev, state, enc, ctx),
         }
     }
 
-    /// Teacher-forced forward pass for training and validation loss.
+    /// Teacher-forced forward pass over every position, padding included, one
+    /// [`Self::decode_step`] at a time: the plain form that [`Self::forward_packed`] is held
+    /// equal to.
     ///
     /// src: `[B, S]` i64; src_lengths: `[B]` i64 in `1..=S`; tgt_in: `[B, T]` i64
     /// (BOS followed by the target, padded) → logits `[B, T, tgt_vocab]`.
@@ -210,17 +225,15 @@ impl Seq2Seq {
         src: &Tensor,
         src_lengths: &Tensor,
         tgt_in: &Tensor,
-        train: bool,
+        ctx: &StepContext<'_>,
     ) -> Tensor {
-        let enc = self.encode(src, src_lengths, train);
+        let enc = self.encode(src, src_lengths, ctx);
         let mut state = self.init_decoder(&enc);
-        let embedded = dropout(&self.embed_target(tgt_in), self.config.dropout, train);
+        let embedded = dropout(&self.embed_target(tgt_in), self.config.dropout, ctx.train);
         let steps = tgt_in.size()[1];
         let mut attentional = Vec::with_capacity(steps as usize);
         for t in 0..steps {
-            let step = self
-                .decoder
-                .step(&embedded.select(1, t), &state, &enc, train);
+            let step = self.decoder.step(&embedded.select(1, t), &state, &enc, ctx);
             attentional.push(step.attentional);
             state = step.state;
         }
@@ -252,10 +265,10 @@ impl Seq2Seq {
         src_lengths: &Tensor,
         tgt_in: &Tensor,
         tgt_lengths: &[i64],
-        train: bool,
+        ctx: &StepContext<'_>,
     ) -> (Tensor, Tensor) {
         let (attentional, positions) =
-            self.forward_packed_attentional(src, src_lengths, tgt_in, tgt_lengths, train);
+            self.forward_packed_attentional(src, src_lengths, tgt_in, tgt_lengths, ctx);
         (self.project(&attentional), positions)
     }
 
@@ -267,7 +280,7 @@ impl Seq2Seq {
         src_lengths: &Tensor,
         tgt_in: &Tensor,
         tgt_lengths: &[i64],
-        train: bool,
+        ctx: &StepContext<'_>,
     ) -> (Tensor, Tensor) {
         let device = src.device();
         let steps = tgt_in.size()[1];
@@ -289,12 +302,19 @@ impl Seq2Seq {
                 tgt_in.index_select(0, &index),
             )
         };
-        let enc = self.encode(&src, &src_lengths, train);
+        let enc = self.encode(&src, &src_lengths, ctx);
         let mut state = self.init_decoder(&enc);
-        let embedded = dropout(&self.embed_target(&tgt_in), self.config.dropout, train);
+        let embedded = dropout(&self.embed_target(&tgt_in), self.config.dropout, ctx.train);
         // LSTM decoders project the embeddings into the first layer's gates for all steps in
         // one GEMM; the steps then multiply only the fed-back columns and the state.
-        let prepared = self.decoder.prepare(self.config.embed_dim);
+        let prepared = match self
+            .decoder
+            .rnn
+            .exec(RnnPart::TeacherForcedDecoder, ctx, device)
+        {
+            Exec::Prepared => self.decoder.prepare(self.config.embed_dim, ctx),
+            Exec::Fused | Exec::Reference => None,
+        };
         // One view per step; autograd stacks their gradients once (a `select` per step would
         // give each its own zero-filled gradient of the whole `[B, T, ..]`).
         let step_inputs = match &prepared {
@@ -321,8 +341,8 @@ impl Seq2Seq {
             let step = match &prepared {
                 Some(p) => self
                     .decoder
-                    .step_prepared(p, &input, &state, &enc_running, train),
-                None => self.decoder.step(&input, &state, &enc_running, train),
+                    .step_prepared(p, &input, &state, &enc_running, ctx),
+                None => self.decoder.step(&input, &state, &enc_running, ctx),
             };
             attentional.push(step.attentional);
             state = step.state;

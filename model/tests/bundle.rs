@@ -84,7 +84,7 @@ fn logits(model: &Seq2Seq) -> Tensor {
         &src,
         &Tensor::from_slice(&[4i64]),
         &Tensor::from_slice(&[2i64, 9]).view([1, 2]),
-        false,
+        &model.context(false),
     )
 }
 
@@ -521,5 +521,42 @@ fn unknown_tokens_are_replaced_by_the_most_attended_source_token() {
                 }
             }
         }
+    }
+}
+
+/// The shipped model was written when `cell` named the cell and the executor in one word
+/// (`fused-lstm`): it loads as an LSTM with `executor = "auto"` and standard gates, and the
+/// step executor translates it as the fused kernels do.
+#[test]
+fn the_shipped_bundle_with_the_old_cell_name_loads_and_runs_on_either_executor() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checkpoints/multi30k-de-en");
+    let raw = fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(
+        raw.contains("\"fused-lstm\""),
+        "the fixture is an old bundle"
+    );
+    let mut bundle = Bundle::load(&dir, Device::Cpu).unwrap();
+    let cfg = &bundle.config.model;
+    assert_eq!(cfg.cell, model::CellKind::Lstm);
+    assert_eq!(cfg.executor, model::Executor::Auto);
+    assert_eq!(cfg.gates, model::GateConfig::default());
+    let texts = vec![
+        "Ein Mann fährt Fahrrad.".to_string(),
+        "Zwei Hunde spielen im Schnee.".to_string(),
+    ];
+    let opts = TranslateOptions::default();
+    let fused = translate(&bundle, &texts, &opts, |_| {}).unwrap();
+    assert_eq!(fused[0].text, "A man is riding a bike.");
+    bundle.model.encoder.rnn.set_executor(model::Executor::Step);
+    bundle.model.decoder.rnn.set_executor(model::Executor::Step);
+    let step = translate(&bundle, &texts, &opts, |_| {}).unwrap();
+    for (a, b) in fused.iter().zip(&step) {
+        assert_eq!(a.text, b.text);
+        assert!(
+            (a.score - b.score).abs() < 1e-3,
+            "{} vs {}",
+            a.score,
+            b.score
+        );
     }
 }

@@ -12,7 +12,7 @@ fn config(dropout: f64) -> ModelConfig {
         encoder_layers: 2,
         decoder_layers: 2,
         dropout,
-        cell: CellKind::FusedLstm,
+        cell: CellKind::Lstm,
         attention: AttentionKind::General,
         share_embeddings: true,
         tie_output: true,

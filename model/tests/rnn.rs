@@ -1,14 +1,17 @@
-//! The step-by-step cells equal libtorch's fused kernels on the same weights,
-//! padding never leaks, and the hand-written equations have the right gradients.
+//! The step executors equal libtorch's fused kernels on the same weights, padding never
+//! leaks, and the hand-written equations have the right gradients.
 
-use model::cell::{gru_step, lstm_gates, lstm_step, LayerWeights};
-use model::rnn::{reverse_within_length, RnnShape, RnnStack};
-use model::CellKind;
+use model::cell::{gru_step, lstm_apply, lstm_gates, lstm_gates_from, lstm_step, LayerWeights};
+use model::gates::{GateConfig, GateKind, GateNoise, GateSide, GateSite, StepContext};
+use model::rnn::{reverse_within_length, RnnShape, RnnStack, RnnState};
+use model::{CellKind, Executor};
 use tch::{nn, Device, Kind, Tensor};
 
 fn stack(vs: &nn::VarStore, cell: CellKind, layers: i64, bidirectional: bool) -> RnnStack {
     let shape = RnnShape {
         cell,
+        executor: Executor::Auto,
+        side: GateSide::Encoder,
         input_dim: 5,
         hidden_dim: 7,
         layers,
@@ -23,58 +26,65 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
-/// Runs one stack with both executors over a padded batch.
-fn compare_executors(fused: CellKind, stepwise: CellKind, layers: i64, bidirectional: bool) {
+fn assert_same_run(a: &(Tensor, RnnState), b: &(Tensor, RnnState), what: &str) {
+    assert!(max_diff(&a.0, &b.0) < 1e-5, "{what}: outputs differ");
+    assert!(max_diff(&a.1.h, &b.1.h) < 1e-5, "{what}: final h differ");
+    match (&a.1.c, &b.1.c) {
+        (Some(x), Some(y)) => assert!(max_diff(x, y) < 1e-5, "{what}: final c differ"),
+        (None, None) => {}
+        _ => panic!("{what}: one executor returned a cell state and the other not"),
+    }
+}
+
+/// Runs one stack with the fused kernels, the step executor (the fast one for LSTMs) and the
+/// reference equations over a padded batch.
+fn compare_executors(cell: CellKind, layers: i64, bidirectional: bool) {
     tch::manual_seed(11);
     let vs = nn::VarStore::new(Device::Cpu);
-    let mut rnn = stack(&vs, fused, layers, bidirectional);
+    let mut rnn = stack(&vs, cell, layers, bidirectional);
     let x = Tensor::randn([3, 6, 5], (Kind::Float, Device::Cpu));
     let lengths = Tensor::from_slice(&[4i64, 6, 1]);
-    let (out_fused, state_fused) = rnn.forward_seq(&x, &lengths, false);
-    rnn.set_cell(stepwise);
-    let (out_step, state_step) = rnn.forward_seq(&x, &lengths, false);
-    assert!(max_diff(&out_fused, &out_step) < 1e-5, "outputs differ");
-    assert!(
-        max_diff(&state_fused.h, &state_step.h) < 1e-5,
-        "final h differ"
-    );
-    match (state_fused.c, state_step.c) {
-        (Some(a), Some(b)) => assert!(max_diff(&a, &b) < 1e-5, "final c differ"),
-        (None, None) => {}
-        _ => panic!("one executor returned a cell state and the other not"),
-    }
+    let ctx = StepContext::new(&GateConfig::default(), false);
+    rnn.set_executor(Executor::Fused);
+    let fused = rnn.forward_seq(&x, &lengths, &ctx);
+    rnn.set_executor(Executor::Step);
+    let step = rnn.forward_seq(&x, &lengths, &ctx);
+    let reference = rnn.reference_seq(&x, &lengths, &ctx);
+    assert_same_run(&fused, &step, "fused vs step");
+    assert_same_run(&reference, &step, "reference vs step");
     // Outputs past each length are exactly zero.
-    assert_eq!(
-        out_step
+    for (out, name) in [
+        (&step.0, "step"),
+        (&fused.0, "fused"),
+        (&reference.0, "reference"),
+    ] {
+        let past_end = out
             .get(0)
             .narrow(0, 4, 2)
             .abs()
             .sum(Kind::Float)
-            .double_value(&[]),
-        0.0
-    );
-    assert_eq!(
-        out_fused
-            .get(2)
-            .narrow(0, 1, 5)
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[]),
-        0.0
-    );
+            .double_value(&[])
+            + out
+                .get(2)
+                .narrow(0, 1, 5)
+                .abs()
+                .sum(Kind::Float)
+                .double_value(&[]);
+        assert_eq!(past_end, 0.0, "{name}: output past a sentence's end");
+    }
 }
 
 #[test]
 fn our_lstm_equals_libtorch_fused_lstm() {
-    compare_executors(CellKind::FusedLstm, CellKind::Lstm, 1, false);
-    compare_executors(CellKind::FusedLstm, CellKind::Lstm, 3, false);
-    compare_executors(CellKind::FusedLstm, CellKind::Lstm, 2, true);
+    compare_executors(CellKind::Lstm, 1, false);
+    compare_executors(CellKind::Lstm, 3, false);
+    compare_executors(CellKind::Lstm, 2, true);
 }
 
 #[test]
 fn our_gru_equals_libtorch_fused_gru() {
-    compare_executors(CellKind::FusedGru, CellKind::Gru, 1, false);
-    compare_executors(CellKind::FusedGru, CellKind::Gru, 2, true);
+    compare_executors(CellKind::Gru, 1, false);
+    compare_executors(CellKind::Gru, 2, true);
 }
 
 #[test]
@@ -108,17 +118,17 @@ fn gru_weights(vs: &nn::VarStore) -> LayerWeights {
 }
 
 #[test]
-fn gates_are_probabilities_and_candidate_in_tanh_range() {
-    tch::manual_seed(5);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let rnn = stack(&vs, CellKind::Lstm, 1, false);
-    let x = Tensor::randn([8, 5], (Kind::Float, Device::Cpu)) * 10.0;
-    let h = Tensor::randn([8, 7], (Kind::Float, Device::Cpu));
-    let g = lstm_gates(&x, &h, rnn.weights(0, 0));
-    for gate in [&g.input, &g.forget, &g.output] {
-        assert!(gate.min().double_value(&[]) >= 0.0 && gate.max().double_value(&[]) <= 1.0);
-    }
-    assert!(g.candidate.abs().max().double_value(&[]) <= 1.0);
+fn hard_gates_are_the_sign_of_the_preactivation() {
+    let pre = Tensor::from_slice(&[-2.0f32, 0.0, 3.0, -0.1, 1.0, -1.0, 0.5, 2.0]).view([1, 8]);
+    let hard = lstm_gates_from(&pre, true);
+    let soft = lstm_gates_from(&pre, false);
+    let values = |t: &Tensor| Vec::<f32>::try_from(t.view([-1])).unwrap();
+    assert_eq!(values(&hard.input), vec![0.0, 1.0]);
+    assert_eq!(values(&hard.forget), vec![1.0, 0.0]);
+    // Candidate and output gate are never hard.
+    assert_eq!(values(&hard.candidate), values(&soft.candidate));
+    assert_eq!(values(&hard.output), values(&soft.output));
+    assert!((values(&soft.input)[0] - 1.0 / (1.0 + 2f32.exp())).abs() < 1e-7);
 }
 
 /// Central finite differences of a scalar function of `param` against autograd.
@@ -170,6 +180,27 @@ fn lstm_and_gru_equations_match_finite_differences() {
     };
     for p in [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh] {
         check_gradient(p, lstm_loss);
+    }
+    // G2-LSTM's gates with a fixed draw of noise: σ((α + n)/τ) is differentiated right too.
+    let g2 = GateConfig::of_kind(GateKind::Gumbel).activation(true);
+    let site = GateSite {
+        side: GateSide::Encoder,
+        layer: 0,
+        direction: 0,
+    };
+    let noise = GateNoise::from_seed(4)
+        .logistic(site, 0, 2, 2, 7, 0.5, g2.scale, Device::Cpu)
+        .to_kind(Kind::Double);
+    assert!(noise.abs().max().double_value(&[]) > 0.0);
+    let g2_loss = || {
+        let gates = lstm_gates(&x, &h, w, &g2, Some(&noise.get(0)));
+        let (h1, c1) = lstm_apply(&gates, &c);
+        let gates = lstm_gates(&x, &h1, w, &g2, Some(&noise.get(1)));
+        let (h2, c2) = lstm_apply(&gates, &c1);
+        ((h2 - &target).square().sum(Kind::Double)) + c2.sum(Kind::Double) * 0.1
+    };
+    for p in [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh] {
+        check_gradient(p, g2_loss);
     }
     let mut gvs = nn::VarStore::new(Device::Cpu);
     let gw = gru_weights(&gvs);

@@ -1,6 +1,6 @@
 //! The encoder-decoder on padded batches and its basic contract.
 
-use model::{AttentionKind, CellKind, ModelConfig, Seq2Seq};
+use model::{AttentionKind, CellKind, Executor, ModelConfig, Seq2Seq};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 fn config(cell: CellKind, attention: AttentionKind) -> ModelConfig {
@@ -34,20 +34,28 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn a_sentence_alone_and_inside_a_padded_batch_encode_the_same() {
-    for cell in [
-        CellKind::FusedLstm,
-        CellKind::Lstm,
-        CellKind::FusedGru,
-        CellKind::Gru,
+    for (cell, executor) in [
+        (CellKind::Lstm, Executor::Fused),
+        (CellKind::Lstm, Executor::Step),
+        (CellKind::Gru, Executor::Fused),
+        (CellKind::Gru, Executor::Step),
     ] {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = Seq2Seq::new(&vs.root(), &config(cell, AttentionKind::General)).unwrap();
+        let cfg = ModelConfig {
+            executor,
+            ..config(cell, AttentionKind::General)
+        };
+        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
         let alone = Tensor::from_slice(&[5i64, 6, 7]).view([1, 3]);
         let batch = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 4, 5, 6, 7, 0, 0, 0, 4, 0, 0, 0, 0, 0])
             .view([3, 6]);
-        let enc_alone = model.encode(&alone, &Tensor::from_slice(&[3i64]), false);
-        let enc_batch = model.encode(&batch, &Tensor::from_slice(&[6i64, 3, 1]), false);
+        let enc_alone = model.encode(&alone, &Tensor::from_slice(&[3i64]), &model.context(false));
+        let enc_batch = model.encode(
+            &batch,
+            &Tensor::from_slice(&[6i64, 3, 1]),
+            &model.context(false),
+        );
         let row = enc_batch.outputs.get(1);
         assert!(
             max_diff(&enc_alone.outputs.get(0), &row.narrow(0, 0, 3)) < 1e-5,
@@ -65,9 +73,19 @@ fn a_sentence_alone_and_inside_a_padded_batch_encode_the_same() {
         );
         // The whole decoder path agrees too.
         let tgt = Tensor::from_slice(&[2i64, 5, 9]).view([1, 3]);
-        let logits_alone = model.forward(&alone, &Tensor::from_slice(&[3i64]), &tgt, false);
+        let logits_alone = model.forward(
+            &alone,
+            &Tensor::from_slice(&[3i64]),
+            &tgt,
+            &model.context(false),
+        );
         let tgt3 = tgt.repeat([3, 1]);
-        let logits_batch = model.forward(&batch, &Tensor::from_slice(&[6i64, 3, 1]), &tgt3, false);
+        let logits_batch = model.forward(
+            &batch,
+            &Tensor::from_slice(&[6i64, 3, 1]),
+            &tgt3,
+            &model.context(false),
+        );
         assert!(
             max_diff(&logits_alone.get(0), &logits_batch.get(1)) < 1e-5,
             "{cell:?}: decoder sees padding"
@@ -80,12 +98,17 @@ fn attention_ignores_padding_and_sums_to_one() {
     for attention in [AttentionKind::General, AttentionKind::Mlp] {
         tch::manual_seed(2);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = Seq2Seq::new(&vs.root(), &config(CellKind::FusedLstm, attention)).unwrap();
+        let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, attention)).unwrap();
         let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 0, 0, 0]).view([2, 4]);
         let lengths = Tensor::from_slice(&[4i64, 1]);
-        let enc = model.encode(&src, &lengths, false);
+        let enc = model.encode(&src, &lengths, &model.context(false));
         let state = model.init_decoder(&enc);
-        let step = model.decode_step(&Tensor::from_slice(&[2i64, 2]), &state, &enc, false);
+        let step = model.decode_step(
+            &Tensor::from_slice(&[2i64, 2]),
+            &state,
+            &enc,
+            &model.context(false),
+        );
         let sums = step.attention.sum_dim_intlist(-1, false, Kind::Float);
         assert!(max_diff(&sums, &Tensor::ones([2], (Kind::Float, Device::Cpu))) < 1e-6);
         assert_eq!(
@@ -103,12 +126,11 @@ fn attention_ignores_padding_and_sums_to_one() {
 #[test]
 fn dot_attention_with_mismatched_sizes_is_a_config_error() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let err =
-        Seq2Seq::new(&vs.root(), &config(CellKind::FusedLstm, AttentionKind::Dot)).unwrap_err();
+    let err = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::Dot)).unwrap_err();
     assert!(err.to_string().contains("dot attention"), "{err}");
     let ok = ModelConfig {
         bidirectional: false,
-        ..config(CellKind::FusedLstm, AttentionKind::Dot)
+        ..config(CellKind::Lstm, AttentionKind::Dot)
     };
     assert!(Seq2Seq::new(&vs.root(), &ok).is_ok());
 }
@@ -121,7 +143,7 @@ fn shared_and_tied_embeddings_are_one_parameter() {
         tie_output: true,
         ..ModelConfig {
             tgt_vocab_size: 20,
-            ..config(CellKind::FusedLstm, AttentionKind::General)
+            ..config(CellKind::Lstm, AttentionKind::General)
         }
     };
     let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
@@ -137,12 +159,12 @@ fn shared_and_tied_embeddings_are_one_parameter() {
         &Tensor::from_slice(&[4i64, 5]).view([1, 2]),
         &Tensor::from_slice(&[2i64]),
         &Tensor::from_slice(&[2i64]).view([1, 1]),
-        false,
+        &model.context(false),
     );
     assert_eq!(logits.size(), [1, 1, 20]);
     let mismatched = ModelConfig {
         share_embeddings: true,
-        ..config(CellKind::FusedLstm, AttentionKind::General)
+        ..config(CellKind::Lstm, AttentionKind::General)
     };
     assert!(Seq2Seq::new(&vs.root(), &mismatched).is_err());
 }
@@ -150,11 +172,7 @@ fn shared_and_tied_embeddings_are_one_parameter() {
 #[test]
 fn bad_source_ids_and_lengths_are_errors_not_aborts() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Seq2Seq::new(
-        &vs.root(),
-        &config(CellKind::FusedLstm, AttentionKind::General),
-    )
-    .unwrap();
+    let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::General)).unwrap();
     let src = Tensor::from_slice(&[4i64, 25]).view([1, 2]);
     assert!(model
         .check_source(&src, &Tensor::from_slice(&[2i64]))
@@ -179,11 +197,7 @@ fn learns_to_copy_a_tiny_sequence() {
     // flow through attention, input feeding or the bridge).
     tch::manual_seed(4);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Seq2Seq::new(
-        &vs.root(),
-        &config(CellKind::FusedLstm, AttentionKind::General),
-    )
-    .unwrap();
+    let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::General)).unwrap();
     let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 9, 10, 0, 11, 0, 0, 0]).view([3, 4]);
     let lengths = Tensor::from_slice(&[4i64, 3, 1]);
     let tgt_in =
@@ -192,7 +206,7 @@ fn learns_to_copy_a_tiny_sequence() {
         Tensor::from_slice(&[4i64, 5, 6, 7, 3, 8, 9, 10, 3, 0, 11, 3, 0, 0, 0]).view([3, 5]);
     let mut opt = nn::Adam::default().build(&vs, 0.02).unwrap();
     let loss_of = |train| {
-        let logits = model.forward(&src, &lengths, &tgt_in, train);
+        let logits = model.forward(&src, &lengths, &tgt_in, &model.context(train));
         logits.view([-1, 17]).cross_entropy_loss::<Tensor>(
             &tgt_out.view([-1]),
             None,
@@ -217,15 +231,20 @@ fn packed_forward_equals_forward_at_the_real_target_positions() {
     // Target lengths not sorted, so the rows are reordered inside; the second set has a row
     // without any target position (it leaves before the first step).
     let cases = [
-        (CellKind::FusedLstm, [2i64, 4, 1, 3]),
-        (CellKind::Lstm, [2, 4, 1, 3]),
-        (CellKind::Gru, [2, 4, 1, 3]),
-        (CellKind::FusedLstm, [2, 4, 0, 3]),
+        (CellKind::Lstm, Executor::Fused, [2i64, 4, 1, 3]),
+        (CellKind::Lstm, Executor::Step, [2, 4, 1, 3]),
+        (CellKind::Gru, Executor::Step, [2, 4, 1, 3]),
+        (CellKind::Gru, Executor::Fused, [2, 4, 1, 3]),
+        (CellKind::Lstm, Executor::Auto, [2, 4, 0, 3]),
     ];
-    for (cell, tgt_lengths) in cases {
+    for (cell, executor, tgt_lengths) in cases {
         tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = Seq2Seq::new(&vs.root(), &config(cell, AttentionKind::General)).unwrap();
+        let cfg = ModelConfig {
+            executor,
+            ..config(cell, AttentionKind::General)
+        };
+        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
         let src = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 0, 4, 0, 0, 6, 7, 8]).view([4, 3]);
         let src_lengths = Tensor::from_slice(&[3i64, 2, 1, 3]);
         let tgt_in =
@@ -234,9 +253,14 @@ fn packed_forward_equals_forward_at_the_real_target_positions() {
             .flat_map(|b| (0..tgt_lengths[b as usize]).map(move |t| b * 4 + t))
             .collect();
 
-        let full = model.forward(&src, &src_lengths, &tgt_in, true);
-        let (packed, positions) =
-            model.forward_packed(&src, &src_lengths, &tgt_in, &tgt_lengths, true);
+        let full = model.forward(&src, &src_lengths, &tgt_in, &model.context(true));
+        let (packed, positions) = model.forward_packed(
+            &src,
+            &src_lengths,
+            &tgt_in,
+            &tgt_lengths,
+            &model.context(true),
+        );
         let positions_vec: Vec<i64> = Vec::try_from(&positions).unwrap();
         let mut sorted = positions_vec.clone();
         sorted.sort();
@@ -282,7 +306,7 @@ fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
             tie_output,
             share_embeddings: tie_output,
             src_vocab_size: 17,
-            ..config(CellKind::FusedLstm, AttentionKind::General)
+            ..config(CellKind::Lstm, AttentionKind::General)
         };
         let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
         let src = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 0, 4, 0, 0]).view([3, 3]);
@@ -291,13 +315,23 @@ fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
         let tgt_in = Tensor::from_slice(&[2i64, 5, 6, 0, 2, 6, 7, 8, 2, 9, 0, 0]).view([3, 4]);
         let tgt_out = Tensor::from_slice(&[5i64, 6, 3, 0, 6, 7, 8, 3, 9, 3, 0, 0]).view([-1]);
         let grads = |loss: Tensor| gradients_of(&vs, loss);
-        let (logits, positions) =
-            model.forward_packed(&src, &src_lengths, &tgt_in, &tgt_lengths, false);
+        let (logits, positions) = model.forward_packed(
+            &src,
+            &src_lengths,
+            &tgt_in,
+            &tgt_lengths,
+            &model.context(false),
+        );
         let gold = tgt_out.index_select(0, &positions);
         let reference = label_smoothed_nll(&logits, &gold, 0, 0.1).unwrap();
         let expected = grads(reference.loss.shallow_clone());
-        let (attentional, positions) =
-            model.forward_packed_attentional(&src, &src_lengths, &tgt_in, &tgt_lengths, false);
+        let (attentional, positions) = model.forward_packed_attentional(
+            &src,
+            &src_lengths,
+            &tgt_in,
+            &tgt_lengths,
+            &model.context(false),
+        );
         let gold = tgt_out.index_select(0, &positions);
         let (weight, bias) = model.output_projection();
         let fused =
@@ -326,35 +360,36 @@ fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
 
 #[test]
 fn the_search_step_on_prepared_weights_equals_the_decoder_step() {
-    for (cell, attention, input_feeding) in [
-        (CellKind::FusedLstm, AttentionKind::General, true),
-        (CellKind::Lstm, AttentionKind::Mlp, false),
+    for (executor, attention, input_feeding) in [
+        (Executor::Auto, AttentionKind::General, true),
+        (Executor::Step, AttentionKind::Mlp, false),
     ] {
         tch::manual_seed(8);
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ModelConfig {
             input_feeding,
-            ..config(cell, attention)
+            executor,
+            ..config(CellKind::Lstm, attention)
         };
         let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
         let prepared = model
-            .prepare_search(Device::Cpu)
+            .prepare_search(Device::Cpu, &model.context(false))
             .expect("LSTM decoders on the CPU are prepared");
         let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 9, 0, 0]).view([2, 4]);
         let lengths = Tensor::from_slice(&[4i64, 2]);
-        let enc = model.encode(&src, &lengths, false);
+        let enc = model.encode(&src, &lengths, &model.context(false));
         let (mut plain, mut fast) = (model.init_decoder(&enc), model.init_decoder(&enc));
         for prev in [[2i64, 2], [5, 16], [3, 0]] {
             let prev = Tensor::from_slice(&prev);
-            let a = model.decode_step(&prev, &plain, &enc, false);
-            let b = model.search_step(Some(&prepared), &prev, &fast, &enc);
+            let a = model.decode_step(&prev, &plain, &enc, &model.context(false));
+            let b = model.search_step(Some(&prepared), &prev, &fast, &enc, &model.context(false));
             assert!(max_diff(&a.attentional, &b.attentional) < 1e-6);
             assert!(max_diff(&a.attention, &b.attention) < 1e-6);
             assert!(max_diff(&a.state.rnn.h, &b.state.rnn.h) < 1e-6);
             let (ca, cb) = (a.state.rnn.c.as_ref(), b.state.rnn.c.as_ref());
             assert!(max_diff(ca.expect("LSTM"), cb.expect("LSTM")) < 1e-6);
             // Without prepared weights it is the decoder step itself.
-            let c = model.search_step(None, &prev, &plain, &enc);
+            let c = model.search_step(None, &prev, &plain, &enc, &model.context(false));
             assert_eq!(max_diff(&a.attentional, &c.attentional), 0.0);
             (plain, fast) = (a.state, b.state);
         }
@@ -362,12 +397,12 @@ fn the_search_step_on_prepared_weights_equals_the_decoder_step() {
     // GRU decoders and GPUs keep the plain step.
     let vs = nn::VarStore::new(Device::Cpu);
     let gru = Seq2Seq::new(&vs.root(), &config(CellKind::Gru, AttentionKind::General)).unwrap();
-    assert!(gru.prepare_search(Device::Cpu).is_none());
+    assert!(gru
+        .prepare_search(Device::Cpu, &gru.context(false))
+        .is_none());
     let vs = nn::VarStore::new(Device::Cpu);
-    let lstm = Seq2Seq::new(
-        &vs.root(),
-        &config(CellKind::FusedLstm, AttentionKind::General),
-    )
-    .unwrap();
-    assert!(lstm.prepare_search(Device::Cuda(0)).is_none());
+    let lstm = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::General)).unwrap();
+    assert!(lstm
+        .prepare_search(Device::Cuda(0), &lstm.context(false))
+        .is_none());
 }

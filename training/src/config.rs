@@ -175,8 +175,13 @@ pub struct ModelSection {
     pub decoder_layers: i64,
     pub bidirectional: bool,
     pub dropout: f64,
-    /// `fused-lstm`, `lstm`, `fused-gru` or `gru`.
-    pub cell: String,
+    /// `lstm` or `gru` (the older `fused-lstm` and `fused-gru` still load).
+    pub cell: model::CellKind,
+    /// `auto`, `fused` or `step` (`model::Executor`).
+    pub executor: model::Executor,
+    /// `[model.gates]`: `kind = "standard" | "gumbel" | "sharpened"`, `temperature`,
+    /// `noise_prob`, `inference = "soft" | "hard"` (`model::GateConfig`).
+    pub gates: model::GateConfig,
     /// `dot`, `general` or `mlp`.
     pub attention: String,
     pub input_feeding: bool,
@@ -195,7 +200,9 @@ impl Default for ModelSection {
             decoder_layers: 2,
             bidirectional: true,
             dropout: 0.3,
-            cell: "fused-lstm".into(),
+            cell: model::CellKind::Lstm,
+            executor: model::Executor::Auto,
+            gates: model::GateConfig::default(),
             attention: "general".into(),
             input_feeding: true,
             share_embeddings: false,
@@ -434,6 +441,18 @@ impl Config {
                 "model.dropout",
                 format!("{} must be in [0, 1)", self.model.dropout),
             );
+        }
+        // The model crate alone decides which architectures are valid (fused kernels with
+        // Gumbel gates, dot attention with a bidirectional encoder, ...): ask it now, with
+        // stand-in vocabulary sizes, rather than after the vocabulary is trained.
+        let stand_in = self.model.to_json(8, 8);
+        match serde_json::from_value::<model::ModelConfig>(stand_in) {
+            Ok(m) => {
+                if let Err(e) = m.validate() {
+                    return err("model", e.to_string());
+                }
+            }
+            Err(e) => return err("model", e.to_string()),
         }
         if self.model.share_embeddings && !self.vocab.joint {
             return err(

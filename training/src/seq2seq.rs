@@ -100,7 +100,9 @@ impl TrainableModel for NmtModel {
         train: bool,
     ) -> Result<Tensor, DynError> {
         self.net.check_source(src, src_lengths)?;
-        Ok(self.net.forward(src, src_lengths, tgt_in, train))
+        Ok(self
+            .net
+            .forward(src, src_lengths, tgt_in, &self.net.context(train)))
     }
 
     /// The output projection fused with the loss: the `[N, vocab]` logits are never kept

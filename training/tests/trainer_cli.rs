@@ -30,6 +30,11 @@ fn head(src: &Path, dst: &Path, n: usize) {
 
 /// A tiny corpus and config in `dir`; `None` when the shared data is absent.
 fn fixture(dir: &Path) -> Option<PathBuf> {
+    fixture_with(dir, "")
+}
+
+/// [`fixture`] with `extra` appended to the config (TOML: more sections).
+fn fixture_with(dir: &Path, extra: &str) -> Option<PathBuf> {
     let data = Path::new(MULTI30K);
     if !data.is_dir() {
         eprintln!("note: {MULTI30K} absent; skipping");
@@ -78,7 +83,9 @@ seed = 5
 # which the resume test must find exactly reproducible too.
 threads = 2
 device = "cpu"
-"#,
+"#
+        .to_string()
+            + extra,
     )
     .unwrap();
     Some(cfg)
@@ -96,8 +103,19 @@ fn train_log(run: &Path) -> Vec<(u64, String)> {
 
 #[test]
 fn sigkill_mid_run_then_resume_continues_the_same_loss_curve() {
+    sigkill_then_resume("");
+}
+
+/// The same with G2-LSTM's Gumbel gates: their noise comes from the per-worker generators, so
+/// the resumed run draws the same noise.
+#[test]
+fn sigkill_mid_run_with_gumbel_gates_then_resume_continues_the_same_loss_curve() {
+    sigkill_then_resume("\n[model.gates]\nkind = \"gumbel\"\n");
+}
+
+fn sigkill_then_resume(extra_config: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(cfg) = fixture(dir.path()) else {
+    let Some(cfg) = fixture_with(dir.path(), extra_config) else {
         return;
     };
     let run = dir.path().join("run");
@@ -162,6 +180,17 @@ fn sigkill_mid_run_then_resume_continues_the_same_loss_curve() {
             .unwrap();
     let fingerprint = metadata["data_fingerprint"].as_str().unwrap_or_default();
     assert!(fingerprint.starts_with("sha256:"), "{metadata}");
+    // The bundle records the gate mode the model was trained with.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(best.join("config.json")).unwrap()).unwrap();
+    let gates = &config["model"]["gates"];
+    if extra_config.contains("gumbel") {
+        assert_eq!(gates["kind"], "gumbel", "{config}");
+        assert_eq!(gates["noise_prob"], 0.2, "{config}");
+        assert_eq!(gates["temperature"], 0.9, "{config}");
+    } else {
+        assert_eq!(gates["kind"], "standard", "{config}");
+    }
     let valid = std::fs::read_to_string(run.join("valid.jsonl")).unwrap();
     assert_eq!(valid.lines().count(), 3, "{valid}");
     assert!(valid.contains("\"bleu\""));

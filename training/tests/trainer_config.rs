@@ -41,8 +41,18 @@ fn every_preset_loads_and_its_model_section_is_a_valid_model_config() {
         assert!(p.starts_with(PRESETS), "{}", p.display());
         n += 1;
     }
-    assert_eq!(n, 3);
+    assert_eq!(n, 5);
     let m = Config::load(&Path::new(PRESETS).join("multi30k-de-en.toml"), &[]).unwrap();
+    // The G2 and sharpened presets are the multi30k preset with only the gate mode changed.
+    for (name, kind) in [
+        ("multi30k-de-en-g2.toml", model::GateKind::Gumbel),
+        ("multi30k-de-en-sharpened.toml", model::GateKind::Sharpened),
+    ] {
+        let mut variant = Config::load(&Path::new(PRESETS).join(name), &[]).unwrap();
+        assert_eq!(variant.model.gates, model::GateConfig::of_kind(kind), "{name}");
+        variant.model.gates = m.model.gates;
+        assert_eq!(variant, m, "{name} differs from multi30k-de-en.toml in more than its gates");
+    }
     assert_eq!(m.vocab.size, 8000);
     assert_eq!(m.model.encoder_layers, 2);
     // The multi30k preset names corpora that exist.
@@ -129,7 +139,7 @@ fn overrides_set_values_and_reject_unknown_keys() {
     .unwrap();
     assert_eq!(cfg.training.lr, 0.002);
     assert_eq!(cfg.training.device, "cuda:1");
-    assert_eq!(cfg.model.cell, "gru");
+    assert_eq!(cfg.model.cell, model::CellKind::Gru);
     assert!(cfg.training.bf16);
     assert_eq!(
         cfg.training.schedule.kind,
@@ -176,6 +186,71 @@ fn nonsense_values_are_errors_naming_the_key() {
     assert!(err.contains("never end"), "{err}");
     let err = load("[data\n", &[]).unwrap_err().to_string();
     assert!(err.contains("test.toml"), "{err}");
+}
+
+#[test]
+fn gate_modes_take_the_papers_parameters_and_refuse_impossible_combinations() {
+    use model::gates::{GateInference, GateKind};
+    let cfg = load(MINIMAL, &["model.gates.kind=gumbel"]).unwrap();
+    assert_eq!(cfg.model.gates.kind, GateKind::Gumbel);
+    assert_eq!(
+        (cfg.model.gates.temperature, cfg.model.gates.noise_prob),
+        (0.9, 0.2)
+    );
+    let cfg = load(
+        MINIMAL,
+        &[
+            "model.gates.kind=sharpened",
+            "model.gates.temperature=0.25",
+            "model.gates.inference=hard",
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.model.gates.temperature, 0.25);
+    assert_eq!(cfg.model.gates.noise_prob, 0.0);
+    assert_eq!(cfg.model.gates.inference, GateInference::Hard);
+    // The names of earlier versions: the cell, with the executor left to `auto`.
+    for old in ["fused-lstm", "lstm"] {
+        let cfg = load(MINIMAL, &[&format!("model.cell=\"{old}\"")]).unwrap();
+        assert_eq!(cfg.model.cell, model::CellKind::Lstm, "{old}");
+        assert_eq!(cfg.model.executor, model::Executor::Auto, "{old}");
+    }
+    let cfg = load(MINIMAL, &["model.cell=fused-gru"]).unwrap();
+    assert_eq!(cfg.model.cell, model::CellKind::Gru);
+
+    for (overrides, needles) in [
+        (
+            &["model.executor=fused", "model.gates.kind=gumbel"][..],
+            &["executor", "fused", "gates.kind", "gumbel"][..],
+        ),
+        (
+            &["model.cell=gru", "model.gates.kind=sharpened"],
+            &["gates.kind", "cell", "gru"],
+        ),
+        (
+            &["model.gates.temperature=0.5"],
+            &["model.gates", "standard", "temperature"],
+        ),
+        (
+            &["model.gates.kind=gumbel", "model.gates.noise_prob=1.5"],
+            &["model.gates", "noise_prob"],
+        ),
+        (
+            &["model.gates.kind=gumbel", "model.gates.temperature=0"],
+            &["model.gates", "temperature"],
+        ),
+        (&["model.gates.tau=1"], &["tau"]),
+        (&["model.gates.kind=binary"], &["model.gates", "binary"]),
+        (&["model.executor=cudnn"], &["model.executor", "cudnn"]),
+    ] {
+        let err = load(MINIMAL, overrides).unwrap_err().to_string();
+        for needle in needles {
+            assert!(
+                err.contains(needle),
+                "{overrides:?}: {err} should name {needle}"
+            );
+        }
+    }
 }
 
 #[test]

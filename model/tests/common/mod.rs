@@ -69,7 +69,7 @@ fn train_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
         tch::manual_seed(1000 + step as i64);
         let (src, lengths) = draw_sources(32);
         let (tgt_in, tgt_out) = reversed_targets(&src, &lengths);
-        let logits = model.forward(&src, &lengths, &tgt_in, true);
+        let logits = model.forward(&src, &lengths, &tgt_in, &model.context(true));
         let loss = logits.view([-1, VOCAB]).cross_entropy_loss::<Tensor>(
             &tgt_out.view([-1]),
             None,
