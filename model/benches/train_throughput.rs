@@ -75,6 +75,14 @@ struct Args {
     /// the log-softmax (what the PyTorch reference does) instead of the fused projection loss.
     #[arg(long)]
     logits_loss: bool,
+    /// Train with this gate mode instead of the bundle's (`standard`, `gumbel` or `sharpened`,
+    /// with the paper's parameters): G2-LSTM's cost.
+    #[arg(long)]
+    gates: Option<String>,
+    /// Run the recurrent layers with this executor instead of the bundle's (`auto`, `fused`,
+    /// `step`).
+    #[arg(long)]
+    executor: Option<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -102,7 +110,15 @@ fn main() -> Result<()> {
         anyhow::bail!("glibc refused the mallopt settings");
     }
     tch::set_num_threads(args.threads);
-    let config = model::bundle::read_config(&args.bundle)?;
+    let mut config = model::bundle::read_config(&args.bundle)?;
+    if let Some(kind) = &args.gates {
+        let kind: model::GateKind = serde_json::from_value(serde_json::json!(kind))?;
+        config.model.gates = model::GateConfig::of_kind(kind);
+    }
+    if let Some(executor) = &args.executor {
+        config.model.executor = serde_json::from_value(serde_json::json!(executor))?;
+    }
+    config.model.validate()?;
     let mut vars = nn::VarStore::new(Device::Cpu);
     let model = Seq2Seq::new(&vars.root(), &config.model)?;
     load_weights(&mut vars, &args.bundle.join(model::bundle::WEIGHTS_FILE))?;
@@ -219,6 +235,8 @@ fn main() -> Result<()> {
             "padded": args.padded,
             "workers": workers,
             "logits_loss": args.logits_loss || args.padded,
+            "gates": config.model.gates.kind.name(),
+            "executor": config.model.executor.name(),
             "steps": per_step.len(),
             "target_tokens": tokens,
             "seconds": elapsed,
