@@ -455,7 +455,8 @@ impl RnnStack {
         // [B, T, 4H]
         let mut ahead = seq.linear(&w_ih, Some(&bias));
         if let Some(noise) = ctx.noise_for(site, 0, time, batch, hidden, seq.device()) {
-            ahead = ahead + noise.transpose(0, 1);
+            // Out of place: autograd keeps the projection's result as it was.
+            ahead = ahead.g_add(&noise.transpose(0, 1));
         }
         // Views, one per step: autograd stacks their gradients once.
         let ahead = ahead.unbind(1);
@@ -677,7 +678,7 @@ impl RnnStack {
                 prepared.b_step[layer - 1].addmm(&x_h, &w_step.tr())
             };
             if let Some(noise) = ctx.noise_for(site, step, 1, rows, s.hidden_dim, late.device()) {
-                pre = pre + noise.squeeze_dim(0);
+                pre = pre.g_add(&noise.squeeze_dim(0));
             }
             let gates = lstm_gates_from(&pre, ctx.gates.hard);
             if let Some(recorder) = ctx.recorder {
