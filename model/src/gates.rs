@@ -257,9 +257,12 @@ pub enum RecordedGates<'a> {
 }
 
 /// Sees every gate value of a pass (gate histograms, per-token gates). Called once per layer,
-/// direction and step; `valid` (`[B]` bool) marks the rows whose sequence has not ended. In
-/// the encoder's backward direction, step `t` of a row of length `L` is source position
-/// `L − 1 − t`.
+/// direction and step; `valid` (`[B]` bool) marks the rows whose sequence has not ended
+/// (`None`: every row). In the encoder's backward direction, step `t` of a row of length `L`
+/// is source position `L − 1 − t`. The rows are those the executor holds:
+/// [`crate::Seq2Seq::forward_packed`] runs the target rows longest first and only while
+/// they last (its `positions` give the order), [`crate::Seq2Seq::forward`] runs every row
+/// at every step, padding included, with `valid = None`.
 pub trait GateRecorder: Sync {
     fn record(&self, site: GateSite, step: i64, gates: RecordedGates<'_>, valid: Option<&Tensor>);
 }
