@@ -34,11 +34,9 @@ fn check_line(v: &dyn Vocab, line: &str) -> bool {
 }
 
 fn round_trip_test_sets(model: ModelType) {
-    let Some(v) = common::trained(model) else {
-        return;
-    };
+    let v = common::trained(model);
     for set in common::TEST_SETS {
-        let lines = common::head(set, usize::MAX).unwrap();
+        let lines = common::head(set, usize::MAX);
         let clean = lines.iter().filter(|l| check_line(v, l)).count();
         let share = clean as f64 / lines.len() as f64;
         eprintln!("{model:?} {set}: {clean}/{} lines without unk", lines.len());
@@ -57,24 +55,25 @@ fn round_trip_test_sets(model: ModelType) {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn unigram_round_trips_real_test_sets() {
     round_trip_test_sets(ModelType::Unigram);
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn bpe_round_trips_real_test_sets() {
     round_trip_test_sets(ModelType::Bpe);
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn kinds_and_known_segmentation() {
     for (model, kind) in [
         (ModelType::Unigram, VocabKind::Unigram),
         (ModelType::Bpe, VocabKind::Bpe),
     ] {
-        let Some(v) = common::trained(model) else {
-            return;
-        };
+        let v = common::trained(model);
         assert_eq!(v.kind(), kind);
         assert_eq!(v.file_name(), "tokenizer.json");
         // Frequent Multi30k words are whole pieces.
@@ -91,9 +90,7 @@ fn kinds_and_known_segmentation() {
 
 #[test]
 fn normalization_is_nfkc_and_whitespace_collapse() {
-    let Some(v) = common::trained(ModelType::Unigram) else {
-        return;
-    };
+    let v = common::trained_generated(ModelType::Unigram);
     assert_eq!(v.normalize("  Ein\t Mann \n").unwrap(), "Ein Mann");
     // NFKC: ligature and full-width letters; U+00A0 is a space.
     assert_eq!(v.normalize("ﬁne\u{a0}Ａ").unwrap(), "fine A");
@@ -106,9 +103,7 @@ fn normalization_is_nfkc_and_whitespace_collapse() {
 #[test]
 fn unseen_script_is_unk_and_decodes_visibly() {
     for model in [ModelType::Unigram, ModelType::Bpe] {
-        let Some(v) = common::trained(model) else {
-            return;
-        };
+        let v = common::trained_generated(model);
         for text in ["Привет", "日本語", "مرحبا", "🙂"] {
             let ids = v.encode(text).unwrap();
             assert!(ids.contains(&UNK_ID), "{model:?}: {text} -> {ids:?}");
@@ -122,9 +117,7 @@ fn unseen_script_is_unk_and_decodes_visibly() {
 
 #[test]
 fn decode_skips_specials_and_rejects_unknown_ids() {
-    let Some(v) = common::trained(ModelType::Bpe) else {
-        return;
-    };
+    let v = common::trained_generated(ModelType::Bpe);
     let mut ids = vec![BOS_ID];
     ids.extend(v.encode("Ein Hund").unwrap());
     ids.extend([EOS_ID, PAD_ID, PAD_ID]);
@@ -143,12 +136,10 @@ fn decode_skips_specials_and_rejects_unknown_ids() {
 
 #[test]
 fn save_and_load_give_the_same_vocabulary() {
-    let Some(lines) = common::head("multi30k/test.de", 300) else {
-        return;
-    };
+    let lines = common::generated_text()[..300].to_vec();
     let dir = tempfile::tempdir().unwrap();
     for model in [ModelType::Unigram, ModelType::Bpe] {
-        let v = common::trained(model).unwrap();
+        let v = common::trained_generated(model);
         let path = dir.path().join(format!("{model:?}.json"));
         v.save(&path).unwrap();
         let loaded = HfVocab::from_file(&path).unwrap();
@@ -199,24 +190,24 @@ proptest! {
 
     #[test]
     fn unigram_never_panics_and_round_trips(s in text()) {
-        if let Some(v) = common::trained(ModelType::Unigram) { check_line(v, &s); }
+        { let v = common::trained_generated(ModelType::Unigram); check_line(v, &s); }
     }
 
     #[test]
     fn bpe_never_panics_and_round_trips(s in text()) {
-        if let Some(v) = common::trained(ModelType::Bpe) { check_line(v, &s); }
+        { let v = common::trained_generated(ModelType::Bpe); check_line(v, &s); }
     }
 
     #[test]
     fn arbitrary_strings_never_panic(s in any::<String>()) {
         for model in [ModelType::Unigram, ModelType::Bpe] {
-            if let Some(v) = common::trained(model) { check_line(v, &s); }
+            { let v = common::trained_generated(model); check_line(v, &s); }
         }
     }
 
     #[test]
     fn arbitrary_ids_decode_or_fail_cleanly(ids in prop::collection::vec(0u32..2100, 0..64)) {
-        if let Some(v) = common::trained(ModelType::Unigram) {
+        { let v = common::trained_generated(ModelType::Unigram);
             let r = v.decode(&ids);
             prop_assert_eq!(r.is_ok(), ids.iter().all(|&id| (id as usize) < v.len()));
         }
@@ -224,13 +215,10 @@ proptest! {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn very_long_line_round_trips() {
-    let Some(lines) = common::head("multi30k/test.en", 1000) else {
-        return;
-    };
-    let Some(v) = common::trained(ModelType::Unigram) else {
-        return;
-    };
+    let lines = common::head("multi30k/test.en", 1000);
+    let v = common::trained(ModelType::Unigram);
     // 1000 sentences as one line (~60K chars), plus a 100K-char single word.
     let long = lines.join(" ");
     check_line(v, &long);

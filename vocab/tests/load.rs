@@ -7,11 +7,11 @@ use std::path::Path;
 
 use vocab::{load, ModelType, Vocab, VocabError, VocabKind};
 
-fn save_trained(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
-    let v = common::trained(ModelType::Unigram)?;
+fn save_trained(dir: &Path, name: &str) -> std::path::PathBuf {
+    let v = common::trained_generated(ModelType::Unigram);
     let p = dir.join(name);
     v.save(&p).unwrap();
-    Some(p)
+    p
 }
 
 fn load_err(path: &Path) -> VocabError {
@@ -30,9 +30,7 @@ fn load_err(path: &Path) -> VocabError {
 #[test]
 fn dispatches_by_extension_directory_and_content() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(json) = save_trained(dir.path(), "tokenizer.json") else {
-        return;
-    };
+    let json = save_trained(dir.path(), "tokenizer.json");
     assert_eq!(load(&json).unwrap().kind(), VocabKind::Unigram);
     // A directory holding tokenizer.json.
     assert_eq!(load(dir.path()).unwrap().kind(), VocabKind::Unigram);
@@ -41,11 +39,9 @@ fn dispatches_by_extension_directory_and_content() {
     std::fs::copy(&json, &odd).unwrap();
     assert_eq!(load(&odd).unwrap().kind(), VocabKind::Unigram);
 
-    let lines = common::train_text().unwrap();
+    let lines = common::generated_text();
     let spm_dir = tempfile::tempdir().unwrap();
-    let Some(model) = common::spm_train(spm_dir.path(), &lines, &["--vocab_size=800"]) else {
-        return;
-    };
+    let model = common::spm_train(spm_dir.path(), &lines, &["--vocab_size=800"]);
     assert_eq!(load(&model).unwrap().kind(), VocabKind::SentencePiece);
     // A directory whose only vocabulary is a .model (spm_train also wrote spm.vocab).
     std::fs::remove_file(spm_dir.path().join("spm_input.txt")).unwrap();
@@ -76,9 +72,7 @@ fn missing_file_is_an_io_error_naming_it() {
 #[test]
 fn corrupt_and_foreign_files_are_load_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(good) = save_trained(dir.path(), "good.json") else {
-        return;
-    };
+    let good = save_trained(dir.path(), "good.json");
     let text = std::fs::read_to_string(&good).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty.json", vec![]),
@@ -113,14 +107,9 @@ fn corrupt_and_foreign_files_are_load_errors() {
 
 #[test]
 fn truncated_spm_model_is_a_load_error() {
-    let lines = match common::train_text() {
-        Some(l) => l,
-        None => return,
-    };
+    let lines = common::generated_text();
     let dir = tempfile::tempdir().unwrap();
-    let Some(model) = common::spm_train(dir.path(), &lines, &["--vocab_size=800"]) else {
-        return;
-    };
+    let model = common::spm_train(dir.path(), &lines, &["--vocab_size=800"]);
     let bytes = std::fs::read(&model).unwrap();
     for cut in [1, 10, bytes.len() / 3, bytes.len() - 1] {
         let p = dir.path().join(format!("cut{cut}.model"));
@@ -141,10 +130,8 @@ fn directory_without_or_with_several_vocabularies() {
     let dir = tempfile::tempdir().unwrap();
     let e = load_err(dir.path());
     assert!(e.to_string().contains("no tokenizer.json"), "{e}");
-    let Some(_) = save_trained(dir.path(), "a.json") else {
-        return;
-    };
-    save_trained(dir.path(), "b.json").unwrap();
+    save_trained(dir.path(), "a.json");
+    save_trained(dir.path(), "b.json");
     let e = load_err(dir.path());
     assert!(e.to_string().contains("2 candidate"), "{e}");
 }

@@ -20,9 +20,7 @@ fn ids_and_names_are_fixed() {
 #[test]
 fn trained_models_hold_specials_at_0_to_3() {
     for model in [ModelType::Unigram, ModelType::Bpe] {
-        let Some(v) = common::trained(model) else {
-            return;
-        };
+        let v = common::trained_generated(model);
         for (id, name) in SPECIAL_PIECES.iter().enumerate() {
             assert_eq!(v.id_to_piece(id as u32).as_deref(), Some(*name));
             assert_eq!(v.piece_to_id(name), Some(id as u32));
@@ -37,13 +35,9 @@ fn trained_models_hold_specials_at_0_to_3() {
 
 #[test]
 fn spm_model_maps_specials_to_0_to_3() {
-    let Some(lines) = common::train_text() else {
-        return;
-    };
+    let lines = common::generated_text();
     let dir = tempfile::tempdir().unwrap();
-    let Some(path) = common::spm_train(dir.path(), &lines, &["--vocab_size=1000"]) else {
-        return;
-    };
+    let path = common::spm_train(dir.path(), &lines, &["--vocab_size=1000"]);
     let v = vocab::load(&path).unwrap();
     for (id, name) in SPECIAL_PIECES.iter().enumerate() {
         assert_eq!(v.id_to_piece(id as u32).as_deref(), Some(*name));
@@ -54,9 +48,7 @@ fn spm_model_maps_specials_to_0_to_3() {
 fn special_names_in_text_stay_text() {
     // Training text that contains the names, so their characters are known
     // and the models may even learn them as pieces.
-    let Some(mut lines) = common::train_text() else {
-        return;
-    };
+    let mut lines = common::generated_text();
     for _ in 0..200 {
         lines.push("Tags wie <s> und </s> oder <pad> und <unk> sind Text.".into());
     }

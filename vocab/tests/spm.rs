@@ -12,27 +12,23 @@ use vocab::{SpmVocab, Vocab, VocabKind, BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID, UNK
 
 /// A 2000-piece unigram model with spm_train's default layout (unk 0, bos 1,
 /// eos 2, no pad), trained once per test binary on a Multi30k cut.
-fn model() -> Option<&'static (tempfile::TempDir, PathBuf)> {
-    static MODEL: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let lines = common::train_text()?;
-            let dir = tempfile::tempdir().unwrap();
-            let path = common::spm_train(
-                dir.path(),
-                &lines,
-                &["--vocab_size=2000", "--character_coverage=1.0"],
-            )?;
-            Some((dir, path))
-        })
-        .as_ref()
+fn model() -> &'static (tempfile::TempDir, PathBuf) {
+    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let lines = common::train_text();
+        let dir = tempfile::tempdir().unwrap();
+        let path = common::spm_train(
+            dir.path(),
+            &lines,
+            &["--vocab_size=2000", "--character_coverage=1.0"],
+        );
+        (dir, path)
+    })
 }
 
-fn vocab() -> Option<&'static SpmVocab> {
-    static VOCAB: OnceLock<Option<SpmVocab>> = OnceLock::new();
-    VOCAB
-        .get_or_init(|| Some(SpmVocab::from_file(&model()?.1).unwrap()))
-        .as_ref()
+fn vocab() -> &'static SpmVocab {
+    static VOCAB: OnceLock<SpmVocab> = OnceLock::new();
+    VOCAB.get_or_init(|| SpmVocab::from_file(&model().1).unwrap())
 }
 
 /// Ids as the `spm_encode` tool writes them, one vector per line.
@@ -59,8 +55,9 @@ fn spm_encode_ids(model: &std::path::Path, lines: &[String]) -> Vec<Vec<u32>> {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn default_layout_is_remapped() {
-    let Some(v) = vocab() else { return };
+    let v = vocab();
     assert_eq!(v.kind(), VocabKind::SentencePiece);
     assert_eq!(v.file_name(), "sentencepiece.model");
     // spm_train default: unk 0, bos 1, eos 2, no pad; we add pad.
@@ -80,11 +77,10 @@ fn default_layout_is_remapped() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn ids_agree_with_spm_encode() {
-    let (Some((_, path)), Some(v)) = (model(), vocab()) else {
-        return;
-    };
-    let lines = common::head("multi30k/test.de", 200).unwrap();
+    let ((_, path), v) = (model(), vocab());
+    let lines = common::head("multi30k/test.de", 200);
     let theirs = spm_encode_ids(path, &lines);
     assert_eq!(theirs.len(), lines.len());
     for (line, spm_ids) in lines.iter().zip(theirs) {
@@ -94,13 +90,12 @@ fn ids_agree_with_spm_encode() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn other_layouts_are_remapped() {
-    let Some(lines) = common::head("multi30k/train.en", 1500) else {
-        return;
-    };
+    let lines = common::head("multi30k/train.en", 1500);
     let dir = tempfile::tempdir().unwrap();
     // eos first, pad, unk at 3, no bos; and a BPE model for good measure.
-    let Some(path) = common::spm_train(
+    let path = common::spm_train(
         dir.path(),
         &lines,
         &[
@@ -111,9 +106,7 @@ fn other_layouts_are_remapped() {
             "--unk_id=3",
             "--bos_id=-1",
         ],
-    ) else {
-        return;
-    };
+    );
     let v = SpmVocab::from_file(&path).unwrap();
     assert_eq!(v.from_spm_id(0), Some(EOS_ID));
     assert_eq!(v.from_spm_id(1), Some(PAD_ID));
@@ -150,10 +143,11 @@ fn check_line(v: &dyn Vocab, line: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn round_trips_real_test_sets() {
-    let Some(v) = vocab() else { return };
+    let v = vocab();
     for set in common::TEST_SETS {
-        let lines = common::head(set, usize::MAX).unwrap();
+        let lines = common::head(set, usize::MAX);
         let clean = lines.iter().filter(|l| check_line(v, l)).count();
         eprintln!("spm {set}: {clean}/{} lines without unk", lines.len());
         let floor = if set.starts_with("multi30k") {
@@ -166,8 +160,9 @@ fn round_trips_real_test_sets() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn unknown_text_and_bad_ids() {
-    let Some(v) = vocab() else { return };
+    let v = vocab();
     let ids = v.encode("Ein Привет Mann").unwrap();
     assert!(ids.contains(&UNK_ID));
     assert_eq!(v.decode(&ids).unwrap(), format!("Ein {UNK_SURFACE} Mann"));
@@ -181,8 +176,9 @@ fn unknown_text_and_bad_ids() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn save_writes_the_same_model() {
-    let Some(v) = vocab() else { return };
+    let v = vocab();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("copy.model");
     v.save(&path).unwrap();
@@ -207,27 +203,34 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
+
+    #[ignore = "needs ../shared/data (the project's corpora)"]
     fn never_panics_and_round_trips(s in text()) {
-        if let Some(v) = vocab() { check_line(v, &s); }
+        { let v = vocab(); check_line(v, &s); }
     }
 
     #[test]
+
+    #[ignore = "needs ../shared/data (the project's corpora)"]
     fn arbitrary_strings_never_panic(s in any::<String>()) {
-        if let Some(v) = vocab() { check_line(v, &s); }
+        { let v = vocab(); check_line(v, &s); }
     }
 
     #[test]
+
+    #[ignore = "needs ../shared/data (the project's corpora)"]
     fn arbitrary_ids_decode_or_fail_cleanly(ids in prop::collection::vec(0u32..2100, 0..64)) {
-        if let Some(v) = vocab() {
+        { let v = vocab();
             prop_assert_eq!(v.decode(&ids).is_ok(), ids.iter().all(|&id| (id as usize) < v.len()));
         }
     }
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn very_long_line_round_trips() {
-    let Some(v) = vocab() else { return };
-    let lines = common::head("multi30k/test.en", 1000).unwrap();
+    let v = vocab();
+    let lines = common::head("multi30k/test.en", 1000);
     check_line(v, &lines.join(" "));
     assert!(check_line(v, &"ab".repeat(50_000)));
 }

@@ -8,10 +8,8 @@ use vocab::{ModelType, Vocab, VocabError};
 
 #[test]
 fn encode_then_decode_restores_lines() {
-    let Some(v) = common::trained(ModelType::Bpe) else {
-        return;
-    };
-    let lines = common::head("multi30k/test.en", 100).unwrap();
+    let v = common::trained_generated(ModelType::Bpe);
+    let lines = common::generated_text()[..100].to_vec();
     let input = lines.join("\n") + "\n";
     let mut ids = Vec::new();
     let n = encode_stream(v, input.as_bytes(), "test", &mut ids, EncodeOutput::Ids).unwrap();
@@ -31,9 +29,7 @@ fn encode_then_decode_restores_lines() {
 
 #[test]
 fn pieces_output_and_crlf() {
-    let Some(v) = common::trained(ModelType::Unigram) else {
-        return;
-    };
+    let v = common::trained_generated(ModelType::Unigram);
     let mut out = Vec::new();
     encode_stream(
         v,
@@ -48,9 +44,7 @@ fn pieces_output_and_crlf() {
 
 #[test]
 fn invalid_utf8_names_the_line() {
-    let Some(v) = common::trained(ModelType::Unigram) else {
-        return;
-    };
+    let v = common::trained_generated(ModelType::Unigram);
     let input: &[u8] = b"Ein Hund\nA dog\nkaputt \xc3\x28 hier\n";
     let err = encode_stream(v, input, "<stdin>", Vec::new(), EncodeOutput::Ids).unwrap_err();
     assert!(matches!(err, VocabError::Input { line: 3, .. }), "{err:?}");
@@ -62,9 +56,7 @@ fn invalid_utf8_names_the_line() {
 
 #[test]
 fn bad_ids_name_the_line() {
-    let Some(v) = common::trained(ModelType::Unigram) else {
-        return;
-    };
+    let v = common::trained_generated(ModelType::Unigram);
     let too_big = v.len();
     for (input, line, what) in [
         ("5 6\nfoo\n".to_string(), 2, "\"foo\" is not an id"),

@@ -1,5 +1,8 @@
 //! Helpers shared by the test files: real data from ../shared/data, cut at
-//! test time, and small vocabularies trained once per test binary.
+//! test time, generated text, and small vocabularies trained once per test
+//! binary. Tests that read ../shared/data are marked
+//! `#[ignore = "needs ../shared/data (the project's corpora)"]`; `make test`
+//! runs them when the corpora are there and counts them when they are not.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -9,35 +12,104 @@ use vocab::{train_lines, HfVocab, ModelType, TrainConfig};
 
 pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 
-/// Path of a data file, or `None` (with a printed note) when the shared data
-/// folder is absent.
-pub fn data_file(rel: &str) -> Option<PathBuf> {
+/// Path of a data file; panics, saying why, when the shared data folder is
+/// absent (only tests marked as needing the corpora call this).
+pub fn data_file(rel: &str) -> PathBuf {
     let root = PathBuf::from(DATA);
-    if !root.is_dir() {
-        eprintln!("note: {DATA} is absent; skipping a test that needs real data");
-        return None;
-    }
+    assert!(
+        root.is_dir(),
+        "this test needs ../shared/data (the project's corpora), and {DATA} is absent"
+    );
     let p = root.join(rel);
     assert!(
         p.is_file(),
         "{} is missing from the shared data",
         p.display()
     );
-    Some(p)
+    p
 }
 
 /// The first `n` lines of a data file.
-pub fn head(rel: &str, n: usize) -> Option<Vec<String>> {
-    let p = data_file(rel)?;
+pub fn head(rel: &str, n: usize) -> Vec<String> {
+    let p = data_file(rel);
     let text = std::fs::read_to_string(&p).unwrap();
-    Some(text.lines().take(n).map(String::from).collect())
+    text.lines().take(n).map(String::from).collect()
 }
 
 /// Training text: the first 3000 lines of Multi30k train, both sides.
-pub fn train_text() -> Option<Vec<String>> {
-    let mut lines = head("multi30k/train.de", 3000)?;
-    lines.extend(head("multi30k/train.en", 3000)?);
-    Some(lines)
+pub fn train_text() -> Vec<String> {
+    let mut lines = head("multi30k/train.de", 3000);
+    lines.extend(head("multi30k/train.en", 3000));
+    lines
+}
+
+/// Generated training text that needs nothing outside the repository: 3000
+/// sentences drawn with a fixed seed from a few common German and English
+/// words ("Ein", "Mann", "Hund", "A", "man", ...) and 1500 made-up words of
+/// 2 to 4 syllables, so that every ASCII letter, the umlauts, ß and the usual
+/// punctuation occur and a 2000-id vocabulary has material to learn from.
+pub fn generated_text() -> Vec<String> {
+    const COMMON: &[&str] = &[
+        "Ein", "Eine", "Mann", "Frau", "Hund", "Kinder", "spielen", "läuft", "über", "die",
+        "Straße", "Mädchen", "fährt", "im", "Schnee", "A", "man", "woman", "dog", "children",
+        "play", "runs", "across", "the", "street", "girl", "rides", "a", "in", "snow", "it's",
+    ];
+    const SYLLABLES: &[&str] = &[
+        "ba", "be", "bi", "bo", "bu", "ca", "ce", "da", "de", "do", "fa", "fe", "ga", "go", "ha",
+        "he", "ja", "ka", "ke", "ko", "la", "le", "li", "ma", "me", "mo", "na", "ne", "no", "pa",
+        "pe", "qu", "ra", "re", "ro", "sa", "se", "so", "ta", "te", "to", "va", "ve", "wa", "we",
+        "xa", "ya", "za", "ze", "zu", "ä", "ö", "ü", "ß", "sch", "ch", "st", "th", "ng", "er",
+        "en", "an", "in", "ung", "keit", "tion", "ly", "ed", "ing", "-",
+    ];
+    const PUNCT: &[&str] = &[".", ".", ".", ",", "!", "?"];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    };
+    let mut words: Vec<String> = COMMON.iter().map(|w| w.to_string()).collect();
+    while words.len() < COMMON.len() + 1500 {
+        let mut w: String = (0..2 + next(3))
+            .map(|_| SYLLABLES[next(SYLLABLES.len())])
+            .collect();
+        if next(4) == 0 {
+            let mut chars = w.chars();
+            let first = chars.next().unwrap();
+            w = first.to_uppercase().collect::<String>() + chars.as_str();
+        }
+        if w.starts_with('-') || w.ends_with('-') {
+            continue;
+        }
+        words.push(w);
+    }
+    (0..3000)
+        .map(|_| {
+            let len = 3 + next(10);
+            // A third of the words are common ones; the rest skewed towards the front.
+            let line: Vec<&str> = (0..len)
+                .map(|_| match next(3) {
+                    0 => COMMON[next(COMMON.len())],
+                    _ => words[next(words.len()).min(next(words.len()))].as_str(),
+                })
+                .collect();
+            line.join(" ") + PUNCT[next(PUNCT.len())]
+        })
+        .collect()
+}
+
+/// A joint 2000-id vocabulary on [`generated_text`], trained once per test
+/// binary (for the property tests, which need no real data).
+pub fn trained_generated(model: ModelType) -> &'static HfVocab {
+    static UNIGRAM: OnceLock<HfVocab> = OnceLock::new();
+    static BPE: OnceLock<HfVocab> = OnceLock::new();
+    let cell = match model {
+        ModelType::Unigram => &UNIGRAM,
+        ModelType::Bpe => &BPE,
+    };
+    cell.get_or_init(|| train_lines(&config(model, 2000), &generated_text()).unwrap())
 }
 
 pub fn config(model: ModelType, vocab_size: usize) -> TrainConfig {
@@ -49,18 +121,14 @@ pub fn config(model: ModelType, vocab_size: usize) -> TrainConfig {
 }
 
 /// A joint 2000-id vocabulary on [`train_text`], trained once per test binary.
-pub fn trained(model: ModelType) -> Option<&'static HfVocab> {
-    static UNIGRAM: OnceLock<Option<HfVocab>> = OnceLock::new();
-    static BPE: OnceLock<Option<HfVocab>> = OnceLock::new();
+pub fn trained(model: ModelType) -> &'static HfVocab {
+    static UNIGRAM: OnceLock<HfVocab> = OnceLock::new();
+    static BPE: OnceLock<HfVocab> = OnceLock::new();
     let cell = match model {
         ModelType::Unigram => &UNIGRAM,
         ModelType::Bpe => &BPE,
     };
-    cell.get_or_init(|| {
-        let lines = train_text()?;
-        Some(train_lines(&config(model, 2000), &lines).unwrap())
-    })
-    .as_ref()
+    cell.get_or_init(|| train_lines(&config(model, 2000), &train_text()).unwrap())
 }
 
 /// A SentencePiece command-line tool from the Debian package. Cargo puts
@@ -74,12 +142,13 @@ pub fn spm_command(tool: &str) -> std::process::Command {
 }
 
 /// Runs `spm_train` on `lines` into `dir` with extra flags; returns the
-/// model path, or `None` (with a printed note) when spm_train is absent.
-pub fn spm_train(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> Option<PathBuf> {
-    if spm_command("spm_train").arg("--help").output().is_err() {
-        eprintln!("note: spm_train is not installed (Debian package sentencepiece); skipping");
-        return None;
-    }
+/// model path. Panics, saying why, when spm_train is absent (`make test`
+/// installs it: Debian package sentencepiece).
+pub fn spm_train(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> PathBuf {
+    assert!(
+        spm_command("spm_train").arg("--help").output().is_ok(),
+        "spm_train is not installed (Debian package sentencepiece; `make setup` installs it)"
+    );
     let input = dir.join("spm_input.txt");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let prefix = dir.join("spm");
@@ -95,7 +164,7 @@ pub fn spm_train(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> Opt
         "spm_train failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(prefix.with_extension("model"))
+    prefix.with_extension("model")
 }
 
 /// Test sets whose round trip is checked.
