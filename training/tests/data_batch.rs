@@ -206,10 +206,9 @@ fn max_sentences_caps_batches() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn translation_round_trip_restores_input_order_on_real_data() {
-    let Some(m30k) = shared("multi30k") else {
-        return;
-    };
+    let m30k = shared("multi30k");
     let (raw, _) = RawPairs::read(
         &CorpusSpec::prefix(m30k.join("test"), "de", "en"),
         &ReadOptions::default(),
@@ -250,10 +249,9 @@ fn translation_round_trip_restores_input_order_on_real_data() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
 fn real_training_plan_covers_multi30k() {
-    let Some(m30k) = shared("multi30k") else {
-        return;
-    };
+    let m30k = shared("multi30k");
     let spec = CorpusSpec::prefix(m30k.join("train"), "de", "en");
     let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
     let sv = WordVocab::build(raw.src.iter());

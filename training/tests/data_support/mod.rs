@@ -85,16 +85,18 @@ impl SentenceEncoder for WordVocab {
     }
 }
 
-/// `shared/data/REL` beside the repository, or `None` (with a note) when
-/// the shared data is not there.
-pub fn shared(rel: &str) -> Option<PathBuf> {
+/// `shared/data/REL` beside the repository. Panics, saying why, when it is
+/// not there: only tests marked
+/// `#[ignore = "needs ../shared/data (the project's corpora)"]` call this, and
+/// `make test` runs them when the corpora are there.
+pub fn shared(rel: &str) -> PathBuf {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("note: {} absent, skipping this test", p.display());
-        None
-    }
+    assert!(
+        p.exists(),
+        "this test needs ../shared/data (the project's corpora), and {} is absent",
+        p.display()
+    );
+    p
 }
 
 /// Writes `text` to `dir/name` and returns the path.
