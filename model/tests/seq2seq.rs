@@ -1,5 +1,7 @@
 //! The encoder-decoder on padded batches and its basic contract.
 
+mod common;
+
 use model::{AttentionKind, CellKind, Executor, ModelConfig, Seq2Seq};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
@@ -40,7 +42,7 @@ fn a_sentence_alone_and_inside_a_padded_batch_encode_the_same() {
         (CellKind::Gru, Executor::Fused),
         (CellKind::Gru, Executor::Step),
     ] {
-        tch::manual_seed(1);
+        let _rng = common::seeded(1);
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ModelConfig {
             executor,
@@ -96,7 +98,7 @@ fn a_sentence_alone_and_inside_a_padded_batch_encode_the_same() {
 #[test]
 fn attention_ignores_padding_and_sums_to_one() {
     for attention in [AttentionKind::General, AttentionKind::Mlp] {
-        tch::manual_seed(2);
+        let _rng = common::seeded(2);
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, attention)).unwrap();
         let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 0, 0, 0]).view([2, 4]);
@@ -195,7 +197,7 @@ fn bad_source_ids_and_lengths_are_errors_not_aborts() {
 fn learns_to_copy_a_tiny_sequence() {
     // A model that cannot fit 3 fixed pairs in 150 steps is broken (no gradient
     // flow through attention, input feeding or the bridge).
-    tch::manual_seed(4);
+    let _rng = common::seeded(4);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::General)).unwrap();
     let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 9, 10, 0, 11, 0, 0, 0]).view([3, 4]);
@@ -238,7 +240,7 @@ fn packed_forward_equals_forward_at_the_real_target_positions() {
         (CellKind::Lstm, Executor::Auto, [2, 4, 0, 3]),
     ];
     for (cell, executor, tgt_lengths) in cases {
-        tch::manual_seed(7);
+        let _rng = common::seeded(7);
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ModelConfig {
             executor,
@@ -298,7 +300,7 @@ fn packed_forward_equals_forward_at_the_real_target_positions() {
 fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
     use model::loss::{label_smoothed_nll, projected_label_smoothed_nll};
     for tie_output in [true, false] {
-        tch::manual_seed(11);
+        let _rng = common::seeded(11);
         let vs = nn::VarStore::new(Device::Cpu);
         // Tied: the target embedding is also the projection (shared with the source, so one
         // vocabulary size), and its gradient comes from both uses.
@@ -364,7 +366,7 @@ fn the_search_step_on_prepared_weights_equals_the_decoder_step() {
         (Executor::Auto, AttentionKind::General, true),
         (Executor::Step, AttentionKind::Mlp, false),
     ] {
-        tch::manual_seed(8);
+        let _rng = common::seeded(8);
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ModelConfig {
             input_feeding,

@@ -1,6 +1,8 @@
 //! A tiny trained model shared by the tests: it learns to reverse short
 //! sequences of ids, so that its output distributions look like a trained
 //! translation model's (peaked, ending with EOS) rather than random.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
 
 use std::sync::Mutex;
 
@@ -19,6 +21,14 @@ pub fn with_seed<T>(seed: i64, f: impl FnOnce() -> T) -> T {
     let _only_us = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);
     f()
+}
+
+/// [`with_seed`] for a whole scope: seeds libtorch's global generator with `seed` and keeps
+/// the other tests of this binary off it until the returned guard is dropped.
+pub fn seeded(seed: i64) -> std::sync::MutexGuard<'static, ()> {
+    let guard = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    guard
 }
 
 /// Random source rows of ids in 4..VOCAB with lengths 2..=6, padded: (src [B, 6], lengths [B]).
@@ -52,7 +62,12 @@ fn reversed_targets(src: &Tensor, lengths: &Tensor) -> (Tensor, Tensor) {
 
 /// Trains the reversal model for `steps` Adam steps (a few seconds on a CPU).
 pub fn trained_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
-    with_seed(0, || train_reverser(steps))
+    with_seed(0, || {
+        // One intra-op thread, so that the trained weights (and what tests find in them) do
+        // not depend on the machine's core count: libtorch splits reductions by thread.
+        tch::set_num_threads(1);
+        train_reverser(steps)
+    })
 }
 
 fn train_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
