@@ -9,6 +9,7 @@ use model::beam::BeamOptions;
 use model::bundle::{
     self, BundleConfig, BundleContents, BundleMetadata, ComputeDtype, WeightsDtype, FORMAT_VERSION,
 };
+use model::search::MaxLength;
 use model::translate::{translate, TranslateOptions};
 use model::{Bundle, ModelConfig, ModelError, Seq2Seq};
 use tch::{nn, Device, Kind, Tensor};
@@ -120,9 +121,89 @@ fn save_then_load_gives_the_same_model() {
             .double_value(&[])
             < 1e-7
     );
-    assert_eq!(
-        loaded.src_vocab.encode("ein hund").unwrap(),
-        loaded.tgt_vocab.encode("ein hund").unwrap()
+    // Both sides name the same vocabulary file here; it is the one the bundle was made from.
+    let written = vocab::load(&dir.with_extension("vocab.json")).unwrap();
+    for line in LINES {
+        let ids = written.encode(line).unwrap();
+        assert_eq!(loaded.src_vocab.encode(line).unwrap(), ids, "{line}");
+        assert_eq!(loaded.tgt_vocab.encode(line).unwrap(), ids, "{line}");
+    }
+}
+
+#[test]
+fn separate_source_and_target_vocabularies_load_on_their_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    // A German-only and an English-only vocabulary of different sizes.
+    let train = |lines: &[&str], size: usize, name: &str| {
+        let v = vocab::train_lines(
+            &vocab::TrainConfig {
+                vocab_size: size,
+                min_frequency: 1,
+                ..Default::default()
+            },
+            lines.iter().copied(),
+        )
+        .unwrap();
+        let path = tmp.path().join(name);
+        v.save(&path).unwrap();
+        (v, path)
+    };
+    let (de, de_path) = train(&LINES[..4], 40, "de.json");
+    let (en, en_path) = train(&LINES[4..], 45, "en.json");
+    assert_ne!(de.len(), en.len());
+    let model_cfg = ModelConfig {
+        embed_dim: 8,
+        hidden_dim: 8,
+        ..ModelConfig::new(de.len() as i64, en.len() as i64)
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    Seq2Seq::new(&vs.root(), &model_cfg).unwrap();
+    let config = BundleConfig {
+        format_version: FORMAT_VERSION,
+        src_lang: "de".into(),
+        tgt_lang: "en".into(),
+        src_vocab: "src.json".into(),
+        tgt_vocab: "tgt.json".into(),
+        model: model_cfg,
+    };
+    let metadata = BundleMetadata {
+        format_version: FORMAT_VERSION,
+        ..Default::default()
+    };
+    let files = vec![
+        ("src.json".to_string(), de_path),
+        ("tgt.json".to_string(), en_path),
+    ];
+    bundle::save(
+        &dir,
+        &BundleContents {
+            config: &config,
+            metadata: &metadata,
+            vars: &vs,
+            vocab_files: &files,
+            dtype: WeightsDtype::Float32,
+        },
+    )
+    .unwrap();
+    let loaded = Bundle::load(&dir, Device::Cpu).unwrap();
+    assert_eq!(loaded.src_vocab.len(), de.len());
+    assert_eq!(loaded.tgt_vocab.len(), en.len());
+    for line in LINES {
+        assert_eq!(
+            loaded.src_vocab.encode(line).unwrap(),
+            de.encode(line).unwrap()
+        );
+        assert_eq!(
+            loaded.tgt_vocab.encode(line).unwrap(),
+            en.encode(line).unwrap()
+        );
+    }
+    // The two differ where it shows: English text is whole words only for the English side.
+    let english = LINES[6];
+    assert!(
+        loaded.tgt_vocab.encode(english).unwrap().len()
+            < loaded.src_vocab.encode(english).unwrap().len()
     );
 }
 
@@ -275,14 +356,82 @@ fn untrained_bundles_load_and_translate() {
     let loaded = Bundle::load(&dir, Device::Cpu).unwrap();
     assert_eq!(loaded.config, config);
     assert_eq!(loaded.src_vocab.len() as i64, config.model.src_vocab_size);
-    let out = translate(
-        &loaded,
-        &["ein hund".to_string()],
-        &TranslateOptions::default(),
-        |_| {},
-    )
-    .unwrap();
+    // The vocabulary was trained on LINES: they encode without unknown pieces.
+    for line in LINES {
+        let ids = loaded.src_vocab.encode(line).unwrap();
+        assert!(!ids.contains(&vocab::UNK_ID), "{line}: {ids:?}");
+        assert_eq!(loaded.src_vocab.decode(&ids).unwrap(), *line);
+    }
+    // Greedy search (beam 1) with attention, so the output can be checked step by step.
+    let opts = TranslateOptions {
+        beam: BeamOptions {
+            beam_size: 1,
+            length_penalty: model::beam::LengthPenalty::None,
+            ..Default::default()
+        },
+        return_attention: true,
+        ..Default::default()
+    };
+    let out = translate(&loaded, &["ein hund".to_string()], &opts, |_| {}).unwrap();
     assert_eq!(out.len(), 1);
+    let t = &out[0];
+    let src: Vec<i64> = t
+        .source_tokens
+        .iter()
+        .map(|p| match p.as_str() {
+            "</s>" => vocab::EOS_ID as i64,
+            p => loaded.src_vocab.piece_to_id(p).unwrap() as i64,
+        })
+        .collect();
+    let mut expected_src: Vec<i64> = loaded
+        .src_vocab
+        .encode("ein hund")
+        .unwrap()
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    expected_src.push(vocab::EOS_ID as i64);
+    assert_eq!(src, expected_src, "{t:?}");
+    let tgt: Vec<i64> = t
+        .target_tokens
+        .iter()
+        .map(|p| loaded.tgt_vocab.piece_to_id(p).unwrap() as i64)
+        .collect();
+    let ids: Vec<u32> = tgt.iter().map(|&i| i as u32).collect();
+    assert_eq!(loaded.tgt_vocab.decode(&ids).unwrap(), t.text);
+    // The translation is the model's own greedy decode: teacher-forced on its output, each
+    // position's most likely token is the next output token, then EOS (unless the length
+    // limit cut it), and the score is the sum of their log-probabilities.
+    let mut tgt_in = vec![vocab::BOS_ID as i64];
+    tgt_in.extend(&tgt);
+    let log_probs = tch::no_grad(|| {
+        loaded
+            .model
+            .forward(
+                &Tensor::from_slice(&src).unsqueeze(0),
+                &Tensor::from_slice(&[src.len() as i64]),
+                &Tensor::from_slice(&tgt_in).unsqueeze(0),
+                &loaded.model.context(false),
+            )
+            .squeeze_dim(0)
+            .log_softmax(-1, Kind::Double)
+    });
+    let argmax: Vec<i64> = Vec::try_from(log_probs.argmax(-1, false)).unwrap();
+    assert_eq!(argmax[..tgt.len()], tgt[..], "not the greedy decode");
+    let limit = MaxLength::default().for_source(src.len() as i64) as usize;
+    let ended = argmax[tgt.len()] == vocab::EOS_ID as i64;
+    assert!(ended || tgt.len() >= limit, "{t:?}");
+    let mut score: f64 = (0..tgt.len())
+        .map(|i| log_probs.double_value(&[i as i64, tgt[i]]))
+        .sum();
+    if ended {
+        score += log_probs.double_value(&[tgt.len() as i64, vocab::EOS_ID as i64]);
+    }
+    assert!(
+        (t.score - score).abs() < 1e-3,
+        "score {} vs {score}",
+        t.score
+    );
     let leftovers: Vec<_> = fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -461,6 +610,34 @@ fn bfloat16_compute_converts_every_weight_and_stays_close() {
     assert_eq!(out16.len(), out32.len());
     assert_eq!(out16[1].text, "", "an empty line stays empty");
     assert!(out16.iter().all(|t| t.score.is_finite()));
+
+    // On the shipped trained model (peaked distributions, unlike an untrained one's),
+    // bfloat16 gives the float32 translations with nearly the same scores.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checkpoints/multi30k-de-en");
+    let mut trained = Bundle::load(&shipped, Device::Cpu).unwrap();
+    let captions: Vec<String> = [
+        "Ein Mann fährt Fahrrad.",
+        "Zwei Hunde spielen im Schnee.",
+        "Eine Frau sitzt auf einer Bank.",
+        "Kinder spielen auf der Straße.",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let f32_out = translate(&trained, &captions, &TranslateOptions::default(), |_| {}).unwrap();
+    trained.set_compute_dtype(ComputeDtype::Bfloat16);
+    let bf16_out = translate(&trained, &captions, &TranslateOptions::default(), |_| {}).unwrap();
+    for (a, b) in f32_out.iter().zip(&bf16_out) {
+        assert!(!a.text.is_empty());
+        assert_eq!(a.text, b.text, "bfloat16 changed the translation");
+        assert!(
+            (a.score - b.score).abs() <= 0.05 * a.score.abs() + 0.05,
+            "{}: float32 score {}, bfloat16 {}",
+            a.text,
+            a.score,
+            b.score
+        );
+    }
 
     loaded.set_compute_dtype(ComputeDtype::Float32);
     for (name, var) in loaded.vars.variables() {
