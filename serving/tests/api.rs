@@ -120,12 +120,19 @@ fn operations_routes_answer() {
 
 #[test]
 fn v1_translate_shapes_and_options() {
-    let (_dir, s) = server();
+    let (dir, s) = server();
     let url = s.url("/v1/translate");
+    let sent = std::time::Instant::now();
     let one = post_json(&url, &json!({"text": SENTENCES[0], "model": "m-de-en"}));
+    let round_trip_ms = sent.elapsed().as_secs_f64() * 1000.0;
     let v = one.json();
     assert_eq!(v["model"], "m-de-en");
-    assert!(v["timing_ms"].as_f64().unwrap() >= 0.0);
+    // The server's time for the request: some, and within what the client waited.
+    let timing = v["timing_ms"].as_f64().unwrap();
+    assert!(
+        timing > 0.0 && timing <= round_trip_ms,
+        "timing_ms {timing} outside (0, {round_trip_ms}]"
+    );
     let t = &v["translations"][0];
     assert!(t["text"].is_string());
     assert!(
@@ -144,6 +151,13 @@ fn v1_translate_shapes_and_options() {
         &json!({"text": SENTENCES[0], "source": "en", "target": "de"}),
     );
     assert_eq!(other.json()["model"], "m-en-de");
+    assert_ne!(
+        texts_of(&other),
+        texts_of(&one),
+        "both routes reached the same model"
+    );
+    let by_name = post_json(&url, &json!({"text": SENTENCES[0], "model": "m-en-de"}));
+    assert_eq!(texts_of(&other), texts_of(&by_name));
 
     let many = post_json(
         &url,
@@ -160,16 +174,37 @@ fn v1_translate_shapes_and_options() {
     )
     .json();
     let t = &rich["translations"][0];
-    assert!(t["score"].as_f64().unwrap() <= 0.0);
+    // n_best 3: the best and exactly two alternatives, each with a log-probability.
     let alts = t["alternatives"].as_array().unwrap();
-    assert!(alts.len() <= 2 && !alts.is_empty(), "{t}");
-    assert!(alts
-        .iter()
-        .all(|a| a["score"].is_number() && a["text"].is_string()));
+    assert_eq!(alts.len(), 2, "{t}");
+    for a in alts {
+        assert!(a["text"].is_string(), "{t}");
+        assert!(a["score"].as_f64().unwrap() < 0.0, "{t}");
+    }
     let src = t["source_tokens"].as_array().unwrap();
     let tgt = t["target_tokens"].as_array().unwrap();
     assert_eq!(src.last().unwrap(), "</s>");
     assert!(tgt.len() <= 7, "max_length caps the output: {t}");
+    // The score is the model's log-probability of the returned tokens, recomputed here
+    // teacher-forced from the bundle's weights.
+    let score = t["score"].as_f64().unwrap();
+    let pieces = |v: &[Value]| -> Vec<String> {
+        v.iter().map(|p| p.as_str().unwrap().to_string()).collect()
+    };
+    let (with_eos, without_eos) =
+        teacher_forced_log_prob(&dir.path().join("m-de-en"), &pieces(src), &pieces(tgt));
+    if tgt.len() < 7 {
+        assert!(
+            (score - with_eos).abs() < 1e-3,
+            "score {score}, model {with_eos}"
+        );
+    } else {
+        // At the length limit the hypothesis may have been cut before its EOS.
+        assert!(
+            (score - with_eos).abs() < 1e-3 || (score - without_eos).abs() < 1e-3,
+            "score {score}, model {with_eos} (with EOS) or {without_eos} (cut)"
+        );
+    }
     let att = t["attention"].as_array().unwrap();
     assert_eq!(att.len(), tgt.len());
     for row in att {
@@ -178,6 +213,41 @@ fn v1_translate_shapes_and_options() {
         let sum: f64 = row.iter().map(|x| x.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-3, "attention rows sum to 1: {sum}");
     }
+}
+
+/// The log-probability that the bundle in `dir` gives the target `tgt` (pieces) for the
+/// source `src` (pieces, `</s>` last), teacher-forced: (with the final EOS, without it).
+fn teacher_forced_log_prob(dir: &std::path::Path, src: &[String], tgt: &[String]) -> (f64, f64) {
+    use tch::{Kind, Tensor};
+    let bundle = model::Bundle::load(dir, tch::Device::Cpu).unwrap();
+    let src_ids: Vec<i64> = src
+        .iter()
+        .map(|p| match p.as_str() {
+            "</s>" => vocab::EOS_ID as i64,
+            p => bundle.src_vocab.piece_to_id(p).unwrap() as i64,
+        })
+        .collect();
+    let tgt_ids: Vec<i64> = tgt
+        .iter()
+        .map(|p| bundle.tgt_vocab.piece_to_id(p).unwrap() as i64)
+        .collect();
+    let mut tgt_in = vec![vocab::BOS_ID as i64];
+    tgt_in.extend(&tgt_ids);
+    let _no_grad = tch::no_grad_guard();
+    let logits = bundle.model.forward(
+        &Tensor::from_slice(&src_ids).unsqueeze(0),
+        &Tensor::from_slice(&[src_ids.len() as i64]),
+        &Tensor::from_slice(&tgt_in).unsqueeze(0),
+        &bundle.model.context(false),
+    );
+    let log_probs = logits.squeeze_dim(0).log_softmax(-1, Kind::Double);
+    let mut gold = tgt_ids.clone();
+    gold.push(vocab::EOS_ID as i64);
+    let per_token: Vec<f64> = (0..gold.len())
+        .map(|t| log_probs.double_value(&[t as i64, gold[t]]))
+        .collect();
+    let without_eos: f64 = per_token[..tgt_ids.len()].iter().sum();
+    (without_eos + per_token[tgt_ids.len()], without_eos)
 }
 
 #[test]
@@ -205,7 +275,9 @@ fn libretranslate_compatible_route() {
     assert_eq!(list["translatedText"][0], direct[0]);
     assert_eq!(list["translatedText"].as_array().unwrap().len(), 2);
     assert_eq!(list["alternatives"].as_array().unwrap().len(), 2);
-    assert!(list["alternatives"][0].is_array());
+    for per_text in list["alternatives"].as_array().unwrap() {
+        assert_eq!(per_text.as_array().unwrap().len(), 2, "{list}");
+    }
 
     let alts = post_json(
         &url,
@@ -213,7 +285,7 @@ fn libretranslate_compatible_route() {
     )
     .json();
     assert!(alts["translatedText"].is_string());
-    assert!(alts["alternatives"].as_array().unwrap().len() <= 1);
+    assert_eq!(alts["alternatives"].as_array().unwrap().len(), 1, "{alts}");
 
     // Form-urlencoded, as LibreTranslate's own clients send it.
     let body = format!(
