@@ -186,19 +186,57 @@ fn page_translates_and_draws_the_heatmap() {
         "JSON.stringify({
             result: document.getElementById('result').textContent,
             error: document.getElementById('error').textContent,
-            rows: document.querySelectorAll('table.heatmap tr').length,
-            cells: document.querySelectorAll('table.heatmap td').length,
-            colored: [...document.querySelectorAll('table.heatmap td')].filter(td => td.style.background.startsWith('rgba')).length,
+            sources: [...document.querySelectorAll('table.heatmap th.src')].map(th => th.textContent),
+            rows: [...document.querySelectorAll('table.heatmap tr')].slice(1).map(tr => ({
+                target: tr.querySelector('th').textContent,
+                cells: [...tr.querySelectorAll('td')].map(td => ({
+                    background: td.style.background,
+                    text: td.textContent,
+                    title: td.title
+                }))
+            })),
             alternatives: document.querySelectorAll('#alternatives li').length
         })",
     );
     let page: Value = serde_json::from_str(page.as_str().unwrap()).unwrap();
     assert_eq!(page["error"], "", "the page shows an error: {page}");
     assert_eq!(page["result"], t["text"], "{page}");
-    // Heatmap: a header row plus one row per target piece, one coloured cell per source piece.
-    assert_eq!(page["rows"], rows + 1, "{page}");
-    assert_eq!(page["cells"], rows * cols, "{page}");
-    assert_eq!(page["colored"], rows * cols, "{page}");
+    // Heatmap: one column per source piece, one row per target piece (there are some: an
+    // empty heatmap would check nothing), and each cell shows the API's attention weight.
+    let attention = t["attention"].as_array().unwrap();
+    assert!(rows > 0, "the API's translation has no target tokens: {t}");
+    assert_eq!(attention.len(), rows);
+    assert_eq!(page["sources"], t["source_tokens"], "{page}");
+    let page_rows = page["rows"].as_array().unwrap();
+    assert_eq!(page_rows.len(), rows, "{page}");
+    for (i, (row, weights)) in page_rows.iter().zip(attention).enumerate() {
+        assert_eq!(row["target"], t["target_tokens"][i], "row {i}: {page}");
+        let (cells, weights) = (
+            row["cells"].as_array().unwrap(),
+            weights.as_array().unwrap(),
+        );
+        assert_eq!(cells.len(), cols, "row {i}: {page}");
+        assert_eq!(weights.len(), cols);
+        for (j, (cell, w)) in cells.iter().zip(weights).enumerate() {
+            let w = w.as_f64().unwrap();
+            let at = format!("cell ({i}, {j}), weight {w}: {cell}");
+            // The tooltip prints the weight to 3 decimals, the text in percent.
+            let title = cell["title"].as_str().unwrap();
+            let shown: f64 = title.rsplit(": ").next().unwrap().parse().unwrap();
+            assert!((shown - w).abs() <= 5e-4 + 1e-9, "{at}");
+            let percent: f64 = cell["text"].as_str().unwrap().parse().unwrap();
+            assert!((percent - w * 100.0).abs() <= 0.5 + 1e-9, "{at}");
+            // The colour's opacity is the weight (browsers keep alpha to about 1/255).
+            let background = cell["background"].as_str().unwrap();
+            let alpha: f64 = background
+                .strip_prefix("rgba(20, 80, 200, ")
+                .and_then(|r| r.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{at}: background {background}"))
+                .parse()
+                .unwrap();
+            assert!((alpha - w).abs() <= 0.005, "{at}");
+        }
+    }
     assert_eq!(
         page["alternatives"],
         t["alternatives"].as_array().unwrap().len(),
