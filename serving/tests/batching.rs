@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -9,31 +10,85 @@ use common::*;
 use serde_json::json;
 
 fn metric(body: &str, name: &str) -> f64 {
+    metric_or(body, name, None)
+}
+
+/// `name`'s value in a /metrics body; `default` when the series is absent (a labelled counter
+/// appears at its first increment).
+fn metric_or(body: &str, name: &str, default: Option<f64>) -> f64 {
     body.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
+        .or(default)
         .unwrap_or_else(|| panic!("{name} missing in\n{body}"))
+}
+
+/// The server's queue depth (requests accepted and not yet answered) and queue-full refusals.
+fn queue_state(s: &Server) -> (f64, f64) {
+    let body = get(&s.url("/metrics")).body;
+    (
+        metric(&body, "nmt_queue_depth"),
+        metric_or(
+            &body,
+            "nmt_rejected_total{reason=\"queue_full\"}",
+            Some(0.0),
+        ),
+    )
+}
+
+/// Polls `done` until it holds; fails naming `what` after 60 s.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The tests of this file time requests against batch windows: one server at a time, so that
+/// they do not compete for the CPU.
+fn one_server_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[test]
 fn concurrent_requests_are_batched_and_answered_in_order() {
+    let _one = one_server_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let m = bundle(dir.path(), "m", ("de", "en"), 11);
+    // Reference: each text translated alone, one request at a time, by a server that does
+    // not wait for company.
+    let alone: Vec<String> = {
+        let single = Server::start(&[
+            "--model",
+            m.to_str().unwrap(),
+            "--batch-wait-ms",
+            "0",
+            "--beam-size",
+            "2",
+        ]);
+        let url = single.url("/v1/translate");
+        SENTENCES
+            .iter()
+            .map(|t| texts_of(&post_json(&url, &json!({"text": t})))[0].clone())
+            .collect()
+    };
+    // A batch window wide enough that 32 clients started together share model calls even on
+    // a busy machine.
     let s = Server::start(&[
         "--model",
         m.to_str().unwrap(),
         "--batch-wait-ms",
-        "50",
+        "300",
         "--workers",
         "4",
         "--beam-size",
         "2",
     ]);
     let url = s.url("/v1/translate");
-    // Reference: each text translated alone, one request at a time.
-    let alone: Vec<String> = SENTENCES
-        .iter()
-        .map(|t| texts_of(&post_json(&url, &json!({"text": t})))[0].clone())
-        .collect();
     let before = get(&s.url("/metrics")).body;
     let calls_before = metric(&before, "nmt_batch_requests_count");
 
@@ -72,22 +127,27 @@ fn concurrent_requests_are_batched_and_answered_in_order() {
         calls < 32.0,
         "32 concurrent requests should share model calls, got {calls} calls"
     );
-    assert!(metric(&after, "nmt_sentences_total") >= 48.0 + SENTENCES.len() as f64);
+    // 16 requests of one text and 16 of two.
+    assert_eq!(
+        metric(&after, "nmt_sentences_total") - metric(&before, "nmt_sentences_total"),
+        48.0
+    );
 }
 
 #[test]
 fn full_queue_answers_503_with_retry_after_and_recovers() {
+    let _one = one_server_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let m = bundle(dir.path(), "m", ("de", "en"), 12);
-    // A queue of two and a batcher that waits a whole second for company:
-    // the first two requests are accepted, everything else in that second is refused.
+    // A queue of two and a batcher that waits two seconds for company:
+    // the first two requests are accepted, everything else meanwhile is refused.
     let s = Server::start(&[
         "--model",
         m.to_str().unwrap(),
         "--queue-capacity",
         "2",
         "--batch-wait-ms",
-        "1500",
+        "2000",
         "--workers",
         "4",
     ]);
@@ -96,7 +156,9 @@ fn full_queue_answers_503_with_retry_after_and_recovers() {
         let url = url.clone();
         thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[0]})))
     };
-    thread::sleep(Duration::from_millis(150));
+    wait_until("the first request in the queue", || {
+        queue_state(&s) == (1.0, 0.0)
+    });
     let handles: Vec<_> = (0..8)
         .map(|i| {
             let url = url.clone();
@@ -104,7 +166,9 @@ fn full_queue_answers_503_with_retry_after_and_recovers() {
         })
         .collect();
     // While saturated, /ready says so (the batcher still holds the first two).
-    thread::sleep(Duration::from_millis(400));
+    wait_until("two requests queued and seven refused", || {
+        queue_state(&s) == (2.0, 7.0)
+    });
     let ready = get(&s.url("/ready"));
     let mut replies: Vec<Reply> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     replies.push(first.join().unwrap());
@@ -119,6 +183,7 @@ fn full_queue_answers_503_with_retry_after_and_recovers() {
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert_eq!(ready.json()["status"], "saturated");
     // Once drained, the server is ready and answers again.
+    wait_until("the queue to drain", || queue_state(&s).0 == 0.0);
     let ready = get(&s.url("/ready"));
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(post_json(&url, &json!({"text": SENTENCES[0]})).status, 200);
@@ -131,21 +196,26 @@ fn full_queue_answers_503_with_retry_after_and_recovers() {
 
 #[test]
 fn deadline_answers_504() {
+    let _one = one_server_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let m = bundle(dir.path(), "m", ("de", "en"), 13);
-    // The batcher waits 400 ms for company; the deadline is 100 ms.
+    // The batcher waits 10 s for company; the deadline is 100 ms, so only the deadline can
+    // answer within the window.
     let s = Server::start(&[
         "--model",
         m.to_str().unwrap(),
         "--batch-wait-ms",
-        "400",
+        "10000",
         "--request-timeout-ms",
         "100",
     ]);
     let started = Instant::now();
     let r = post_json(&s.url("/v1/translate"), &json!({"text": SENTENCES[0]}));
     r.assert_error(504, "deadline_exceeded");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered by the batcher"
+    );
     let r = post_json(
         &s.url("/translate"),
         &json!({"q": SENTENCES[0], "source": "de", "target": "en"}),
@@ -156,14 +226,15 @@ fn deadline_answers_504() {
 }
 
 fn shutdown_finishes_in_flight(signal: nix::sys::signal::Signal) {
+    let _one = one_server_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let m = bundle(dir.path(), "m", ("de", "en"), 14);
-    // Requests sit in the batcher for 700 ms, so they are in flight when the signal comes.
+    // Requests sit in the batcher for up to 2 s; the signal comes once all four are queued.
     let s = Server::start(&[
         "--model",
         m.to_str().unwrap(),
         "--batch-wait-ms",
-        "700",
+        "2000",
         "--workers",
         "2",
     ]);
@@ -174,7 +245,7 @@ fn shutdown_finishes_in_flight(signal: nix::sys::signal::Signal) {
             thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[i]})))
         })
         .collect();
-    thread::sleep(Duration::from_millis(250));
+    wait_until("four requests in flight", || queue_state(&s).0 == 4.0);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid()), signal).unwrap();
     for h in handles {
         let r = h.join().unwrap();
