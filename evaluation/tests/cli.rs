@@ -263,13 +263,26 @@ fn sentence_json_is_one_object_per_line() {
 #[test]
 fn multi_bleu_format() {
     let f = fixture();
+    // Hypotheses shorter than the references (every third loses its last word), so that the
+    // brevity penalty and the length ratio are not 1 and hyp_len differs from ref_len.
+    let hyps: Vec<String> = f
+        .hyps
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match (i % 3, h.rsplit_once(' ')) {
+            (0, Some((rest, _))) => rest.to_string(),
+            _ => h.clone(),
+        })
+        .collect();
+    let hyp = f.dir.path().join("short.txt");
+    std::fs::write(&hyp, hyps.join("\n") + "\n").unwrap();
     let out = ok_stdout(
         &[
             "bleu",
             "-r",
             s(&f.ref1),
             "-i",
-            s(&f.hyp),
+            s(&hyp),
             "--format",
             "multi-bleu",
             "-t",
@@ -278,24 +291,33 @@ fn multi_bleu_format() {
         ],
         None,
     );
-    let opts = BleuOptions {
-        tokenize: evaluation::Tokenizer::None,
-        lowercase: true,
-        ..BleuOptions::default()
-    };
-    let want = corpus_bleu(&f.hyps, std::slice::from_ref(&f.refs), &opts).unwrap();
-    let p: Vec<String> = want.precisions.iter().map(|p| format!("{p:.1}")).collect();
+    // The expected line comes from elsewhere: sacreBLEU's statistics on the same text
+    // (tokenize none, lowercased), printed with Moses' multi-bleu.perl format string.
+    let script = r#"
+import json, sys, sacrebleu
+hyps, refs = json.load(sys.stdin)
+b = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none", lowercase=True)
+print("BLEU = %.2f, %.1f/%.1f/%.1f/%.1f (BP=%.3f, ratio=%.3f, hyp_len=%d, ref_len=%d)"
+      % (b.score, *b.precisions, b.bp, b.sys_len / b.ref_len, b.sys_len, b.ref_len))
+"#;
+    let mut child = Command::new(support::sacrebleu_python())
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(&(&hyps, &f.refs)).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let want = child.wait_with_output().unwrap();
+    assert!(
+        want.status.success(),
+        "{}",
+        String::from_utf8_lossy(&want.stderr)
+    );
     assert_eq!(
         out.trim_end(),
-        format!(
-            "BLEU = {:.2}, {} (BP={:.3}, ratio={:.3}, hyp_len={}, ref_len={})",
-            want.score,
-            p.join("/"),
-            want.bp,
-            want.ratio,
-            want.sys_len,
-            want.ref_len
-        )
+        String::from_utf8(want.stdout).unwrap().trim_end()
     );
 }
 
