@@ -122,7 +122,7 @@ fn save_then_load_gives_the_same_model() {
             < 1e-7
     );
     // Both sides name the same vocabulary file here; it is the one the bundle was made from.
-    let written = vocab::load(&dir.with_extension("vocab.json")).unwrap();
+    let written = vocab::load(dir.with_extension("vocab.json")).unwrap();
     for line in LINES {
         let ids = written.encode(line).unwrap();
         assert_eq!(loaded.src_vocab.encode(line).unwrap(), ids, "{line}");

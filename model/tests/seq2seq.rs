@@ -1,5 +1,6 @@
 //! The encoder-decoder on padded batches and its basic contract.
 
+#[allow(dead_code)] // the tests here use only common::seeded
 mod common;
 
 use model::{AttentionKind, CellKind, Executor, ModelConfig, Seq2Seq};

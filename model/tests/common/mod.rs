@@ -1,8 +1,6 @@
 //! A tiny trained model shared by the tests: it learns to reverse short
 //! sequences of ids, so that its output distributions look like a trained
 //! translation model's (peaked, ending with EOS) rather than random.
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::sync::Mutex;
 
@@ -25,6 +23,7 @@ pub fn with_seed<T>(seed: i64, f: impl FnOnce() -> T) -> T {
 
 /// [`with_seed`] for a whole scope: seeds libtorch's global generator with `seed` and keeps
 /// the other tests of this binary off it until the returned guard is dropped.
+#[allow(dead_code)] // not every test binary seeds this way
 pub fn seeded(seed: i64) -> std::sync::MutexGuard<'static, ()> {
     let guard = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);

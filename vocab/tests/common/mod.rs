@@ -109,7 +109,7 @@ pub fn trained_generated(model: ModelType) -> &'static HfVocab {
         ModelType::Unigram => &UNIGRAM,
         ModelType::Bpe => &BPE,
     };
-    cell.get_or_init(|| train_lines(&config(model, 2000), &generated_text()).unwrap())
+    cell.get_or_init(|| train_lines(&config(model, 2000), generated_text()).unwrap())
 }
 
 pub fn config(model: ModelType, vocab_size: usize) -> TrainConfig {
@@ -128,7 +128,7 @@ pub fn trained(model: ModelType) -> &'static HfVocab {
         ModelType::Unigram => &UNIGRAM,
         ModelType::Bpe => &BPE,
     };
-    cell.get_or_init(|| train_lines(&config(model, 2000), &train_text()).unwrap())
+    cell.get_or_init(|| train_lines(&config(model, 2000), train_text()).unwrap())
 }
 
 /// A SentencePiece command-line tool from the Debian package. Cargo puts
