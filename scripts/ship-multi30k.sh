@@ -2,17 +2,19 @@
 # Turns a finished multi30k-de-en training run into the shipped bundle:
 # scores the run's best checkpoint on Multi30k test 2016 (beam 5, sacreBLEU
 # defaults), makes a float16 copy, scores that too, and installs the float16
-# copy in checkpoints/multi30k-de-en when its BLEU is within 0.1 of float32
-# (the float32 bundle otherwise). Prints both scores as JSON lines and writes
-# them to checkpoints/multi30k-de-en.scores.jsonl.
+# copy in checkpoints/NAME when its BLEU is within 0.1 of float32 (the
+# float32 bundle otherwise). Prints both scores as JSON lines and writes them
+# to checkpoints/NAME.scores.jsonl.
 #
-#   scripts/ship-multi30k.sh [RUN_DIR]      (default runs/multi30k-de-en)
+#   scripts/ship-multi30k.sh [RUN_DIR] [NAME]
+#       RUN_DIR default runs/multi30k-de-en; NAME default multi30k-de-en
+#       (the G2 model: scripts/ship-multi30k.sh RUN_DIR multi30k-de-en-g2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN=${1:-runs/multi30k-de-en}
 DATA=${DATA:-../shared/data/multi30k}
-DEST=checkpoints/multi30k-de-en
+DEST=checkpoints/${2:-multi30k-de-en}
 BIN=target/release
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 

@@ -67,7 +67,8 @@ impl TranslateArgs {
         };
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sentences ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                // A constant: an error here is a bug, shown rather than hidden.
+                .context("the progress bar's template")?,
         );
         let started = Instant::now();
         let translations = translate(&bundle, &src.lines, &opts, |n| bar.inc(n as u64))?;

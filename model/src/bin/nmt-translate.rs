@@ -67,7 +67,8 @@ fn main() -> Result<()> {
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sentences ({per_sec}, eta {eta})",
         )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        // A constant: an error here is a bug, shown rather than hidden behind a default.
+        .context("the progress bar's template")?,
     );
     let results = translate(&bundle, &lines, &opts, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
