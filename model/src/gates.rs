@@ -208,15 +208,24 @@ impl GateActivation {
         *self == Self::plain(false)
     }
 
-    /// The per-row scale of the gate pre-activations, `[4H]`: `scale` on the input and forget
-    /// rows, 1 on the candidate and output rows; `None` when it is 1 everywhere. Multiplying
-    /// the weights and biases by it folds `1/τ` into the GEMMs.
-    pub fn row_scale(&self, hidden: i64, kind: Kind, device: Device) -> Option<Tensor> {
-        (self.scale != 1.0).then(|| {
-            let mut v = vec![self.scale as f32; (2 * hidden) as usize];
-            v.resize((4 * hidden) as usize, 1.0);
-            Tensor::from_slice(&v).to_kind(kind).to_device(device)
-        })
+    /// `t` with its input and forget rows (the first half of dimension 0 of a `[4H, ..]`
+    /// weight or a `[4H]` bias, PyTorch's gate order i, f, g, o) multiplied by `scale`: folds
+    /// `1/τ` into the GEMMs. `t` itself when the scale is 1.
+    pub fn scale_gate_rows(&self, t: Tensor) -> Tensor {
+        if self.scale == 1.0 {
+            return t;
+        }
+        let rows = t.size()[0];
+        let mut v = vec![self.scale as f32; (rows / 2) as usize];
+        v.resize(rows as usize, 1.0);
+        let s = Tensor::from_slice(&v)
+            .to_kind(t.kind())
+            .to_device(t.device());
+        if t.dim() == 2 {
+            t * s.unsqueeze(1)
+        } else {
+            t * s
+        }
     }
 }
 

@@ -411,17 +411,7 @@ impl RnnStack {
                     c = Some(c_new.where_self(&keep, c_prev));
                     h_new
                 }
-                None => {
-                    let (r, z, n) = gru_gates(&x_t, &h, w);
-                    if let Some(recorder) = ctx.recorder {
-                        let gates = RecordedGates::Gru {
-                            reset: &r,
-                            update: &z,
-                        };
-                        recorder.record(site, t, gates, Some(&keep.squeeze_dim(-1)));
-                    }
-                    (1.0 - &z) * n + z * &h
-                }
+                None => gru_recorded(&x_t, &h, w, ctx, site, t, Some(&keep)),
             };
             h = h_new.where_self(&keep, &h);
             outs.push(&h_new * &keep);
@@ -443,12 +433,7 @@ impl RnnStack {
     ) -> (Tensor, Tensor, Option<Tensor>) {
         let (batch, time) = (seq.size()[0], seq.size()[1]);
         let hidden = self.shape.hidden_dim;
-        let scale = ctx.gates.row_scale(hidden, seq.kind(), seq.device());
-        let scaled = |t: Tensor| match &scale {
-            Some(s) if t.dim() == 2 => t * s.unsqueeze(1),
-            Some(s) => t * s,
-            None => t,
-        };
+        let scaled = |t: Tensor| ctx.gates.scale_gate_rows(t);
         let w_ih = scaled(w.w_ih.shallow_clone());
         let w_hh_t = scaled(w.w_hh.shallow_clone()).tr();
         let bias = scaled(&w.b_ih + &w.b_hh);
@@ -542,17 +527,7 @@ impl RnnStack {
                     cs.push(c_new);
                     h_new
                 }
-                None => {
-                    let (r, z, n) = gru_gates(&input, &h, w);
-                    if let Some(recorder) = ctx.recorder {
-                        let gates = RecordedGates::Gru {
-                            reset: &r,
-                            update: &z,
-                        };
-                        recorder.record(site, step, gates, None);
-                    }
-                    (1.0 - &z) * n + z * &h
-                }
+                None => gru_recorded(&input, &h, w, ctx, site, step, None),
             };
             input = if train && s.dropout > 0.0 && layer + 1 < self.weights.len() {
                 dropout(&h_new, s.dropout, true)
@@ -604,14 +579,7 @@ impl RnnStack {
             return None;
         }
         let layer0 = &self.weights[0][0];
-        let row_scale = ctx
-            .gates
-            .row_scale(s.hidden_dim, layer0.w_ih.kind(), layer0.w_ih.device());
-        let scaled = |t: Tensor| match &row_scale {
-            Some(r) if t.dim() == 2 => t * r.unsqueeze(1),
-            Some(r) => t * r,
-            None => t,
-        };
+        let scaled = |t: Tensor| ctx.gates.scale_gate_rows(t);
         let late = s.input_dim - ahead_dim;
         let w_step = self
             .weights
@@ -695,6 +663,29 @@ impl RnnStack {
         }
         (input, RnnState::stack(hs, cs))
     }
+}
+
+/// One GRU step on the reference equations ([`gru_gates`]), its gates handed to the pass's
+/// recorder, if any. x: `[B, I]`, h: `[B, H]`, keep: `[B, 1]` bool → `[B, H]`.
+fn gru_recorded(
+    x: &Tensor,
+    h: &Tensor,
+    w: &LayerWeights,
+    ctx: &StepContext<'_>,
+    site: GateSite,
+    step: i64,
+    keep: Option<&Tensor>,
+) -> Tensor {
+    let (r, z, n) = gru_gates(x, h, w);
+    if let Some(recorder) = ctx.recorder {
+        let gates = RecordedGates::Gru {
+            reset: &r,
+            update: &z,
+        };
+        let valid = keep.map(|k| k.squeeze_dim(-1));
+        recorder.record(site, step, gates, valid.as_ref());
+    }
+    (1.0 - &z) * n + z * h
 }
 
 /// Hands one step's LSTM gates to the pass's recorder, if any; keep: `[B, 1]` bool.
