@@ -391,32 +391,19 @@ impl RnnStack {
         site: GateSite,
         ctx: &StepContext<'_>,
     ) -> (Tensor, Tensor, Option<Tensor>) {
-        let (batch, time) = (seq.size()[0], seq.size()[1]);
         let hidden = self.shape.hidden_dim;
-        let zero = Tensor::zeros([batch, hidden], (seq.kind(), seq.device()));
-        let mut h = zero.shallow_clone();
-        let mut c = self.shape.cell.is_lstm().then(|| zero.zeros_like());
-        let mut outs = Vec::with_capacity(time as usize);
-        for t in 0..time {
-            let x_t = seq.select(1, t);
-            let keep = valid.select(1, t);
-            let h_new = match &c {
-                Some(c_prev) => {
-                    let noise = ctx
-                        .noise_for(site, t, 1, batch, hidden, seq.device())
-                        .map(|n| n.squeeze_dim(0));
-                    let gates = lstm_gates(&x_t, &h, w, &ctx.gates, noise.as_ref());
-                    record_lstm(ctx, site, t, &gates, &keep);
-                    let (h_new, c_new) = lstm_apply(&gates, c_prev);
-                    c = Some(c_new.where_self(&keep, c_prev));
-                    h_new
-                }
-                None => gru_recorded(&x_t, &h, w, ctx, site, t, Some(&keep)),
-            };
-            h = h_new.where_self(&keep, &h);
-            outs.push(&h_new * &keep);
-        }
-        (Tensor::stack(&outs, 1), h, c)
+        self.over_time(seq, &seq.unbind(1), valid, |t, x_t, h, c, keep| match c {
+            Some(c_prev) => {
+                let noise = ctx
+                    .noise_for(site, t, 1, x_t.size()[0], hidden, x_t.device())
+                    .map(|n| n.squeeze_dim(0));
+                let gates = lstm_gates(x_t, h, w, &ctx.gates, noise.as_ref());
+                record_lstm(ctx, site, t, &gates, keep);
+                let (h_new, c_new) = lstm_apply(&gates, c_prev);
+                (h_new, Some(c_new))
+            }
+            None => (gru_recorded(x_t, h, w, ctx, site, t, Some(keep)), None),
+        })
     }
 
     /// One direction of one LSTM layer over time, fast: the input projection of all steps
@@ -444,20 +431,51 @@ impl RnnStack {
             ahead = ahead.g_add(&noise.transpose(0, 1));
         }
         // Views, one per step: autograd stacks their gradients once.
-        let ahead = ahead.unbind(1);
-        let zero = Tensor::zeros([batch, hidden], (seq.kind(), seq.device()));
-        let (mut h, mut c) = (zero.shallow_clone(), zero);
-        let mut outs = Vec::with_capacity(time as usize);
-        for (t, ahead_t) in ahead.iter().enumerate() {
+        self.over_time(seq, &ahead.unbind(1), valid, |t, ahead_t, h, c, keep| {
+            let c_prev = c.expect("an LSTM stack carries a cell state");
+            let gates = lstm_gates_from(&ahead_t.addmm(h, &w_hh_t), ctx.gates.hard);
+            record_lstm(ctx, site, t, &gates, keep);
+            let (h_new, c_new) = lstm_apply(&gates, c_prev);
+            (h_new, Some(c_new))
+        })
+    }
+
+    /// The time loop both step executors share: `cell(t, input_t, h, c, keep)` gives a step's
+    /// new `h` and `c`; rows past their end (`keep` false) keep their state and output zeros.
+    ///
+    /// like: a tensor of the batch's kind and device, `[B, ..]`; inputs: one `[B, ..]` per
+    /// step; valid: `[B, T, 1]` bool → (out `[B, T, H]`, final h `[B, H]`, final c).
+    fn over_time(
+        &self,
+        like: &Tensor,
+        inputs: &[Tensor],
+        valid: &Tensor,
+        mut cell: impl FnMut(
+            i64,
+            &Tensor,
+            &Tensor,
+            Option<&Tensor>,
+            &Tensor,
+        ) -> (Tensor, Option<Tensor>),
+    ) -> (Tensor, Tensor, Option<Tensor>) {
+        let zero = Tensor::zeros(
+            [like.size()[0], self.shape.hidden_dim],
+            (like.kind(), like.device()),
+        );
+        let mut h = zero.shallow_clone();
+        let mut c = self.shape.cell.is_lstm().then(|| zero.zeros_like());
+        let mut outs = Vec::with_capacity(inputs.len());
+        for (t, input) in inputs.iter().enumerate() {
             let keep = valid.select(1, t as i64);
-            let gates = lstm_gates_from(&ahead_t.addmm(&h, &w_hh_t), ctx.gates.hard);
-            record_lstm(ctx, site, t as i64, &gates, &keep);
-            let (h_new, c_new) = lstm_apply(&gates, &c);
-            c = c_new.where_self(&keep, &c);
+            let (h_new, c_new) = cell(t as i64, input, &h, c.as_ref(), &keep);
+            if let (Some(c_prev), Some(c_new)) = (&c, c_new) {
+                let frozen = c_new.where_self(&keep, c_prev);
+                c = Some(frozen);
+            }
             h = h_new.where_self(&keep, &h);
             outs.push(&h_new * &keep);
         }
-        (Tensor::stack(&outs, 1), h, Some(c))
+        (Tensor::stack(&outs, 1), h, c)
     }
 
     /// One time step of a unidirectional stack (the decoder), on libtorch's fused kernels
