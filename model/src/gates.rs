@@ -274,6 +274,20 @@ pub enum RecordedGates<'a> {
 /// at every step, padding included, with `valid = None`.
 pub trait GateRecorder: Sync {
     fn record(&self, site: GateSite, step: i64, gates: RecordedGates<'_>, valid: Option<&Tensor>);
+
+    /// The new state of the same layer, direction and step: `h` `[B, H]` (the output, before
+    /// rows past their end are masked) and, for an LSTM, the cell `c` `[B, H]`; rows as in
+    /// [`Self::record`]. `h` is the tensor the rest of the pass reads, so a recorder that keeps
+    /// it can ask autograd for `∂L/∂h_t` (gradient flow). Most recorders need only the gates.
+    fn record_state(
+        &self,
+        _site: GateSite,
+        _step: i64,
+        _h: &Tensor,
+        _c: Option<&Tensor>,
+        _valid: Option<&Tensor>,
+    ) {
+    }
 }
 
 /// The logistic noise of one training pass. Each `(site, step)` has its own ChaCha8 stream,

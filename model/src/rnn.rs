@@ -392,18 +392,25 @@ impl RnnStack {
         ctx: &StepContext<'_>,
     ) -> (Tensor, Tensor, Option<Tensor>) {
         let hidden = self.shape.hidden_dim;
-        self.over_time(seq, &seq.unbind(1), valid, |t, x_t, h, c, keep| match c {
-            Some(c_prev) => {
-                let noise = ctx
-                    .noise_for(site, t, 1, x_t.size()[0], hidden, x_t.device())
-                    .map(|n| n.squeeze_dim(0));
-                let gates = lstm_gates(x_t, h, w, &ctx.gates, noise.as_ref());
-                record_lstm(ctx, site, t, &gates, keep);
-                let (h_new, c_new) = lstm_apply(&gates, c_prev);
-                (h_new, Some(c_new))
-            }
-            None => (gru_recorded(x_t, h, w, ctx, site, t, Some(keep)), None),
-        })
+        self.over_time(
+            seq,
+            &seq.unbind(1),
+            valid,
+            site,
+            ctx,
+            |t, x_t, h, c, keep| match c {
+                Some(c_prev) => {
+                    let noise = ctx
+                        .noise_for(site, t, 1, x_t.size()[0], hidden, x_t.device())
+                        .map(|n| n.squeeze_dim(0));
+                    let gates = lstm_gates(x_t, h, w, &ctx.gates, noise.as_ref());
+                    record_lstm(ctx, site, t, &gates, keep);
+                    let (h_new, c_new) = lstm_apply(&gates, c_prev);
+                    (h_new, Some(c_new))
+                }
+                None => (gru_recorded(x_t, h, w, ctx, site, t, Some(keep)), None),
+            },
+        )
     }
 
     /// One direction of one LSTM layer over time, fast: the input projection of all steps
@@ -431,17 +438,25 @@ impl RnnStack {
             ahead = ahead.g_add(&noise.transpose(0, 1));
         }
         // Views, one per step: autograd stacks their gradients once.
-        self.over_time(seq, &ahead.unbind(1), valid, |t, ahead_t, h, c, keep| {
-            let c_prev = c.expect("an LSTM stack carries a cell state");
-            let gates = lstm_gates_from(&ahead_t.addmm(h, &w_hh_t), ctx.gates.hard);
-            record_lstm(ctx, site, t, &gates, keep);
-            let (h_new, c_new) = lstm_apply(&gates, c_prev);
-            (h_new, Some(c_new))
-        })
+        self.over_time(
+            seq,
+            &ahead.unbind(1),
+            valid,
+            site,
+            ctx,
+            |t, ahead_t, h, c, keep| {
+                let c_prev = c.expect("an LSTM stack carries a cell state");
+                let gates = lstm_gates_from(&ahead_t.addmm(h, &w_hh_t), ctx.gates.hard);
+                record_lstm(ctx, site, t, &gates, keep);
+                let (h_new, c_new) = lstm_apply(&gates, c_prev);
+                (h_new, Some(c_new))
+            },
+        )
     }
 
     /// The time loop both step executors share: `cell(t, input_t, h, c, keep)` gives a step's
     /// new `h` and `c`; rows past their end (`keep` false) keep their state and output zeros.
+    /// The pass's recorder, if any, sees each step's new state (`site` names it).
     ///
     /// like: a tensor of the batch's kind and device, `[B, ..]`; inputs: one `[B, ..]` per
     /// step; valid: `[B, T, 1]` bool → (out `[B, T, H]`, final h `[B, H]`, final c).
@@ -450,6 +465,8 @@ impl RnnStack {
         like: &Tensor,
         inputs: &[Tensor],
         valid: &Tensor,
+        site: GateSite,
+        ctx: &StepContext<'_>,
         mut cell: impl FnMut(
             i64,
             &Tensor,
@@ -468,6 +485,10 @@ impl RnnStack {
         for (t, input) in inputs.iter().enumerate() {
             let keep = valid.select(1, t as i64);
             let (h_new, c_new) = cell(t as i64, input, &h, c.as_ref(), &keep);
+            if let Some(recorder) = ctx.recorder {
+                let valid = keep.squeeze_dim(-1);
+                recorder.record_state(site, t as i64, &h_new, c_new.as_ref(), Some(&valid));
+            }
             if let (Some(c_prev), Some(c_new)) = (&c, c_new) {
                 let frozen = c_new.where_self(&keep, c_prev);
                 c = Some(frozen);
@@ -542,10 +563,19 @@ impl RnnStack {
                         recorder.record(site, step, RecordedGates::Lstm(&gates), None);
                     }
                     let (h_new, c_new) = lstm_apply(&gates, &c);
+                    if let Some(recorder) = ctx.recorder {
+                        recorder.record_state(site, step, &h_new, Some(&c_new), None);
+                    }
                     cs.push(c_new);
                     h_new
                 }
-                None => gru_recorded(&input, &h, w, ctx, site, step, None),
+                None => {
+                    let h_new = gru_recorded(&input, &h, w, ctx, site, step, None);
+                    if let Some(recorder) = ctx.recorder {
+                        recorder.record_state(site, step, &h_new, None, None);
+                    }
+                    h_new
+                }
             };
             input = if train && s.dropout > 0.0 && layer + 1 < self.weights.len() {
                 dropout(&h_new, s.dropout, true)
@@ -671,6 +701,9 @@ impl RnnStack {
                 recorder.record(site, step, RecordedGates::Lstm(&gates), None);
             }
             let (h_new, c_new) = lstm_apply(&gates, &c_all.get(layer as i64));
+            if let Some(recorder) = ctx.recorder {
+                recorder.record_state(site, step, &h_new, Some(&c_new), None);
+            }
             input = if ctx.train && s.dropout > 0.0 && layer + 1 < prepared.w_step.len() {
                 dropout(&h_new, s.dropout, true)
             } else {
