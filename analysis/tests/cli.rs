@@ -1,0 +1,393 @@
+//! `nmt-analyze` as a user runs it: on a small, randomly initialised real bundle and
+//! generated sentence files (toy data made here), every command writes its figures and
+//! data, and bad input fails with a message naming the file, line or option.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const DE: &[&str] = &[
+    "ein Mann läuft im Park",
+    "eine Frau sitzt",
+    "ein roter Hund läuft schnell",
+    "ein Mann sitzt im Park",
+    "Frau",
+];
+const EN: &[&str] = &[
+    "a man runs in the park",
+    "a woman sits",
+    "a red dog runs fast",
+    "a man sits in the park",
+    "woman",
+];
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    bundle: PathBuf,
+    src: PathBuf,
+    tgt: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    let lines: Vec<&str> = DE.iter().chain(EN).copied().collect();
+    model::bundle::write_untrained_bundle(&bundle, &lines, 60, ("de", "en"), 4).unwrap();
+    let src = dir.path().join("toy.de");
+    let tgt = dir.path().join("toy.en");
+    std::fs::write(&src, DE.join("\n") + "\n").unwrap();
+    std::fs::write(&tgt, EN.join("\n") + "\n").unwrap();
+    Fixture {
+        dir,
+        bundle,
+        src,
+        tgt,
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nmt-analyze"))
+        .args(args)
+        .args(["--device", "cpu", "--quiet"])
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: &Output, expected: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail; stderr: {stderr}");
+    for e in expected {
+        assert!(stderr.contains(e), "stderr should mention {e:?}: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn is_png_and_svg(stem: &Path) {
+    let png = std::fs::read(stem.with_extension("png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{}", stem.display());
+    let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("</svg>"),
+        "{}",
+        stem.display()
+    );
+}
+
+#[test]
+fn gates_writes_histograms_summary_and_figures_for_each_bundle() {
+    let f = fixture();
+    let other = f.dir.path().join("other");
+    model::bundle::write_untrained_bundle(
+        &other,
+        &DE.iter().chain(EN).copied().collect::<Vec<_>>(),
+        60,
+        ("de", "en"),
+        9,
+    )
+    .unwrap();
+    let out = f.dir.path().join("gates");
+    let stdout = ok(&run(&[
+        "gates",
+        "--model",
+        p(&f.bundle),
+        "--compare",
+        p(&other),
+        "--src",
+        p(&f.src),
+        "--tgt",
+        p(&f.tgt),
+        "--out",
+        p(&out),
+    ]));
+    assert!(stdout.contains("forget"), "{stdout}");
+    let summary: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    // Two bundles × (2 encoder layers × 2 directions + 2 decoder layers) × 3 gates.
+    assert_eq!(summary.len(), 2 * 6 * 3);
+    let hidden = 16;
+    for r in &summary {
+        let tokens = match r["side"].as_str().unwrap() {
+            // Source pieces plus </s> of each line; decoder: target pieces plus the EOS step.
+            "encoder" | "decoder" => r["count"].as_u64().unwrap() / hidden,
+            other => panic!("side {other}"),
+        };
+        assert!(tokens >= DE.len() as u64 * 2, "{r}");
+        let sum =
+            r["low"].as_f64().unwrap() + r["mid"].as_f64().unwrap() + r["high"].as_f64().unwrap();
+        assert!((sum - 1.0).abs() < 1e-9, "{r}");
+    }
+    let models: std::collections::BTreeSet<&str> = summary
+        .iter()
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models.into_iter().collect::<Vec<_>>(), ["bundle", "other"]);
+    let csv = std::fs::read_to_string(out.join("histograms.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 6 * 3 * 20);
+    for site in [
+        "encoder-l0-fwd",
+        "encoder-l0-bwd",
+        "encoder-l1-fwd",
+        "encoder-l1-bwd",
+        "decoder-l0",
+        "decoder-l1",
+    ] {
+        is_png_and_svg(&out.join(format!("gates-{site}")));
+    }
+}
+
+#[test]
+fn tokens_traces_the_models_own_translations_without_targets() {
+    let f = fixture();
+    let out = f.dir.path().join("tokens");
+    ok(&run(&[
+        "tokens",
+        "--model",
+        p(&f.bundle),
+        "--src",
+        p(&f.src),
+        "--out",
+        p(&out),
+        "--plot",
+        "2",
+        "--min-count",
+        "1",
+    ]));
+    let tokens: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tokens.json")).unwrap()).unwrap();
+    assert_eq!(tokens.len(), DE.len());
+    for t in &tokens {
+        let n_src = t["source_tokens"].as_array().unwrap().len();
+        let n_tgt = t["target_tokens"].as_array().unwrap().len();
+        assert_eq!(
+            t["source_tokens"].as_array().unwrap().last().unwrap(),
+            "</s>"
+        );
+        assert_eq!(t["target_tokens"][0], "<s>");
+        for site in t["sites"].as_array().unwrap() {
+            let n = if site["side"] == "encoder" {
+                n_src
+            } else {
+                n_tgt
+            };
+            for (_, values) in site["gates"].as_object().unwrap() {
+                assert_eq!(values.as_array().unwrap().len(), n, "{site}");
+            }
+        }
+    }
+    let ranking: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ranking.json")).unwrap()).unwrap();
+    assert_eq!(ranking.len(), 6 * 3);
+    is_png_and_svg(&out.join("tokens-line1"));
+    is_png_and_svg(&out.join("tokens-line2"));
+    assert!(!out.join("tokens-line3.png").exists());
+}
+
+#[test]
+fn neurons_and_gradients_write_their_results() {
+    let f = fixture();
+    let out = f.dir.path().join("neurons");
+    let stdout = ok(&run(&[
+        "neurons",
+        "--model",
+        p(&f.bundle),
+        "--src",
+        p(&f.src),
+        "--out",
+        p(&out),
+        "--neuron",
+        "encoder-l1-bwd:15",
+        "--top",
+        "2",
+    ]));
+    assert!(stdout.contains("position from start"), "{stdout}");
+    let results: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("neurons.json")).unwrap()).unwrap();
+    assert_eq!(results[0]["name"], "position from start");
+    assert!(results
+        .iter()
+        .all(|r| r["top"].as_array().unwrap().len() <= 2));
+    is_png_and_svg(&out.join("neuron-encoder-l1-bwd-15"));
+
+    let out = f.dir.path().join("gradients");
+    ok(&run(&[
+        "gradients",
+        "--model",
+        p(&f.bundle),
+        "--src",
+        p(&f.src),
+        "--tgt",
+        p(&f.tgt),
+        "--out",
+        p(&out),
+    ]));
+    let csv = std::fs::read_to_string(out.join("gradients.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("bundle,encoder-l0-fwd,0,")),
+        "{csv}"
+    );
+    for r in &rows {
+        let norm: f64 = r.split(',').nth(3).unwrap().parse().unwrap();
+        assert!(norm > 0.0 && norm.is_finite(), "{r}");
+    }
+    is_png_and_svg(&out.join("gradients"));
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let f = fixture();
+    let out = f.dir.path().join("out");
+    let o = p(&out);
+    let (bundle, src, tgt) = (p(&f.bundle), p(&f.src), p(&f.tgt));
+    // A missing file, named.
+    fails(
+        &run(&[
+            "gates",
+            "--model",
+            bundle,
+            "--src",
+            "/nonexistent/x.de",
+            "--tgt",
+            tgt,
+            "--out",
+            o,
+        ]),
+        &["/nonexistent/x.de"],
+    );
+    // Files in the wrong languages (swapped).
+    fails(
+        &run(&[
+            "gates", "--model", bundle, "--src", tgt, "--tgt", src, "--out", o,
+        ]),
+        &["toy.en", "\"de\""],
+    );
+    // Line counts that differ.
+    let short = f.dir.path().join("short.en");
+    std::fs::write(&short, "a man\n").unwrap();
+    fails(
+        &run(&[
+            "gates",
+            "--model",
+            bundle,
+            "--src",
+            src,
+            "--tgt",
+            p(&short),
+            "--out",
+            o,
+        ]),
+        &["short.en has 1", "parallel"],
+    );
+    // A line that is not UTF-8, by number.
+    let latin1 = f.dir.path().join("latin1.de");
+    std::fs::write(&latin1, b"ein Mann\nein M\xe4dchen\n").unwrap();
+    fails(
+        &run(&[
+            "neurons",
+            "--model",
+            bundle,
+            "--src",
+            p(&latin1),
+            "--out",
+            o,
+        ]),
+        &["latin1.de:2", "UTF-8"],
+    );
+    // Units the model does not have.
+    fails(
+        &run(&[
+            "neurons",
+            "--model",
+            bundle,
+            "--src",
+            src,
+            "--out",
+            o,
+            "--neuron",
+            "encoder-l9-fwd:1",
+        ]),
+        &["encoder-l9-fwd", "encoder-l0-fwd"],
+    );
+    fails(
+        &run(&[
+            "neurons",
+            "--model",
+            bundle,
+            "--src",
+            src,
+            "--out",
+            o,
+            "--neuron",
+            "decoder-l0:16",
+        ]),
+        &["16 units"],
+    );
+    fails(
+        &run(&[
+            "neurons",
+            "--model",
+            bundle,
+            "--src",
+            src,
+            "--out",
+            o,
+            "--neuron",
+            "decoder-l0",
+        ]),
+        &["SITE:INDEX"],
+    );
+    // A bundle that is not one, and a compared bundle of other languages.
+    fails(
+        &run(&["tokens", "--model", o, "--src", src, "--out", o]),
+        &["cannot load model bundle"],
+    );
+    let fr = f.dir.path().join("fr");
+    model::bundle::write_untrained_bundle(
+        &fr,
+        &DE.iter().chain(EN).copied().collect::<Vec<_>>(),
+        60,
+        ("fr", "en"),
+        4,
+    )
+    .unwrap();
+    fails(
+        &run(&[
+            "gradients",
+            "--model",
+            bundle,
+            "--compare",
+            p(&fr),
+            "--src",
+            src,
+            "--tgt",
+            tgt,
+            "--out",
+            o,
+        ]),
+        &["fr→en", "share their languages"],
+    );
+    // An empty source file.
+    let empty = f.dir.path().join("empty.de");
+    std::fs::write(&empty, "\n\n").unwrap();
+    fails(
+        &run(&["tokens", "--model", bundle, "--src", p(&empty), "--out", o]),
+        &["empty.de", "no non-empty line"],
+    );
+}
