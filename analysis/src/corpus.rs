@@ -169,6 +169,53 @@ pub fn encode(
     })
 }
 
+/// A pair given as the vocabularies' pieces (a translation's `source_tokens` and
+/// `target_tokens`: exactly the ids the search used, which re-encoding the detokenized
+/// text may not give back). A final `</s>` on either side is optional.
+pub fn from_pieces(
+    bundle: &Bundle,
+    line: usize,
+    src: &[String],
+    tgt: &[String],
+) -> Result<Sentence, AnalysisError> {
+    let eos = "</s>";
+    let ids = |v: &dyn vocab::Vocab, pieces: &[String], side: &str| {
+        pieces
+            .iter()
+            .map(|p| {
+                v.piece_to_id(p).map(i64::from).ok_or_else(|| {
+                    AnalysisError::Input(format!("{side} piece {p:?} is not in the vocabulary"))
+                })
+            })
+            .collect::<Result<Vec<i64>, _>>()
+    };
+    let src_body = src.strip_suffix(&[eos.to_string()]).unwrap_or(src);
+    let tgt_body = tgt.strip_suffix(&[eos.to_string()]).unwrap_or(tgt);
+    let mut src_ids = ids(bundle.src_vocab.as_ref(), src_body, "source")?;
+    if src_ids.is_empty() {
+        src_ids.push(vocab::UNK_ID as i64);
+    }
+    src_ids.push(vocab::EOS_ID as i64);
+    let tgt_ids = ids(bundle.tgt_vocab.as_ref(), tgt_body, "target")?;
+    let piece = |v: &dyn vocab::Vocab, id: i64| {
+        v.id_to_piece(id as u32)
+            .unwrap_or_else(|| vocab::UNK_SURFACE.to_string())
+    };
+    Ok(Sentence {
+        line,
+        src_pieces: src_ids
+            .iter()
+            .map(|&i| piece(bundle.src_vocab.as_ref(), i))
+            .collect(),
+        tgt_pieces: std::iter::once(vocab::BOS_ID as i64)
+            .chain(tgt_ids.iter().copied())
+            .map(|i| piece(bundle.tgt_vocab.as_ref(), i))
+            .collect(),
+        src: src_ids,
+        tgt: tgt_ids,
+    })
+}
+
 /// A padded batch for a teacher-forced pass, rows sorted by target length (longest first,
 /// ties in input order), so [`model::Seq2Seq::forward_packed`] keeps the row order.
 #[derive(Debug)]

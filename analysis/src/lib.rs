@@ -12,6 +12,7 @@ pub mod corpus;
 pub mod error;
 pub mod gradients;
 pub mod histogram;
+pub mod inspect;
 pub mod neurons;
 pub mod plot;
 pub mod record;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use analysis::inspect::{Inspection, NeuronRequest};
 use model::beam::BeamOptions;
 use model::bundle::ComputeDtype;
 use model::device::DeviceChoice;
@@ -50,9 +51,28 @@ pub enum JobError {
     /// Its text cannot be encoded by the model's vocabulary.
     #[error("text {index}: {message}")]
     BadText { index: usize, message: String },
+    /// It asks to see a unit or layer the model does not have.
+    #[error("{0}")]
+    BadInspection(String),
     /// The model failed (libtorch error or panic); other batches are unaffected.
     #[error("translation failed: {0}")]
     Internal(String),
+}
+
+/// What a request wants to see inside the model besides its translations
+/// (`return_gates`, `return_neurons`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InspectRequest {
+    pub gates: bool,
+    pub neurons: Option<NeuronRequest>,
+}
+
+/// A job's answer: one translation per text, and as many inspections when asked for.
+#[derive(Debug, Default)]
+pub struct JobOutput {
+    pub translations: Vec<Translation>,
+    /// Empty unless the job carried an [`InspectRequest`].
+    pub inspections: Vec<Inspection>,
 }
 
 /// One request's texts, waiting for the model.
@@ -61,8 +81,10 @@ pub struct Job {
     pub model: usize,
     pub texts: Vec<String>,
     pub options: DecodeOptions,
+    /// Seen after the translation, for this job alone (its batch may hold others).
+    pub inspect: Option<InspectRequest>,
     pub deadline: Instant,
-    pub reply: oneshot::Sender<Result<Vec<Translation>, JobError>>,
+    pub reply: oneshot::Sender<Result<JobOutput, JobError>>,
 }
 
 /// The handle the HTTP handlers share.
@@ -253,7 +275,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn answer(&self, job: Job, result: Result<Vec<Translation>, JobError>) {
+    fn answer(&self, job: Job, result: Result<JobOutput, JobError>) {
         // The receiver may be gone (deadline hit, client left): nothing to do then.
         let _ = job.reply.send(result);
         let left = self.depth.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
@@ -289,6 +311,12 @@ impl Worker {
             self.answer(job, Err(JobError::Internal("no such model".into())));
             return None;
         };
+        if let Some(neurons) = job.inspect.as_ref().and_then(|i| i.neurons.as_ref()) {
+            if let Err(e) = neurons.site(bundle) {
+                self.answer(job, Err(JobError::BadInspection(e.to_string())));
+                return None;
+            }
+        }
         match self.count_tokens(bundle, &job) {
             Ok(tokens) => Some(Taken { job, tokens }),
             Err(e) => {
@@ -377,6 +405,38 @@ impl Worker {
         }
     }
 
+    /// A teacher-forced pass over each text and its translation, recording what `inspect`
+    /// asks for. Like translation, a failure costs this job only.
+    fn inspect(
+        &self,
+        bundle: &Bundle,
+        texts: &[String],
+        translations: Vec<Translation>,
+        inspect: &InspectRequest,
+    ) -> Result<JobOutput, JobError> {
+        // The pieces the search saw and chose (the job ran with attention on, which keeps
+        // them); an empty text has none and is looked at as `<unk> </s>`.
+        let pairs: Vec<(Vec<String>, Vec<String>)> = translations
+            .iter()
+            .map(|t| (t.source_tokens.clone(), t.target_tokens.clone()))
+            .collect();
+        debug_assert_eq!(pairs.len(), texts.len());
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            analysis::inspect::inspect(bundle, &pairs, inspect.gates, inspect.neurons.as_ref())
+        }));
+        match outcome {
+            Ok(Ok(inspections)) => Ok(JobOutput {
+                translations,
+                inspections,
+            }),
+            Ok(Err(analysis::AnalysisError::NoSuchUnit(message))) => {
+                Err(JobError::BadInspection(message))
+            }
+            Ok(Err(e)) => Err(JobError::Internal(e.to_string())),
+            Err(_) => Err(JobError::Internal("the gate recording panicked".into())),
+        }
+    }
+
     fn run_batch(&self, bundle: &Bundle, options: DecodeOptions, batch: Vec<Taken>) {
         let now = Instant::now();
         let mut jobs = Vec::with_capacity(batch.len());
@@ -462,7 +522,14 @@ impl Worker {
                 let mut rest = translations.into_iter();
                 for job in jobs {
                     let mine: Vec<Translation> = rest.by_ref().take(job.texts.len()).collect();
-                    self.answer(job, Ok(mine));
+                    let output = match &job.inspect {
+                        None => Ok(JobOutput {
+                            translations: mine,
+                            inspections: Vec::new(),
+                        }),
+                        Some(inspect) => self.inspect(bundle, &job.texts, mine, inspect),
+                    };
+                    self.answer(job, output);
                 }
             }
             Err(e) => {

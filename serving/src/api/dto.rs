@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use analysis::inspect::{
+    Direction, GateView, LayerGates, NeuronRequest, NeuronValues, NeuronView, Side,
+};
+
 use crate::registry::ModelInfo;
 
 /// `POST /v1/translate` request. Give `text` or `texts`, not both.
@@ -38,6 +42,13 @@ pub struct TranslateRequest {
     /// Include attention weights with the source and target pieces.
     #[serde(default)]
     pub return_attention: bool,
+    /// Include, per translation, each layer's mean input/forget/output gate (a GRU's
+    /// reset/update gate) per token, for the encoder over the source pieces and the decoder
+    /// over the pieces it reads (`<s>`, then the translation).
+    #[serde(default)]
+    pub return_gates: bool,
+    /// Include chosen units' `h` values per token of one layer (at most 64 units).
+    pub return_neurons: Option<NeuronRequest>,
 }
 
 /// Another hypothesis of the n-best list.
@@ -71,6 +82,12 @@ pub struct TranslationOut {
     /// `[target_tokens][source_tokens]` attention weights (with `return_attention`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<Vec<Vec<f32>>>,
+    /// Mean gate values per token and layer (with `return_gates`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gates: Option<GateView>,
+    /// The units asked for by `return_neurons`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neurons: Option<NeuronView>,
 }
 
 /// `POST /v1/translate` answer: one translation per input text, in order.

@@ -17,7 +17,7 @@ use model::translate::Translation;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::batcher::{Batcher, DecodeOptions, Job, JobError};
+use crate::batcher::{Batcher, DecodeOptions, InspectRequest, Job, JobError, JobOutput};
 use crate::config::Settings;
 use crate::errors::ApiError;
 use crate::metrics::Metrics;
@@ -214,6 +214,22 @@ pub async fn run_job(
     options: DecodeOptions,
     arrived: Instant,
 ) -> Result<Vec<Translation>, ApiError> {
+    Ok(
+        run_job_inspected(state, model, texts, options, None, arrived)
+            .await?
+            .translations,
+    )
+}
+
+/// [`run_job`], and a look inside the model at each translation when `inspect` asks.
+pub async fn run_job_inspected(
+    state: &AppState,
+    model: usize,
+    texts: Vec<String>,
+    options: DecodeOptions,
+    inspect: Option<InspectRequest>,
+    arrived: Instant,
+) -> Result<JobOutput, ApiError> {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let deadline = arrived + timeout;
     let (reply, rx) = oneshot::channel();
@@ -221,12 +237,13 @@ pub async fn run_job(
         model,
         texts,
         options,
+        inspect,
         deadline,
         reply,
     })?;
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(left, rx).await {
-        Ok(Ok(Ok(translations))) => Ok(translations),
+        Ok(Ok(Ok(output))) => Ok(output),
         Ok(Ok(Err(JobError::Deadline))) | Err(_) => {
             state
                 .metrics
@@ -239,6 +256,9 @@ pub async fn run_job(
             "untranslatable_text",
             format!("text {index}: {message}"),
         )),
+        Ok(Ok(Err(JobError::BadInspection(message)))) => {
+            Err(ApiError::bad_request("invalid_neurons", message))
+        }
         Ok(Ok(Err(JobError::Internal(message)))) => Err(ApiError::internal(message)),
         Ok(Err(_)) => Err(ApiError::shutting_down()),
     }

@@ -9,9 +9,9 @@ use super::dto::{
 };
 use super::{
     body_text, check_api_key, check_options, check_texts, media_type, parse_json, read_body,
-    run_job, AppState,
+    run_job_inspected, AppState,
 };
-use crate::batcher::DecodeOptions;
+use crate::batcher::{DecodeOptions, InspectRequest};
 use crate::errors::{ApiError, ErrorBody};
 
 /// Translate one text or a list of texts.
@@ -22,7 +22,7 @@ use crate::errors::{ApiError, ErrorBody};
     request_body = TranslateRequest,
     responses(
         (status = 200, description = "Translations, in input order", body = TranslateResponse),
-        (status = 400, description = "Malformed body, bad field, empty or over-long text, unknown model or pair, option over a limit", body = ErrorBody),
+        (status = 400, description = "Malformed body, bad field, empty or over-long text, unknown model or pair, option over a limit, a layer or unit the model lacks (`invalid_neurons`)", body = ErrorBody),
         (status = 401, description = "API key required", body = ErrorBody),
         (status = 403, description = "Wrong API key", body = ErrorBody),
         (status = 413, description = "Body over --max-body-bytes", body = ErrorBody),
@@ -80,26 +80,44 @@ pub async fn translate(
         request.source.as_deref(),
         request.target.as_deref(),
     )?;
-    let translations = run_job(&state, model, texts, options, arrived).await?;
+    let inspect =
+        (request.return_gates || request.return_neurons.is_some()).then_some(InspectRequest {
+            gates: request.return_gates,
+            neurons: request.return_neurons,
+        });
+    // Looking inside needs the exact pieces of each translation, which the search keeps
+    // with its attention; whether attention is sent back stays the client's choice.
+    let decode = DecodeOptions {
+        return_attention: options.return_attention || inspect.is_some(),
+        ..options
+    };
+    let output = run_job_inspected(&state, model, texts, decode, inspect, arrived).await?;
     let scores = request.return_scores;
-    let translations = translations
+    let mut inspections = output.inspections.into_iter();
+    let translations = output
+        .translations
         .into_iter()
-        .map(|t| TranslationOut {
-            text: t.text,
-            score: scores.then_some(t.score),
-            alternatives: (options.n_best > 1).then(|| {
-                t.alternatives
-                    .into_iter()
-                    .map(|a| AlternativeOut {
-                        text: a.text,
-                        score: scores.then_some(a.score),
-                    })
-                    .collect()
-            }),
-            truncated: t.truncated,
-            source_tokens: options.return_attention.then_some(t.source_tokens),
-            target_tokens: options.return_attention.then_some(t.target_tokens),
-            attention: options.return_attention.then_some(t.attention),
+        .map(|t| {
+            let seen = inspections.next().unwrap_or_default();
+            TranslationOut {
+                text: t.text,
+                score: scores.then_some(t.score),
+                alternatives: (options.n_best > 1).then(|| {
+                    t.alternatives
+                        .into_iter()
+                        .map(|a| AlternativeOut {
+                            text: a.text,
+                            score: scores.then_some(a.score),
+                        })
+                        .collect()
+                }),
+                truncated: t.truncated,
+                source_tokens: options.return_attention.then_some(t.source_tokens),
+                target_tokens: options.return_attention.then_some(t.target_tokens),
+                attention: options.return_attention.then_some(t.attention),
+                gates: seen.gates,
+                neurons: seen.neurons,
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(TranslateResponse {
