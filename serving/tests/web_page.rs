@@ -243,3 +243,148 @@ fn page_translates_and_draws_the_heatmap() {
         "{page}"
     );
 }
+
+/// Colour strings the page gives a value: the gate strips use the heatmap's blue with the
+/// value as opacity; the neuron strips blue for positive, red for negative values.
+fn alpha_of(background: &str, prefix: &str) -> Option<f64> {
+    background
+        .strip_prefix(prefix)?
+        .strip_suffix(')')?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn page_shows_gate_strips_and_explores_a_neuron() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), "web-de-en", ("de", "en"), 21);
+    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let sentence = SENTENCES[2];
+    let expected = post_json(
+        &s.url("/v1/translate"),
+        &json!({"text": sentence, "beam_size": 5, "n_best": 3, "return_gates": true,
+                "return_neurons": {"side": "encoder", "layer": 1, "direction": "backward", "neurons": [7]}}),
+    )
+    .json();
+    let t = &expected["translations"][0];
+
+    let mut b = Browser::launch();
+    b.call("Page.enable", json!({}));
+    b.call("Page.navigate", json!({"url": s.url("/")}));
+    b.wait_for(
+        "document.readyState === 'complete' && !!document.querySelector(\"#model option[value='web-de-en']\")",
+        "the model list",
+    );
+    b.eval("document.getElementById('source').focus()");
+    b.call("Input.insertText", json!({"text": sentence}));
+    b.eval("document.getElementById('translate').click()");
+    b.wait_for(
+        "document.getElementById('result').dataset.done === '1' || document.getElementById('error').textContent !== ''",
+        "the translation",
+    );
+    let strips = b.eval(
+        "JSON.stringify({
+            error: document.getElementById('error').textContent,
+            strips: [...document.querySelectorAll('#gates .strip')].map(d => ({
+                side: d.dataset.side, layer: d.dataset.layer, direction: d.dataset.direction, gate: d.dataset.gate,
+                tokens: [...d.querySelectorAll('.tok')].map(s => ({text: s.textContent, background: s.style.background, title: s.title}))
+            })),
+            layers: [...document.querySelectorAll('#n-layer option')].map(o => o.value)
+        })",
+    );
+    let page: Value = serde_json::from_str(strips.as_str().unwrap()).unwrap();
+    assert_eq!(page["error"], "", "{page}");
+    // One strip per layer and gate shown (input and forget): 6 layers × 2.
+    let shown = page["strips"].as_array().unwrap();
+    assert_eq!(shown.len(), 6 * 2, "{page}");
+    assert_eq!(page["layers"], json!(["0", "1"]));
+    for strip in shown {
+        let layer = t["gates"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| {
+                l["side"] == strip["side"]
+                    && l["layer"].to_string() == strip["layer"].as_str().unwrap()
+                    && l["direction"] == strip["direction"]
+            })
+            .unwrap_or_else(|| panic!("no API layer for {strip}"));
+        let values = layer["gates"][strip["gate"].as_str().unwrap()]
+            .as_array()
+            .unwrap();
+        let tokens = if strip["side"] == "encoder" {
+            &t["gates"]["source_tokens"]
+        } else {
+            &t["gates"]["target_tokens"]
+        };
+        let spans = strip["tokens"].as_array().unwrap();
+        assert_eq!(spans.len(), values.len(), "{strip}");
+        for ((span, v), piece) in spans.iter().zip(values).zip(tokens.as_array().unwrap()) {
+            let v = v.as_f64().unwrap();
+            assert_eq!(span["text"], *piece, "{strip}");
+            let alpha = alpha_of(span["background"].as_str().unwrap(), "rgba(20, 80, 200, ")
+                .unwrap_or_else(|| panic!("{span}"));
+            assert!((alpha - v).abs() <= 0.005, "{span} vs {v}");
+            let shown: f64 = span["title"]
+                .as_str()
+                .unwrap()
+                .rsplit(": ")
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((shown - v).abs() <= 5e-4 + 1e-9, "{span} vs {v}");
+        }
+    }
+
+    // Pick encoder, layer 1, backward, unit 7, and show it.
+    b.eval(
+        "(() => {
+            document.getElementById('n-side').value = 'encoder';
+            document.getElementById('n-layer').value = '1';
+            document.getElementById('n-direction').value = 'backward';
+            document.getElementById('n-index').value = '7';
+            document.getElementById('n-show').click();
+        })()",
+    );
+    b.wait_for(
+        "document.getElementById('neuron').dataset.done === '1' || document.getElementById('error').textContent !== ''",
+        "the neuron",
+    );
+    let neuron = b.eval(
+        "JSON.stringify({
+            error: document.getElementById('error').textContent,
+            strips: [...document.querySelectorAll('#neuron .strip')].map(d => ({
+                unit: d.dataset.unit,
+                tokens: [...d.querySelectorAll('.tok')].map(s => ({text: s.textContent, background: s.style.background, title: s.title}))
+            }))
+        })",
+    );
+    let page: Value = serde_json::from_str(neuron.as_str().unwrap()).unwrap();
+    assert_eq!(page["error"], "", "{page}");
+    let strips = page["strips"].as_array().unwrap();
+    assert_eq!(strips.len(), 1, "{page}");
+    assert_eq!(strips[0]["unit"], "7");
+    let unit = &t["neurons"]["units"][0];
+    let values = unit["h"].as_array().unwrap();
+    let spans = strips[0]["tokens"].as_array().unwrap();
+    assert_eq!(spans.len(), values.len(), "{page}");
+    for ((span, v), piece) in spans
+        .iter()
+        .zip(values)
+        .zip(t["neurons"]["tokens"].as_array().unwrap())
+    {
+        let v = v.as_f64().unwrap();
+        assert_eq!(span["text"], *piece);
+        let background = span["background"].as_str().unwrap();
+        let (alpha, positive) = match alpha_of(background, "rgba(33, 102, 172, ") {
+            Some(a) => (a, true),
+            None => (
+                alpha_of(background, "rgba(178, 24, 43, ").unwrap_or_else(|| panic!("{span}")),
+                false,
+            ),
+        };
+        assert_eq!(positive, v >= 0.0, "{span} vs {v}");
+        assert!((alpha - v.abs().min(1.0)).abs() <= 0.005, "{span} vs {v}");
+    }
+}
