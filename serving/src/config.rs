@@ -110,8 +110,13 @@ pub struct Cli {
     /// oldest is dropped [default: 100].
     #[arg(long, env = "NMT_MAX_STORED_FILES")]
     pub max_stored_files: Option<usize>,
-    /// Turn /translate_file and /download_file off (403 and 404).
-    #[arg(long, env = "NMT_DISABLE_FILES_TRANSLATION")]
+    /// Turn /translate_file and /download_file off (403 and 404). In the
+    /// variable, 0, false, no, off or empty mean on; anything else off.
+    #[arg(
+        long,
+        env = "NMT_DISABLE_FILES_TRANSLATION",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub disable_files_translation: bool,
 }
 

@@ -216,15 +216,17 @@ fn frontend_settings_tell_the_web_page_this_servers_configuration() {
     // Keys required, files off, another character limit: the settings follow.
     let dir = tempfile::tempdir().unwrap();
     let m = bundle(dir.path(), "m", ("de", "en"), 4);
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--api-key",
-        "secret",
-        "--max-chars",
-        "77",
-        "--disable-files-translation",
-    ]);
+    let s = Server::start_with_env(
+        &[
+            "--model",
+            m.to_str().unwrap(),
+            "--api-key",
+            "secret",
+            "--max-chars",
+            "77",
+        ],
+        &[("NMT_DISABLE_FILES_TRANSLATION", "1")],
+    );
     let v = get(&s.url("/frontend/settings")).json();
     assert_eq!(v["charLimit"], 77);
     assert_eq!(v["apiKeys"], true);

@@ -23,13 +23,11 @@ impl TranslateFileForm {
         for part in parts {
             let text = || super::body_text(&part.data).map(str::to_string);
             match (part.name.as_str(), &part.filename) {
-                ("file", Some(filename)) => {
-                    if out.file.is_none() {
-                        out.file = Some(Upload {
-                            filename: filename.clone(),
-                            data: part.data.clone(),
-                        });
-                    }
+                ("file", Some(filename)) if out.file.is_none() => {
+                    out.file = Some(Upload {
+                        filename: filename.clone(),
+                        data: part.data.clone(),
+                    });
                 }
                 ("source", None) => out.source = Some(text()?),
                 ("target", None) => out.target = Some(text()?),
