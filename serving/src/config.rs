@@ -99,6 +99,25 @@ pub struct Cli {
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT [default: 30].
     #[arg(long, env = "NMT_SHUTDOWN_TIMEOUT_S")]
     pub shutdown_timeout_s: Option<u64>,
+    /// Most texts (non-blank lines of a .txt, text nodes of an .html) in one file
+    /// given to /translate_file; each is also held to --max-chars [default: 1000].
+    #[arg(long, env = "NMT_MAX_FILE_TEXTS")]
+    pub max_file_texts: Option<usize>,
+    /// Seconds a translated file stays downloadable [default: 1800].
+    #[arg(long, env = "NMT_FILE_TTL_S")]
+    pub file_ttl_s: Option<u64>,
+    /// Most translated files held (in memory) for download; when full, the
+    /// oldest is dropped [default: 100].
+    #[arg(long, env = "NMT_MAX_STORED_FILES")]
+    pub max_stored_files: Option<usize>,
+    /// Turn /translate_file and /download_file off (403 and 404). In the
+    /// variable, 0, false, no, off or empty mean on; anything else off.
+    #[arg(
+        long,
+        env = "NMT_DISABLE_FILES_TRANSLATION",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub disable_files_translation: bool,
 }
 
 /// The `--config` TOML file: the same settings as the flags.
@@ -131,6 +150,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub cors_origins: Vec<String>,
     pub shutdown_timeout_s: Option<u64>,
+    pub max_file_texts: Option<usize>,
+    pub file_ttl_s: Option<u64>,
+    pub max_stored_files: Option<usize>,
+    pub disable_files_translation: Option<bool>,
 }
 
 /// Request limits, checked before anything is queued.
@@ -142,6 +165,18 @@ pub struct Limits {
     pub max_beam: usize,
     pub max_n_best: usize,
     pub max_output_tokens: usize,
+    /// Texts in one file of /translate_file.
+    pub max_file_texts: usize,
+}
+
+/// File translation (`/translate_file`, `/download_file`).
+#[derive(Clone, Debug)]
+pub struct FileSettings {
+    pub enabled: bool,
+    /// Seconds a translated file is kept.
+    pub ttl_s: u64,
+    /// Most translated files kept.
+    pub max_stored: usize,
 }
 
 /// Dynamic batching.
@@ -171,6 +206,7 @@ pub struct Settings {
     pub api_keys: Vec<String>,
     pub cors_origins: Vec<String>,
     pub shutdown_timeout_s: u64,
+    pub files: FileSettings,
 }
 
 /// A setting that cannot be used.
@@ -273,6 +309,7 @@ impl Settings {
                 max_beam: pick(cli.max_beam, file.max_beam, 10),
                 max_n_best: pick(cli.max_n_best, file.max_n_best, 5),
                 max_output_tokens: pick(cli.max_output_tokens, file.max_output_tokens, 512),
+                max_file_texts: pick(cli.max_file_texts, file.max_file_texts, 1000),
             },
             batch: BatchSettings {
                 queue_capacity: pick(cli.queue_capacity, file.queue_capacity, 256),
@@ -289,6 +326,13 @@ impl Settings {
                 .shutdown_timeout_s
                 .or(file.shutdown_timeout_s)
                 .unwrap_or(30),
+            files: FileSettings {
+                // A flag can only turn files off; the file may turn them off too.
+                enabled: !(cli.disable_files_translation
+                    || file.disable_files_translation.unwrap_or(false)),
+                ttl_s: cli.file_ttl_s.or(file.file_ttl_s).unwrap_or(1800),
+                max_stored: pick(cli.max_stored_files, file.max_stored_files, 100),
+            },
         };
         settings.check()?;
         Ok(settings)
@@ -309,11 +353,18 @@ impl Settings {
             ("max-output-tokens", self.limits.max_output_tokens),
             ("beam-size", self.default_beam),
             ("max-source-tokens", self.batch.max_source_tokens),
+            ("max-file-texts", self.limits.max_file_texts),
+            ("max-stored-files", self.files.max_stored),
         ];
         for (name, value) in positive {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("--{name} must be at least 1")));
             }
+        }
+        if self.files.ttl_s == 0 {
+            return Err(ConfigError::Invalid(
+                "--file-ttl-s must be at least 1".into(),
+            ));
         }
         if self.request_timeout_ms == 0 {
             return Err(ConfigError::Invalid(
@@ -364,6 +415,39 @@ mod tests {
         assert_eq!(s.device, DeviceChoice::Cpu);
         assert_eq!(s.limits.max_chars, 5000);
         assert_eq!(s.batch.compute_dtype, ComputeDtype::Float32);
+        assert!(s.files.enabled);
+        assert_eq!(
+            (s.limits.max_file_texts, s.files.ttl_s, s.files.max_stored),
+            (1000, 1800, 100)
+        );
+    }
+
+    #[test]
+    fn file_settings_come_from_flags_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(
+            &path,
+            "models = [\"a\"]\ndisable_files_translation = true\nfile_ttl_s = 60\nmax_stored_files = 3\n",
+        )
+        .unwrap();
+        let file = ["nmt-serve", "--config", path.to_str().unwrap()];
+        let s = Settings::resolve(Cli::try_parse_from(file).unwrap()).unwrap();
+        assert!(!s.files.enabled);
+        assert_eq!((s.files.ttl_s, s.files.max_stored), (60, 3));
+        let flags = [&file[..], &["--max-file-texts", "7", "--file-ttl-s", "5"]].concat();
+        let s = Settings::resolve(Cli::try_parse_from(flags).unwrap()).unwrap();
+        assert_eq!((s.limits.max_file_texts, s.files.ttl_s), (7, 5));
+        let zero = ["nmt-serve", "--model", "m", "--file-ttl-s", "0"];
+        let err = Settings::resolve(Cli::try_parse_from(zero).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("--file-ttl-s"), "{err}");
+        let off = ["nmt-serve", "--model", "m", "--disable-files-translation"];
+        assert!(
+            !Settings::resolve(Cli::try_parse_from(off).unwrap())
+                .unwrap()
+                .files
+                .enabled
+        );
     }
 
     #[test]

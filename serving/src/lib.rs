@@ -9,7 +9,9 @@
 pub mod api;
 pub mod batcher;
 pub mod config;
+pub mod detect;
 pub mod errors;
+pub mod files;
 pub mod markup;
 pub mod metrics;
 pub mod openapi;

@@ -166,6 +166,24 @@ impl Registry {
             .collect()
     }
 
+    /// The source languages of the models that translate into `target`, each once,
+    /// in `--model` order: what `source: "auto"` chooses among.
+    pub fn sources_into(&self, target: &str) -> Vec<String> {
+        let target = target.trim().to_ascii_lowercase();
+        let mut out: Vec<String> = Vec::new();
+        for m in &self.models {
+            if m.target.to_ascii_lowercase() == target && !out.contains(&m.source) {
+                out.push(m.source.clone());
+            }
+        }
+        out
+    }
+
+    /// Every served language code (source or target), sorted.
+    pub fn codes(&self) -> Vec<String> {
+        self.languages().into_iter().map(|l| l.code).collect()
+    }
+
     /// Every language seen as a source or a target, with its targets (LibreTranslate's `/languages`).
     pub fn languages(&self) -> Vec<Language> {
         let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -236,6 +254,12 @@ mod tests {
         let en = langs.iter().find(|l| l.code == "en").unwrap();
         assert_eq!(en.targets, vec!["de".to_string()]);
         assert_eq!(en.name, "English");
+        assert_eq!(
+            r.sources_into("EN"),
+            vec!["de".to_string(), "fr".to_string()]
+        );
+        assert!(r.sources_into("xx").is_empty());
+        assert_eq!(r.codes(), vec!["de", "en", "fr"]);
         assert!(Registry::new(vec![info("a", "de", "en"), info("a", "x", "y")]).is_err());
     }
 }

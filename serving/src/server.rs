@@ -15,7 +15,9 @@ use actix_web::{web, App, HttpServer, ResponseError};
 use crate::api::{self, AppState};
 use crate::batcher::{Batcher, StartError};
 use crate::config::Settings;
+use crate::detect::LanguageDetector;
 use crate::errors::{extractor_error, ApiError};
+use crate::files::FileStore;
 use crate::metrics::Metrics;
 
 /// Why the server could not run.
@@ -83,7 +85,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/translate").route(web::post().to(api::v1::translate)))
         .service(resource("/v1/models").route(web::get().to(api::v1::models)))
         .service(resource("/translate").route(web::post().to(api::libre::translate)))
+        .service(resource("/detect").route(web::post().to(api::libre::detect)))
         .service(resource("/languages").route(web::get().to(api::libre::languages)))
+        .service(resource("/frontend/settings").route(web::get().to(api::libre::frontend_settings)))
+        .service(resource("/translate_file").route(web::post().to(api::files::translate_file)))
+        .service(resource("/download_file/{name}").route(web::get().to(api::files::download_file)))
         .service(resource("/health").route(web::get().to(api::ops::health)))
         .service(resource("/ready").route(web::get().to(api::ops::ready)))
         .service(resource("/metrics").route(web::get().to(api::ops::metrics)))
@@ -128,11 +134,24 @@ async fn serve(
     let workers = settings.workers;
     let shutdown = settings.shutdown_timeout_s;
     let origins = settings.cors_origins.clone();
+    let detector = LanguageDetector::new(registry.codes());
+    if !detector.undetectable().is_empty() {
+        tracing::warn!(
+            languages = ?detector.undetectable(),
+            "no language identifier for these languages: /detect and source \"auto\" never name them"
+        );
+    }
+    let files = FileStore::new(
+        std::time::Duration::from_secs(settings.files.ttl_s),
+        settings.files.max_stored,
+    );
     let state = web::Data::new(AppState {
         settings,
         registry,
         batcher,
         metrics: metrics.clone(),
+        detector,
+        files,
     });
     let server = HttpServer::new(move || {
         let metrics = metrics.clone();

@@ -75,7 +75,11 @@ fn operations_routes_answer() {
         "/v1/translate",
         "/v1/models",
         "/translate",
+        "/detect",
         "/languages",
+        "/frontend/settings",
+        "/translate_file",
+        "/download_file/{name}",
         "/health",
         "/ready",
         "/metrics",
@@ -100,6 +104,30 @@ fn operations_routes_answer() {
     }
     assert!(api["components"]["schemas"]["ErrorBody"].is_object());
     assert!(api["paths"]["/v1/translate"]["post"]["responses"]["503"].is_object());
+    // The LibreTranslate routes take the body encodings their clients send.
+    let libre_body = &api["paths"]["/translate"]["post"]["requestBody"]["content"];
+    for media in [
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        assert!(libre_body.get(media).is_some(), "/translate lacks {media}");
+    }
+    let file_body = &api["paths"]["/translate_file"]["post"]["requestBody"]["content"];
+    assert!(
+        file_body.get("multipart/form-data").is_some(),
+        "{file_body}"
+    );
+    for schema in [
+        "DetectedLanguage",
+        "FrontendSettings",
+        "TranslateFileResponse",
+    ] {
+        assert!(
+            api["components"]["schemas"][schema].is_object(),
+            "{schema} missing from the schema"
+        );
+    }
 
     // Traffic so far shows in the metrics.
     let metrics = get(&s.url("/metrics"));
@@ -419,8 +447,10 @@ fn bad_inputs_get_json_4xx() {
         b"q=a&source=de&target=en&alternatives=x",
     )
     .assert_error(400, "invalid_field");
-    post_raw(&libre, "multipart/form-data; boundary=x", b"--x--")
-        .assert_error(415, "unsupported_media_type");
+    post_raw(&libre, "text/plain", b"q=a").assert_error(415, "unsupported_media_type");
+    // Multipart is read (LibreTranslate's web page posts FormData): an empty one has no q.
+    post_raw(&libre, "multipart/form-data; boundary=x", b"--x--\r\n").assert_error(400, "no_text");
+    post_raw(&libre, "multipart/form-data", b"--x--").assert_error(400, "invalid_form");
     // The service still works after all that.
     let ok = post_json(&url, &json!({"text": SENTENCES[0], "model": "m-de-en"}));
     assert_eq!(ok.status, 200);

@@ -8,6 +8,7 @@ pub use analysis::inspect::{
     Direction, GateView, LayerGates, NeuronRequest, NeuronValues, NeuronView, Side,
 };
 
+pub use crate::detect::DetectedLanguage;
 use crate::registry::ModelInfo;
 
 /// `POST /v1/translate` request. Give `text` or `texts`, not both.
@@ -119,8 +120,8 @@ pub enum OneOrMany {
 pub struct LibreRequest {
     /// Text, or list of texts, to translate.
     pub q: Option<OneOrMany>,
-    /// Source language code, or `auto` (see the README: picks the only source
-    /// language that translates into `target`).
+    /// Source language code, or `auto`: each text's language is detected among
+    /// the sources of the models that translate into `target`.
     #[schema(example = "de")]
     pub source: Option<String>,
     /// Target language code.
@@ -135,12 +136,14 @@ pub struct LibreRequest {
     pub api_key: Option<String>,
 }
 
-/// LibreTranslate's `detectedLanguage`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DetectedLanguage {
-    /// 100: the only source language served for this target.
-    pub confidence: f64,
-    pub language: String,
+/// LibreTranslate `POST /detect` request (JSON, or a form with the same fields).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DetectRequest {
+    /// Text whose language to detect (a list is detected as one text).
+    #[schema(example = "Ein Mann fährt Fahrrad.")]
+    pub q: Option<OneOrMany>,
+    /// API key, when the server requires one.
+    pub api_key: Option<String>,
 }
 
 /// `detectedLanguage` for a single text or for a list.
@@ -167,9 +170,83 @@ pub struct LibreResponse {
     /// Present when `alternatives` > 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alternatives: Option<AlternativesOut>,
-    /// Present when `source` was `auto`.
+    /// Present when `source` was `auto`: one per text for a list.
     #[serde(rename = "detectedLanguage", skip_serializing_if = "Option::is_none")]
     pub detected_language: Option<DetectedOut>,
+}
+
+/// A language as LibreTranslate's web page shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrontendLanguage {
+    #[schema(example = "auto")]
+    pub code: String,
+    #[schema(example = "Auto Detect")]
+    pub name: String,
+}
+
+/// The languages LibreTranslate's web page starts with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrontendLanguages {
+    pub source: FrontendLanguage,
+    pub target: FrontendLanguage,
+}
+
+/// `GET /frontend/settings` answer: what LibreTranslate's web page reads.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendSettings {
+    /// Most characters in one text (`--max-chars`).
+    pub char_limit: usize,
+    /// Milliseconds the web page waits after typing before it translates.
+    pub frontend_timeout: u64,
+    /// Whether API keys are in use (`--api-key`, `--api-key-file`).
+    pub api_keys: bool,
+    /// Whether a request without a key is refused.
+    pub key_required: bool,
+    /// Whether `/suggest` takes corrections (never: this server has no such route).
+    pub suggestions: bool,
+    /// Whether `/translate_file` is on (`--disable-files-translation` turns it off).
+    pub files_translation: bool,
+    /// File extensions `/translate_file` accepts, with the dot.
+    #[schema(example = json!([".txt", ".html", ".htm"]))]
+    pub supported_files_format: Vec<String>,
+    pub language: FrontendLanguages,
+}
+
+/// An uploaded file: a multipart part with a file name.
+#[derive(Debug)]
+pub struct Upload {
+    /// The name the client gave (its extension tells the format).
+    pub filename: String,
+    pub data: actix_web::web::Bytes,
+}
+
+/// LibreTranslate `POST /translate_file` request (multipart/form-data).
+#[derive(Debug, Default, ToSchema)]
+pub struct TranslateFileForm {
+    /// The file: `.txt` (each non-blank line is translated) or `.html`/`.htm`
+    /// (text nodes translated, markup kept), UTF-8.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Option<Upload>,
+    /// Source language code, or `auto` (detected from the whole file).
+    #[schema(example = "de")]
+    pub source: Option<String>,
+    /// Target language code.
+    #[schema(example = "en")]
+    pub target: Option<String>,
+    /// API key, when the server requires one.
+    pub api_key: Option<String>,
+}
+
+/// LibreTranslate `POST /translate_file` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranslateFileResponse {
+    /// Where to download the translated file (`GET /download_file/<name>`).
+    #[serde(rename = "translatedFileUrl")]
+    #[schema(
+        example = "http://127.0.0.1:8080/download_file/0123456789abcdef0123456789abcdef.letter.txt"
+    )]
+    pub translated_file_url: String,
 }
 
 /// `GET /health` and `GET /ready` answer.

@@ -1,32 +1,35 @@
-//! LibreTranslate-compatible routes: `POST /translate`, `GET /languages`.
+//! LibreTranslate-compatible routes: `POST /translate`, `POST /detect`,
+//! `GET /languages`, `GET /frontend/settings` (files: [`super::files`]).
 //!
 //! Shapes follow LibreTranslate: `q` a string → `translatedText` a string
 //! (and `alternatives` a list of strings); `q` a list → lists. Errors are
-//! `{"error": ...}` (plus our `code`). `source: "auto"` is accepted when
-//! exactly one served model translates into `target`; the answer then
-//! carries `detectedLanguage` with that model's source language (no language
-//! detection is done).
+//! `{"error": ...}` (plus our `code`). Bodies may be JSON, url-encoded (its
+//! API clients) or multipart (its web page). `source: "auto"` detects each
+//! text's language among the sources of the models that translate into
+//! `target` ([`crate::detect`]) and picks the model by it.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::dto::{
-    AlternativesOut, DetectedLanguage, DetectedOut, LibreRequest, LibreResponse, OneOrMany,
+    AlternativesOut, DetectRequest, DetectedLanguage, DetectedOut, FrontendLanguage,
+    FrontendLanguages, FrontendSettings, LibreRequest, LibreResponse, OneOrMany,
 };
+use super::form::{self, BodyKind};
 use super::{
     body_text, check_api_key, check_options, check_texts, media_type, parse_json, read_body,
     run_job, AppState,
 };
 use crate::batcher::DecodeOptions;
 use crate::errors::{ApiError, ErrorBody};
+use crate::files::EXTENSIONS;
 use crate::markup;
-use crate::registry::Language;
+use crate::registry::{language_name, Language};
 
-/// Reads a form-urlencoded body into a [`LibreRequest`]; `q` may repeat for a list.
-fn parse_form(text: &str) -> Result<LibreRequest, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text)
-        .map_err(|e| ApiError::bad_request("invalid_form", format!("invalid form body: {e}")))?;
+/// Builds a [`LibreRequest`] from form fields; `q` may repeat for a list.
+fn from_fields(pairs: Vec<(String, String)>) -> Result<LibreRequest, ApiError> {
     let mut request = LibreRequest::default();
     let mut qs = Vec::new();
     for (key, value) in pairs {
@@ -56,15 +59,182 @@ fn parse_form(text: &str) -> Result<LibreRequest, ApiError> {
     Ok(request)
 }
 
+/// Reads a LibreTranslate request body: JSON, url-encoded or multipart.
+async fn read_request(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<LibreRequest, ApiError> {
+    let kind = BodyKind::of(media_type(req).as_deref())?;
+    let body = read_body(payload, state.settings.limits.max_body_bytes).await?;
+    match kind {
+        BodyKind::Json => parse_json(body_text(&body)?),
+        BodyKind::UrlEncoded | BodyKind::Multipart => {
+            from_fields(form::text_fields(req, kind, body).await?)
+        }
+    }
+}
+
+/// A required language field, or 400 naming it as LibreTranslate does.
+pub fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+    value
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_field",
+                format!("Invalid request: missing {name} parameter"),
+            )
+        })
+}
+
+/// True for LibreTranslate's `source: "auto"`.
+pub fn is_auto(source: &str) -> bool {
+    source.trim().eq_ignore_ascii_case("auto")
+}
+
+/// Where `source: "auto"` sends one text: the model and what was detected.
+pub struct Routed {
+    pub model: usize,
+    pub detected: DetectedLanguage,
+}
+
+/// Picks the model for each text (`plain`: the texts without markup) when the
+/// source is `auto`: detects the language among the sources of the models
+/// that translate into `target`. A text whose own detection is missing or
+/// less sure than that of all the texts together (short texts say little)
+/// takes the latter. With one candidate source no detection is needed to
+/// choose, but its confidence is still reported.
+pub fn route_auto(
+    state: &AppState,
+    plain: &[String],
+    target: &str,
+) -> Result<Vec<Routed>, ApiError> {
+    let sources = state.registry.sources_into(target);
+    if sources.is_empty() {
+        // The registry's own error, naming the pairs served.
+        return Err(match state.registry.resolve(None, None, Some(target)) {
+            Err(e) => e,
+            Ok(_) => ApiError::internal("a model translates into the target but has no source"),
+        });
+    }
+    let candidates: Vec<&str> = sources.iter().map(String::as_str).collect();
+    let all = state.detector.detect(&plain.join("\n"), &candidates);
+    plain
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let own = if plain.len() == 1 {
+                all.clone()
+            } else {
+                state.detector.detect(text, &candidates)
+            };
+            let chosen = match (own, &all) {
+                (Some(o), Some(a)) if a.confidence > o.confidence => Some(a.clone()),
+                (Some(o), _) => Some(o),
+                (None, a) => a.clone(),
+            };
+            let detected = match (chosen, candidates.as_slice()) {
+                (Some(d), _) => d,
+                (None, [only]) => DetectedLanguage {
+                    confidence: 0.0,
+                    language: only.to_string(),
+                },
+                (None, _) => {
+                    return Err(ApiError::bad_request(
+                        "undetected_language",
+                        format!(
+                            "source \"auto\": could not tell the language of text {i} among {}; give the source language",
+                            candidates.join(", ")
+                        ),
+                    ))
+                }
+            };
+            let model = state
+                .registry
+                .resolve(None, Some(&detected.language), Some(target))?;
+            Ok(Routed { model, detected })
+        })
+        .collect()
+}
+
+/// Translates `inputs` with one model: the best translation and `alternatives`
+/// more per input. For HTML each text node is translated on its own and the
+/// markup kept; a plain text is one sentence.
+pub async fn translate_inputs(
+    state: &AppState,
+    model: usize,
+    inputs: &[String],
+    html: bool,
+    alternatives: usize,
+    options: DecodeOptions,
+    arrived: Instant,
+) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    let segments: Vec<Vec<markup::Segment>> = if html {
+        inputs.iter().map(|s| markup::split(s)).collect()
+    } else {
+        Vec::new()
+    };
+    let job_texts: Vec<String> = if html {
+        segments.iter().flat_map(|s| markup::texts(s)).collect()
+    } else {
+        inputs.to_vec()
+    };
+    let translations = if job_texts.is_empty() {
+        Vec::new()
+    } else {
+        run_job(state, model, job_texts, options, arrived).await?
+    };
+    if !html {
+        return Ok(translations
+            .into_iter()
+            .map(|t| {
+                let alts = t.alternatives.into_iter().map(|a| a.text).collect();
+                (t.text, alts)
+            })
+            .collect());
+    }
+    let mut rest = translations.into_iter();
+    Ok(segments
+        .iter()
+        .map(|segs| {
+            let mine: Vec<_> = rest.by_ref().take(markup::texts(segs).len()).collect();
+            let best: Vec<String> = mine.iter().map(|t| t.text.clone()).collect();
+            // Alternative k swaps in each node's k-th alternative (its best when it has fewer).
+            let alts = (0..alternatives)
+                .map(|k| {
+                    let nodes: Vec<String> = mine
+                        .iter()
+                        .map(|t| {
+                            t.alternatives
+                                .get(k)
+                                .map_or_else(|| t.text.clone(), |a| a.text.clone())
+                        })
+                        .collect();
+                    markup::join(segs, &nodes)
+                })
+                .collect();
+            (markup::join(segs, &best), alts)
+        })
+        .collect())
+}
+
 /// Translate text (LibreTranslate API).
 #[utoipa::path(
     post,
     path = "/translate",
     tag = "libretranslate",
-    request_body(content = LibreRequest, description = "JSON, or application/x-www-form-urlencoded with the same fields (repeat `q` for a list)"),
+    request_body(
+        content(
+            (LibreRequest = "application/json"),
+            (LibreRequest = "application/x-www-form-urlencoded"),
+            (LibreRequest = "multipart/form-data")
+        ),
+        description = "JSON, or a url-encoded or multipart form with the same fields (repeat `q` for a list)"
+    ),
     responses(
         (status = 200, body = LibreResponse),
-        (status = 400, description = "Missing or bad field, empty or over-long text, unsupported language pair", body = ErrorBody),
+        (status = 400, description = "Missing or bad field, empty or over-long text, unsupported language pair, source `auto` and the language not detected", body = ErrorBody),
         (status = 401, description = "API key required", body = ErrorBody),
         (status = 403, description = "Invalid API key", body = ErrorBody),
         (status = 413, body = ErrorBody),
@@ -79,27 +249,7 @@ pub async fn translate(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let arrived = Instant::now();
-    let kind = media_type(&req);
-    let form = match kind.as_deref() {
-        None | Some("application/json") => false,
-        Some("application/x-www-form-urlencoded") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!(
-                    "Content-Type {other} is not supported; send application/json or application/x-www-form-urlencoded"
-                ),
-            ))
-        }
-    };
-    let body = read_body(payload, state.settings.limits.max_body_bytes).await?;
-    let text = body_text(&body)?;
-    let request: LibreRequest = if form {
-        parse_form(text)?
-    } else {
-        parse_json(text)?
-    };
+    let request = read_request(&state, &req, payload).await?;
     check_api_key(&state, &req, request.api_key.as_deref())?;
     let Some(q) = request.q else {
         return Err(ApiError::bad_request(
@@ -107,18 +257,8 @@ pub async fn translate(
             "Invalid request: missing q parameter",
         ));
     };
-    let Some(source) = request.source.filter(|s| !s.trim().is_empty()) else {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "Invalid request: missing source parameter",
-        ));
-    };
-    let Some(target) = request.target.filter(|s| !s.trim().is_empty()) else {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "Invalid request: missing target parameter",
-        ));
-    };
+    let source = required(request.source, "source")?;
+    let target = required(request.target, "target")?;
     let html = match request.format.as_deref().map(str::trim) {
         None | Some("") | Some("text") => false,
         Some("html") => true,
@@ -152,94 +292,134 @@ pub async fn translate(
         ));
     }
     check_options(&state.settings, &options)?;
-    let auto = source.trim().eq_ignore_ascii_case("auto");
-    let model = state
-        .registry
-        .resolve(None, Some(&source), Some(&target))
-        .map_err(|e| {
-            if auto && e.code == "ambiguous_model" {
-                ApiError::bad_request(
-                    "ambiguous_source",
-                    format!(
-                        "source \"auto\": several served models translate into {target:?} and this server does not detect languages; give the source language"
-                    ),
-                )
-            } else {
-                e
-            }
-        })?;
-    // For HTML, each text node is translated on its own; plain texts are one sentence each.
-    let segments: Vec<Vec<markup::Segment>> = if html {
-        inputs.iter().map(|s| markup::split(s)).collect()
-    } else {
-        Vec::new()
-    };
-    let job_texts: Vec<String> = if html {
-        segments.iter().flat_map(|s| markup::texts(s)).collect()
-    } else {
-        inputs.clone()
-    };
-    let translations = if job_texts.is_empty() {
-        Vec::new()
-    } else {
-        run_job(&state, model, job_texts, options, arrived).await?
-    };
-    // outputs[i] = (best, alternatives) for input i.
-    let outputs: Vec<(String, Vec<String>)> = if html {
-        let mut rest = translations.into_iter();
-        segments
-            .iter()
-            .map(|segs| {
-                let mine: Vec<_> = rest.by_ref().take(markup::texts(segs).len()).collect();
-                let best: Vec<String> = mine.iter().map(|t| t.text.clone()).collect();
-                // Alternative k swaps in each node's k-th alternative (its best when it has fewer).
-                let alts = (0..alternatives)
-                    .map(|k| {
-                        let nodes: Vec<String> = mine
-                            .iter()
-                            .map(|t| {
-                                t.alternatives
-                                    .get(k)
-                                    .map_or_else(|| t.text.clone(), |a| a.text.clone())
-                            })
-                            .collect();
-                        markup::join(segs, &nodes)
-                    })
-                    .collect();
-                (markup::join(segs, &best), alts)
-            })
-            .collect()
-    } else {
-        translations
+    let auto = is_auto(&source);
+    // The model for each input, and with `auto` what was detected.
+    let (models, detected): (Vec<usize>, Vec<DetectedLanguage>) = if auto {
+        let plain: Vec<String> = if html {
+            inputs
+                .iter()
+                .map(|s| markup::texts(&markup::split(s)).join("\n"))
+                .collect()
+        } else {
+            inputs.clone()
+        };
+        route_auto(&state, &plain, &target)?
             .into_iter()
-            .map(|t| {
-                let alts = t.alternatives.into_iter().map(|a| a.text).collect();
-                (t.text, alts)
-            })
-            .collect()
+            .map(|r| (r.model, r.detected))
+            .unzip()
+    } else {
+        let model = state.registry.resolve(None, Some(&source), Some(&target))?;
+        (vec![model; inputs.len()], Vec::new())
     };
-    let info = &state.registry.models[model];
-    let detected = DetectedLanguage {
-        confidence: 100.0,
-        language: info.source.clone(),
-    };
+    // One job per model (only `auto` can need several); they run side by side.
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, &m) in models.iter().enumerate() {
+        groups.entry(m).or_default().push(i);
+    }
+    let jobs =
+        groups.iter().map(|(&model, indices)| {
+            let texts: Vec<String> = indices.iter().map(|&i| inputs[i].clone()).collect();
+            let state = &state;
+            async move {
+                translate_inputs(state, model, &texts, html, alternatives, options, arrived).await
+            }
+        });
+    let results = futures_util::future::try_join_all(jobs).await?;
+    // outputs[i] = (best, alternatives) for input i.
+    let mut outputs: Vec<(String, Vec<String>)> = vec![Default::default(); inputs.len()];
+    for (indices, translated) in groups.values().zip(results) {
+        for (&i, out) in indices.iter().zip(translated) {
+            outputs[i] = out;
+        }
+    }
     let response = if single {
         let (text, alts) = outputs.into_iter().next().unwrap_or_default();
         LibreResponse {
             translated_text: OneOrMany::One(text),
             alternatives: (alternatives > 0).then_some(AlternativesOut::One(alts)),
-            detected_language: auto.then_some(DetectedOut::One(detected)),
+            detected_language: detected.into_iter().next().map(DetectedOut::One),
         }
     } else {
-        let count = outputs.len();
         let (texts, alts): (Vec<String>, Vec<Vec<String>>) = outputs.into_iter().unzip();
         LibreResponse {
             translated_text: OneOrMany::Many(texts),
             alternatives: (alternatives > 0).then_some(AlternativesOut::Many(alts)),
-            detected_language: auto.then(|| DetectedOut::Many(vec![detected; count])),
+            detected_language: auto.then_some(DetectedOut::Many(detected)),
         }
     };
     Ok(HttpResponse::Ok().json(response))
+}
+
+/// Detect the language of a text (LibreTranslate API).
+///
+/// Among the languages of the served models (sources and targets). The list
+/// holds the best guess only; when the text gives no clue (digits,
+/// punctuation, a script no served language uses) it is English, or else the
+/// first served language, with confidence 0, as LibreTranslate answers.
+#[utoipa::path(
+    post,
+    path = "/detect",
+    tag = "libretranslate",
+    request_body(
+        content(
+            (DetectRequest = "application/json"),
+            (DetectRequest = "application/x-www-form-urlencoded"),
+            (DetectRequest = "multipart/form-data")
+        ),
+        description = "JSON, or a url-encoded or multipart form with the same fields"
+    ),
+    responses(
+        (status = 200, description = "Detections, most likely first", body = Vec<DetectedLanguage>),
+        (status = 400, description = "Missing, empty or over-long text, bad body", body = ErrorBody),
+        (status = 401, description = "API key required", body = ErrorBody),
+        (status = 403, description = "Invalid API key", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+    )
+)]
+pub async fn detect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let kind = BodyKind::of(media_type(&req).as_deref())?;
+    let body = read_body(payload, state.settings.limits.max_body_bytes).await?;
+    let request: DetectRequest = match kind {
+        BodyKind::Json => parse_json(body_text(&body)?)?,
+        BodyKind::UrlEncoded | BodyKind::Multipart => {
+            let r = from_fields(form::text_fields(&req, kind, body).await?)?;
+            DetectRequest {
+                q: r.q,
+                api_key: r.api_key,
+            }
+        }
+    };
+    check_api_key(&state, &req, request.api_key.as_deref())?;
+    let Some(q) = request.q else {
+        return Err(ApiError::bad_request(
+            "no_text",
+            "Invalid request: missing q parameter",
+        ));
+    };
+    let texts = match q {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    };
+    check_texts(&state.settings, &texts)?;
+    let codes = state.registry.codes();
+    let candidates: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let found = state
+        .detector
+        .detect(&texts.join("\n"), &candidates)
+        .unwrap_or_else(|| DetectedLanguage {
+            confidence: 0.0,
+            language: if codes.iter().any(|c| c == "en") {
+                "en".to_string()
+            } else {
+                codes.first().cloned().unwrap_or_default()
+            },
+        });
+    Ok(HttpResponse::Ok().json(vec![found]))
 }
 
 /// Languages and the targets each translates into (LibreTranslate API).
@@ -251,4 +431,59 @@ pub async fn translate(
 )]
 pub async fn languages(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.registry.languages())
+}
+
+/// What LibreTranslate's web page waits after the last keystroke before it
+/// translates, in ms: LibreTranslate's own default. It only paces that page;
+/// nothing in this server depends on it, so it is not a setting here.
+const FRONTEND_TIMEOUT_MS: u64 = 500;
+
+/// Settings LibreTranslate's web page reads (LibreTranslate API).
+#[utoipa::path(
+    get,
+    path = "/frontend/settings",
+    tag = "libretranslate",
+    responses((status = 200, body = FrontendSettings))
+)]
+pub async fn frontend_settings(state: web::Data<AppState>) -> HttpResponse {
+    let settings = &state.settings;
+    let keys = !settings.api_keys.is_empty();
+    let first = state.registry.models.first();
+    let named = |code: &str| FrontendLanguage {
+        code: code.to_string(),
+        name: language_name(code),
+    };
+    // "auto" is offered when it can work: some source language is detectable.
+    let detectable = state
+        .registry
+        .models
+        .iter()
+        .any(|m| !state.detector.undetectable().contains(&m.source));
+    let source = if detectable {
+        FrontendLanguage {
+            code: "auto".into(),
+            name: "Auto Detect".into(),
+        }
+    } else {
+        named(first.map_or("", |m| m.source.as_str()))
+    };
+    let files = settings.files.enabled;
+    HttpResponse::Ok().json(FrontendSettings {
+        char_limit: settings.limits.max_chars,
+        frontend_timeout: FRONTEND_TIMEOUT_MS,
+        api_keys: keys,
+        // Every key this server has is required: there is no anonymous quota.
+        key_required: keys,
+        suggestions: false,
+        files_translation: files,
+        supported_files_format: if files {
+            EXTENSIONS.iter().map(|(ext, _)| ext.to_string()).collect()
+        } else {
+            Vec::new()
+        },
+        language: FrontendLanguages {
+            source,
+            target: named(first.map_or("", |m| m.target.as_str())),
+        },
+    })
 }

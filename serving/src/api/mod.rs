@@ -1,8 +1,11 @@
 //! HTTP routes: the JSON API (`/v1/...`), the LibreTranslate-compatible API
-//! (`/translate`, `/languages`), operations (`/health`, `/ready`, `/metrics`,
-//! `/openapi.json`) and the web page (`/`).
+//! (`/translate`, `/detect`, `/languages`, `/frontend/settings`,
+//! `/translate_file`, `/download_file/<name>`), operations (`/health`,
+//! `/ready`, `/metrics`, `/openapi.json`) and the web page (`/`).
 
 pub mod dto;
+pub mod files;
+pub mod form;
 pub mod libre;
 pub mod ops;
 pub mod v1;
@@ -19,7 +22,9 @@ use tokio::sync::oneshot;
 
 use crate::batcher::{Batcher, DecodeOptions, InspectRequest, Job, JobError, JobOutput};
 use crate::config::Settings;
+use crate::detect::LanguageDetector;
 use crate::errors::ApiError;
+use crate::files::FileStore;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -29,6 +34,10 @@ pub struct AppState {
     pub registry: Registry,
     pub batcher: Batcher,
     pub metrics: Arc<Metrics>,
+    /// Over the served models' languages.
+    pub detector: LanguageDetector,
+    /// Translated files waiting for download.
+    pub files: FileStore,
 }
 
 /// Reads the whole body, refusing more than `--max-body-bytes` with 413.
@@ -109,7 +118,7 @@ pub fn check_api_key(
         return Err(ApiError::new(
             actix_web::http::StatusCode::UNAUTHORIZED,
             "missing_api_key",
-            "an API key is required: send `Authorization: Bearer KEY` (or `api_key` on /translate)",
+            "an API key is required: send `Authorization: Bearer KEY` (or `api_key` on the LibreTranslate routes)",
         ));
     };
     // Constant-time comparison, so response timing does not reveal key prefixes.
@@ -144,21 +153,25 @@ pub fn check_texts(settings: &Settings, texts: &[String]) -> Result<(), ApiError
             ),
         ));
     }
+    check_each_text(settings, texts, "text")
+}
+
+/// Checks that no text is empty or over `--max-chars` characters; errors name
+/// a text as `{label} {index}`.
+pub fn check_each_text(settings: &Settings, texts: &[String], label: &str) -> Result<(), ApiError> {
+    let max = settings.limits.max_chars;
     for (i, text) in texts.iter().enumerate() {
         if text.trim().is_empty() {
             return Err(ApiError::bad_request(
                 "empty_text",
-                format!("text {i} is empty"),
+                format!("{label} {i} is empty"),
             ));
         }
         let chars = text.chars().count();
-        if chars > limits.max_chars {
+        if chars > max {
             return Err(ApiError::bad_request(
                 "text_too_long",
-                format!(
-                    "text {i} has {chars} characters; the limit is {}",
-                    limits.max_chars
-                ),
+                format!("{label} {i} has {chars} characters; the limit is {max}"),
             ));
         }
     }

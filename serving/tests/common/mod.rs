@@ -254,3 +254,36 @@ pub fn texts_of(reply: &Reply) -> Vec<String> {
         .map(|t| t["text"].as_str().expect("text").to_string())
         .collect()
 }
+
+/// One field of a multipart/form-data body: name, file name (for a file), content.
+pub type Field<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+/// A multipart/form-data body, as a browser's `FormData` sends it: (Content-Type, bytes).
+pub fn multipart(fields: &[Field]) -> (String, Vec<u8>) {
+    let boundary = "----nmtTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, filename, data) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// POSTs a multipart/form-data body.
+pub fn post_multipart(url: &str, fields: &[Field]) -> Reply {
+    let (content_type, body) = multipart(fields);
+    post_raw(url, &content_type, &body)
+}
