@@ -47,6 +47,7 @@ COPY model/ model/
 COPY training/ training/
 COPY serving/ serving/
 COPY evaluation/ evaluation/
+COPY analysis/ analysis/
 # No debug info and stripped: the shipped binaries are for running, not profiling.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=symbols
