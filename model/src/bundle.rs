@@ -24,8 +24,12 @@ use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::seq2seq::Seq2Seq;
 
-/// The bundle format this code reads and writes.
+/// The bundle format of plain bundles (float weights only); this code writes it for them,
+/// so that older builds read them too.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format of bundles with compressed weights (a codebook and packed indices per
+/// compressed tensor, see [`WeightStorage`]). This code reads both versions.
+pub const FORMAT_VERSION_COMPRESSED: u32 = 2;
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const METADATA_FILE: &str = "metadata.json";
@@ -146,11 +150,14 @@ pub fn read_config(dir: &Path) -> Result<BundleConfig, ModelError> {
     // instead of failing on a field it does not know.
     let raw: serde_json::Value = read_json(&path)?;
     match raw.get("format_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == FORMAT_VERSION as u64 => {}
+        Some(v) if v == FORMAT_VERSION as u64 || v == FORMAT_VERSION_COMPRESSED as u64 => {}
         Some(v) => {
             return Err(ModelError::bundle(
                 &path,
-                format!("bundle format version {v}, this build reads version {FORMAT_VERSION}"),
+                format!(
+                    "bundle format version {v}, this build reads versions {FORMAT_VERSION} \
+                     and {FORMAT_VERSION_COMPRESSED}"
+                ),
             ))
         }
         None => return Err(ModelError::bundle(&path, "missing field format_version")),
@@ -223,6 +230,7 @@ pub fn load_weights(vars: &mut nn::VarStore, path: &Path) -> Result<(), ModelErr
         .into_iter()
         .collect();
     let variables = vars.variables();
+    let stored = decode_codebooks(stored, path)?;
     let mut missing: Vec<&String> = variables
         .keys()
         .filter(|k| !stored.contains_key(*k))
@@ -269,6 +277,168 @@ pub fn load_weights(vars: &mut nn::VarStore, path: &Path) -> Result<(), ModelErr
     })
 }
 
+/// Suffixes of the tensors that hold one compressed weight `W` in `model.safetensors`
+/// (format version 2): `W::levels` (float32 `[K]`, sorted), `W::codes` (uint8, the index
+/// into the levels of each element of the compressed rows, row-major, packed two per byte
+/// when K ≤ 16), `W::layout` (int64 `[first row, end row, bits, W's shape...]`) and `W::rest` (the
+/// other rows as plain floats; absent when every row is compressed).
+const LEVELS: &str = "::levels";
+const CODES: &str = "::codes";
+const LAYOUT: &str = "::layout";
+const REST: &str = "::rest";
+
+/// Which weights a bundle stores as a codebook and packed indices, by name: the rows that
+/// hold only a few distinct values (after [`crate::compress::round_clip`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WeightStorage {
+    pub codebooks: BTreeMap<String, std::ops::Range<i64>>,
+}
+
+/// The most distinct values a codebook may hold (indices are stored in one byte at most).
+pub const MAX_LEVELS: i64 = 256;
+
+/// Splits `t`'s rows `rows` into (levels, packed codes, bits), and the other rows.
+fn encode_codebook(
+    name: &str,
+    t: &Tensor,
+    rows: &std::ops::Range<i64>,
+) -> Result<(Tensor, Tensor, i64, Option<Tensor>), ModelError> {
+    let n = t.size()[0];
+    if rows.start < 0 || rows.end > n || rows.start >= rows.end {
+        return Err(ModelError::Config(format!(
+            "weight {name}: rows {rows:?} outside its {n} rows"
+        )));
+    }
+    let chosen = t
+        .narrow(0, rows.start, rows.end - rows.start)
+        .to_kind(Kind::Float);
+    let (levels, inverse) = chosen.flatten(0, -1).internal_unique(true, true);
+    let k = levels.size()[0];
+    if k > MAX_LEVELS {
+        return Err(ModelError::Config(format!(
+            "weight {name} has {k} distinct values in the rows to store as codes (at most \
+             {MAX_LEVELS}); round more coarsely or clip (--clip) to bound the values"
+        )));
+    }
+    let bits = if k <= 16 { 4 } else { 8 };
+    let codes = inverse.to_kind(Kind::Uint8);
+    let codes = if bits == 4 {
+        // Two codes per byte, the first in the low nibble; an odd count gets a zero pad.
+        let padded = if codes.size()[0] % 2 == 1 {
+            Tensor::cat(&[codes, Tensor::zeros([1], (Kind::Uint8, t.device()))], 0)
+        } else {
+            codes
+        };
+        let pairs = padded.view([-1, 2]);
+        (pairs.select(1, 0) + pairs.select(1, 1) * 16).to_kind(Kind::Uint8)
+    } else {
+        codes
+    };
+    let rest: Vec<Tensor> = [(0, rows.start), (rows.end, n)]
+        .into_iter()
+        .filter(|(a, b)| b > a)
+        .map(|(a, b)| t.narrow(0, a, b - a))
+        .collect();
+    let rest = (!rest.is_empty()).then(|| Tensor::cat(&rest, 0));
+    Ok((levels, codes, bits, rest))
+}
+
+/// Replaces each compressed weight's stored tensors by the float weight they describe.
+fn decode_codebooks(
+    mut stored: BTreeMap<String, Tensor>,
+    path: &Path,
+) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    let names: Vec<String> = stored
+        .keys()
+        .filter_map(|k| k.strip_suffix(LAYOUT).map(str::to_string))
+        .collect();
+    for name in names {
+        let bad =
+            |what: String| ModelError::bundle(path, format!("compressed weight {name}: {what}"));
+        let mut take = |suffix: &str| stored.remove(&format!("{name}{suffix}"));
+        let layout = take(LAYOUT).ok_or_else(|| bad("no layout".into()))?;
+        let levels = take(LEVELS).ok_or_else(|| bad(format!("no {LEVELS} tensor")))?;
+        let codes = take(CODES).ok_or_else(|| bad(format!("no {CODES} tensor")))?;
+        let rest = take(REST);
+        let layout: Vec<i64> = Vec::try_from(&layout.to_kind(Kind::Int64))
+            .map_err(|e| bad(format!("unreadable layout: {e}")))?;
+        let (start, end, bits, shape) = match layout[..] {
+            [start, end, bits, ref shape @ ..] if !shape.is_empty() => {
+                (start, end, bits, shape.to_vec())
+            }
+            _ => {
+                return Err(bad(format!(
+                    "layout {layout:?}: expected [start, end, bits, shape...]"
+                )))
+            }
+        };
+        let k = levels.size().first().copied().unwrap_or(0);
+        if !(0 <= start && start < end && end <= shape[0])
+            || !(bits == 4 || bits == 8)
+            || shape.iter().any(|&d| d <= 0)
+            || !(1..=MAX_LEVELS).contains(&k)
+        {
+            return Err(bad(format!("invalid layout {layout:?} with {k} levels")));
+        }
+        if codes.kind() != Kind::Uint8 || codes.dim() != 1 {
+            return Err(bad(format!(
+                "codes of type {:?} and {} dimensions, expected uint8 [N]",
+                codes.kind(),
+                codes.dim()
+            )));
+        }
+        let mut chosen_shape = shape.clone();
+        chosen_shape[0] = end - start;
+        let elements: i64 = chosen_shape.iter().product();
+        let unpacked = if bits == 4 {
+            let low = codes.bitwise_and(15);
+            let high = codes.bitwise_right_shift_tensor_scalar(4);
+            Tensor::stack(&[low, high], 1).flatten(0, -1)
+        } else {
+            codes
+        };
+        let expected = if bits == 4 {
+            (elements + 1) / 2 * 2
+        } else {
+            elements
+        };
+        if unpacked.size()[0] != expected {
+            return Err(bad(format!(
+                "{} codes for {elements} elements",
+                unpacked.size()[0]
+            )));
+        }
+        let index = unpacked.narrow(0, 0, elements).to_kind(Kind::Int64);
+        if index.max().int64_value(&[]) >= k {
+            return Err(bad(format!("a code points past the {k} levels")));
+        }
+        let chosen = levels
+            .to_kind(Kind::Float)
+            .index_select(0, &index)
+            .view(chosen_shape.as_slice());
+        let mut rest_shape = shape.clone();
+        rest_shape[0] = shape[0] - (end - start);
+        let full = match rest {
+            None if rest_shape[0] == 0 => chosen,
+            None => return Err(bad(format!("no {REST} tensor for the other rows"))),
+            Some(rest) if rest.size() != rest_shape => {
+                return Err(bad(format!(
+                    "{REST} has shape {:?}, expected {rest_shape:?}",
+                    rest.size()
+                )))
+            }
+            Some(rest) => {
+                let rest = rest.to_kind(Kind::Float);
+                let before = rest.narrow(0, 0, start);
+                let after = rest.narrow(0, start, rest_shape[0] - start);
+                Tensor::cat(&[before, chosen, after], 0)
+            }
+        };
+        stored.insert(name, full);
+    }
+    Ok(stored)
+}
+
 /// Everything `save` writes besides the weights.
 pub struct BundleContents<'a> {
     pub config: &'a BundleConfig,
@@ -281,6 +451,16 @@ pub struct BundleContents<'a> {
 
 /// Writes the bundle files into `dir` (which must exist); no atomicity.
 pub fn write_bundle_files(dir: &Path, contents: &BundleContents) -> Result<(), ModelError> {
+    write_bundle_files_with(dir, contents, &WeightStorage::default())
+}
+
+/// [`write_bundle_files`] with some weights stored as codebooks (`config.json` must then
+/// say format version [`FORMAT_VERSION_COMPRESSED`]).
+fn write_bundle_files_with(
+    dir: &Path,
+    contents: &BundleContents,
+    storage: &WeightStorage,
+) -> Result<(), ModelError> {
     write_json(&dir.join(CONFIG_FILE), contents.config)?;
     write_json(&dir.join(METADATA_FILE), contents.metadata)?;
     for (name, source) in contents.vocab_files {
@@ -288,7 +468,7 @@ pub fn write_bundle_files(dir: &Path, contents: &BundleContents) -> Result<(), M
         fs::copy(source, &target).map_err(|e| ModelError::io(source, e))?;
     }
     let variables = contents.vars.variables();
-    let mut named: Vec<(String, Tensor)> = variables
+    let named: Vec<(String, Tensor)> = variables
         .into_iter()
         .map(|(name, t)| {
             let t = t.detach().to_device(Device::Cpu);
@@ -299,6 +479,30 @@ pub fn write_bundle_files(dir: &Path, contents: &BundleContents) -> Result<(), M
             (name, t.contiguous())
         })
         .collect();
+    let mut compressed = Vec::new();
+    for (name, t) in named {
+        match storage.codebooks.get(&name) {
+            None => compressed.push((name, t)),
+            Some(rows) => {
+                // The codebook takes the float32 values as loaded (rounded values are exact
+                // in float16 too, but a codebook has no reason to lose anything).
+                let full = contents.vars.variables()[&name]
+                    .detach()
+                    .to_device(Device::Cpu);
+                let (levels, codes, bits, rest) = encode_codebook(&name, &full, rows)?;
+                let mut layout = vec![rows.start, rows.end, bits];
+                layout.extend(full.size());
+                let layout = Tensor::from_slice(&layout);
+                compressed.push((format!("{name}{LEVELS}"), levels.contiguous()));
+                compressed.push((format!("{name}{CODES}"), codes.contiguous()));
+                compressed.push((format!("{name}{LAYOUT}"), layout));
+                if let Some(rest) = rest {
+                    compressed.push((format!("{name}{REST}"), rest.to_kind(t.kind()).contiguous()));
+                }
+            }
+        }
+    }
+    let mut named = compressed;
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let path = dir.join(WEIGHTS_FILE);
     Tensor::write_safetensors(&named, &path).map_err(|e| ModelError::bundle(&path, e.to_string()))
@@ -307,6 +511,27 @@ pub fn write_bundle_files(dir: &Path, contents: &BundleContents) -> Result<(), M
 /// Saves a bundle atomically: `dir` holds the old bundle or the new one, never a mix.
 pub fn save(dir: &Path, contents: &BundleContents) -> Result<(), ModelError> {
     write_dir_atomically(dir, |tmp| write_bundle_files(tmp, contents))
+}
+
+/// [`save`] with the weights `storage` names stored as codebooks; the bundle gets format
+/// version [`FORMAT_VERSION_COMPRESSED`] when there are any.
+pub fn save_with_storage(
+    dir: &Path,
+    contents: &BundleContents,
+    storage: &WeightStorage,
+) -> Result<(), ModelError> {
+    let mut config = contents.config.clone();
+    let mut metadata = contents.metadata.clone();
+    if !storage.codebooks.is_empty() {
+        config.format_version = FORMAT_VERSION_COMPRESSED;
+        metadata.format_version = FORMAT_VERSION_COMPRESSED;
+    }
+    let contents = BundleContents {
+        config: &config,
+        metadata: &metadata,
+        ..*contents
+    };
+    write_dir_atomically(dir, |tmp| write_bundle_files_with(tmp, &contents, storage))
 }
 
 impl Bundle {
@@ -361,17 +586,16 @@ impl WeightsDtype {
 /// again). `output` is written atomically and must not be `input`.
 /// `metadata.json` keeps everything and records the stored type.
 pub fn convert(input: &Path, output: &Path, dtype: WeightsDtype) -> Result<Bundle, ModelError> {
-    let same = match (fs::canonicalize(input), fs::canonicalize(output)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
+    refuse_same_dir(input, output)?;
+    let bundle = Bundle::load(input, Device::Cpu)?;
+    if bundle.metadata.extra.contains_key("compression") {
+        // Converting would store the decoded weights densely under a note that says
+        // "compressed"; convert the original, then compress the copy.
         return Err(ModelError::bundle(
-            output,
-            "the output is the input bundle; write the converted copy elsewhere",
+            input,
+            "this bundle is compressed; convert the original bundle, then compress the copy",
         ));
     }
-    let bundle = Bundle::load(input, Device::Cpu)?;
     let mut metadata = bundle.metadata.clone();
     metadata.extra.insert(
         "weights_dtype".into(),
@@ -384,6 +608,145 @@ pub fn convert(input: &Path, output: &Path, dtype: WeightsDtype) -> Result<Bundl
             metadata: &metadata,
             vars: &bundle.vars,
             vocab_files: &bundle.vocab_files(),
+            dtype,
+        },
+    )?;
+    Bundle::load(output, Device::Cpu)
+}
+
+/// Fails when `output` is `input` (a copy must go elsewhere).
+fn refuse_same_dir(input: &Path, output: &Path) -> Result<(), ModelError> {
+    if let (Ok(a), Ok(b)) = (fs::canonicalize(input), fs::canonicalize(output)) {
+        if a == b {
+            return Err(ModelError::bundle(
+                output,
+                "the output is the input bundle; write the new copy elsewhere",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Copies the bundle in `input` to `output` with the chosen weights rounded (and clipped,
+/// [`crate::compress::round_clip`]) and stored as codebooks: format version 2, smaller on
+/// disk, float weights again when loaded. The other weights are stored as `dtype`.
+/// `metadata.json` records the method and its parameters under `compression`.
+pub fn compress_round_clip(
+    input: &Path,
+    output: &Path,
+    set: crate::compress::ParamSet,
+    rc: crate::compress::RoundClip,
+    dtype: WeightsDtype,
+) -> Result<Bundle, ModelError> {
+    refuse_same_dir(input, output)?;
+    rc.check()?;
+    let bundle = Bundle::load(input, Device::Cpu)?;
+    if bundle.metadata.extra.contains_key("compression") {
+        return Err(ModelError::bundle(
+            input,
+            "this bundle is compressed already; compress the original",
+        ));
+    }
+    let chosen = crate::compress::round_clip(&bundle.vars, &bundle.config.model, set, rc)?;
+    let mut metadata = bundle.metadata.clone();
+    metadata.extra.insert(
+        "compression".into(),
+        serde_json::json!({
+            "method": if rc.clip.is_some() { "round_clip" } else { "round" },
+            "round": rc.round,
+            "clip": rc.clip,
+            "params": set.name(),
+            "tensors": chosen.len(),
+        }),
+    );
+    metadata.extra.insert(
+        "weights_dtype".into(),
+        serde_json::Value::String(dtype.name().into()),
+    );
+    let storage = WeightStorage {
+        codebooks: chosen.into_iter().map(|s| (s.name, s.rows)).collect(),
+    };
+    save_with_storage(
+        output,
+        &BundleContents {
+            config: &bundle.config,
+            metadata: &metadata,
+            vars: &bundle.vars,
+            vocab_files: &bundle.vocab_files(),
+            dtype,
+        },
+        &storage,
+    )?;
+    Bundle::load(output, Device::Cpu)
+}
+
+/// Writes the average of the bundles in `inputs` (checkpoints of one run: the same
+/// architecture and vocabularies) to `output`, with the first one's configuration,
+/// vocabulary and metadata (which records the averaged sources under `averaged`).
+pub fn average(
+    inputs: &[PathBuf],
+    output: &Path,
+    dtype: WeightsDtype,
+) -> Result<Bundle, ModelError> {
+    let Some(first_dir) = inputs.first() else {
+        return Err(ModelError::Config(
+            "give at least one bundle to average".into(),
+        ));
+    };
+    for input in inputs {
+        refuse_same_dir(input, output)?;
+    }
+    let first = Bundle::load(first_dir, Device::Cpu)?;
+    let mut others = Vec::new();
+    for dir in &inputs[1..] {
+        let b = Bundle::load(dir, Device::Cpu)?;
+        if b.config != first.config {
+            return Err(ModelError::bundle(
+                dir,
+                format!(
+                    "config.json differs from {}'s: only checkpoints of one model can be averaged",
+                    first_dir.display()
+                ),
+            ));
+        }
+        for (name, _) in b.vocab_files() {
+            let (a, b) = (fs::read(first.dir.join(&name)), fs::read(b.dir.join(&name)));
+            if a.map_err(|e| ModelError::io(first.dir.join(&name), e))?
+                != b.map_err(|e| ModelError::io(dir.join(&name), e))?
+            {
+                return Err(ModelError::bundle(
+                    dir.join(&name),
+                    "vocabulary differs from the first bundle's",
+                ));
+            }
+        }
+        others.push(b);
+    }
+    let stores: Vec<&nn::VarStore> = std::iter::once(&first.vars)
+        .chain(others.iter().map(|b| &b.vars))
+        .collect();
+    let target = nn::VarStore::new(Device::Cpu);
+    Seq2Seq::new(&target.root(), &first.config.model)?;
+    crate::compress::average_into(&target, &stores)?;
+    let mut metadata = first.metadata.clone();
+    metadata.extra.insert(
+        "averaged".into(),
+        serde_json::json!(inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()),
+    );
+    metadata.extra.insert(
+        "weights_dtype".into(),
+        serde_json::Value::String(dtype.name().into()),
+    );
+    save(
+        output,
+        &BundleContents {
+            config: &first.config,
+            metadata: &metadata,
+            vars: &target,
+            vocab_files: &first.vocab_files(),
             dtype,
         },
     )?;

@@ -8,6 +8,7 @@ pub mod beam;
 pub mod bundle;
 pub mod cell;
 pub mod cli;
+pub mod compress;
 pub mod config;
 pub mod data_parallel;
 pub mod decoder;

@@ -1,14 +1,17 @@
-//! `nmt-bundle`: inspect a model bundle, or copy it with its weights in float16.
+//! `nmt-bundle`: inspect a model bundle; copy it with its weights in float16, compressed, or
+//! averaged with other checkpoints.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use model::bundle::{self, WeightsDtype};
+use model::compress::{ParamSet, RoundClip};
 use model::Bundle;
 
-/// Inspect model bundles and convert their weights (float16 halves the size
-/// for shipping; loading always computes in float32).
+/// Inspect model bundles, convert their weights (float16 halves the size
+/// for shipping; loading always computes in float32), compress them (round/clip) or average
+/// checkpoints.
 #[derive(Parser, Debug)]
 #[command(name = "nmt-bundle", version)]
 struct Cli {
@@ -34,12 +37,73 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Dtype::F16)]
         dtype: Dtype,
     },
+    /// Write a copy of a bundle with weights compressed: `--round R` rounds the chosen
+    /// weights to multiples of R, `--clip C` then clips them to [-C, C] (the G2-LSTM
+    /// paper's setting: --round 0.5 --clip 1). The rounded weights are stored as a
+    /// codebook and 4- or 8-bit indices (bundle format 2), so the bundle shrinks;
+    /// loading gives float weights again.
+    Compress {
+        /// Bundle to read.
+        input: PathBuf,
+        /// Directory to write (replaced atomically when it exists).
+        output: PathBuf,
+        /// Round the chosen weights to multiples of this step (> 0).
+        #[arg(long)]
+        round: f64,
+        /// Then clip them to [-CLIP, CLIP] (> 0).
+        #[arg(long)]
+        clip: Option<f64>,
+        /// Which weights: the input- and forget-gate rows of every recurrent layer's input
+        /// and recurrent matrices (gates, what the paper compressed), all rows of those
+        /// matrices (recurrent), or every weight (all).
+        #[arg(long, value_enum, default_value_t = Params::Gates)]
+        params: Params,
+        /// Stored type of the other weights.
+        #[arg(long, value_enum, default_value_t = Dtype::F16)]
+        dtype: Dtype,
+    },
+    /// Average the weights of several checkpoints of one run (same architecture and
+    /// vocabulary) into a new bundle: BUNDLE... OUTPUT.
+    Average {
+        /// The bundles to average, then the directory to write (replaced atomically).
+        #[arg(num_args = 2.., required = true)]
+        paths: Vec<PathBuf>,
+        /// Stored weight type.
+        #[arg(long, value_enum, default_value_t = Dtype::F16)]
+        dtype: Dtype,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Params {
+    Gates,
+    Recurrent,
+    All,
+}
+
+impl From<Params> for ParamSet {
+    fn from(p: Params) -> Self {
+        match p {
+            Params::Gates => ParamSet::Gates,
+            Params::Recurrent => ParamSet::Recurrent,
+            Params::All => ParamSet::All,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Dtype {
     F16,
     F32,
+}
+
+impl From<Dtype> for WeightsDtype {
+    fn from(d: Dtype) -> Self {
+        match d {
+            Dtype::F16 => WeightsDtype::Float16,
+            Dtype::F32 => WeightsDtype::Float32,
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -54,14 +118,41 @@ fn main() -> Result<()> {
             output,
             dtype,
         } => {
-            let dtype = match dtype {
-                Dtype::F16 => WeightsDtype::Float16,
-                Dtype::F32 => WeightsDtype::Float32,
-            };
-            let converted = bundle::convert(&input, &output, dtype).with_context(|| {
+            let converted = bundle::convert(&input, &output, dtype.into()).with_context(|| {
                 format!("cannot convert {} to {}", input.display(), output.display())
             })?;
             println!("{}", serde_json::to_string_pretty(&describe(&converted)?)?);
+        }
+        Command::Compress {
+            input,
+            output,
+            round,
+            clip,
+            params,
+            dtype,
+        } => {
+            let compressed = bundle::compress_round_clip(
+                &input,
+                &output,
+                params.into(),
+                RoundClip { round, clip },
+                dtype.into(),
+            )
+            .with_context(|| {
+                format!(
+                    "cannot compress {} into {}",
+                    input.display(),
+                    output.display()
+                )
+            })?;
+            println!("{}", serde_json::to_string_pretty(&describe(&compressed)?)?);
+        }
+        Command::Average { mut paths, dtype } => {
+            // clap's num_args = 2.. guarantees an output after at least one input.
+            let output = paths.pop().context("no output directory")?;
+            let averaged = bundle::average(&paths, &output, dtype.into())
+                .with_context(|| format!("cannot average into {}", output.display()))?;
+            println!("{}", serde_json::to_string_pretty(&describe(&averaged)?)?);
         }
     }
     Ok(())
@@ -80,6 +171,8 @@ fn describe(b: &Bundle) -> Result<serde_json::Value> {
         "model": b.config.model,
         "parameters": parameters,
         "weights_bytes": bytes,
+        "format_version": b.config.format_version,
+        "compression": b.metadata.extra.get("compression"),
         "metadata": b.metadata,
     }))
 }

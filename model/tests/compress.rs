@@ -1,0 +1,459 @@
+//! Compressed bundles: round/clip leaves only the allowed values in the chosen rows and every
+//! other weight bit-identical, stores them as codebooks that load back exactly, shrinks the
+//! bundle, and still translates; averaging; clear errors for nonsense options and broken
+//! compressed files. Bundles are small random ones written here (`write_untrained_bundle`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use model::bundle::{self, WeightsDtype, FORMAT_VERSION_COMPRESSED};
+use model::compress::{self, ParamSet, RoundClip};
+use model::translate::{translate, TranslateOptions};
+use model::Bundle;
+use tch::{Device, Tensor};
+
+const LINES: &[&str] = &[
+    "ein hund läuft über die wiese",
+    "zwei männer spielen fußball im park",
+    "eine frau liest ein buch",
+    "a dog runs across the meadow",
+    "two men play soccer in the park",
+    "a woman reads a book",
+];
+
+fn original(root: &Path, seed: i64) -> PathBuf {
+    let dir = root.join(format!("original-{seed}"));
+    bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), seed).unwrap();
+    dir
+}
+
+fn weights(b: &Bundle) -> BTreeMap<String, Tensor> {
+    b.vars.variables().into_iter().collect()
+}
+
+fn size(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(bundle::WEIGHTS_FILE))
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn round_clip_keeps_only_allowed_values_and_leaves_the_rest_identical() {
+    let root = tempfile::tempdir().unwrap();
+    let input = original(root.path(), 1);
+    let out = root.path().join("rc");
+    // Weights of the random bundle lie in ±1/√16; a step of 0.1 and a clip of 0.2 leave
+    // {0, ±0.1, ±0.2}.
+    let rc = RoundClip {
+        round: 0.1,
+        clip: Some(0.2),
+    };
+    let compressed =
+        bundle::compress_round_clip(&input, &out, ParamSet::Gates, rc, WeightsDtype::Float32)
+            .unwrap();
+    assert_eq!(compressed.config.format_version, FORMAT_VERSION_COMPRESSED);
+    let before = Bundle::load(&input, Device::Cpu).unwrap();
+    let (a, b) = (weights(&before), weights(&compressed));
+    let hidden = before.config.model.hidden_dim;
+    let mut gate_tensors = 0;
+    for (name, old) in &a {
+        let new = &b[name];
+        let recurrent_matrix = name.contains(".rnn.weight_");
+        let (gate_rows, other_rows) = if recurrent_matrix {
+            gate_tensors += 1;
+            (
+                Some(new.narrow(0, 0, 2 * hidden)),
+                Some((
+                    old.narrow(0, 2 * hidden, old.size()[0] - 2 * hidden),
+                    new.narrow(0, 2 * hidden, new.size()[0] - 2 * hidden),
+                )),
+            )
+        } else {
+            (None, None)
+        };
+        match (gate_rows, other_rows) {
+            (Some(gates), Some((old_rest, new_rest))) => {
+                // Allowed values only, each the rounded and clipped original.
+                let allowed = Tensor::from_slice(&[-0.2f32, -0.1, 0.0, 0.1, 0.2]);
+                let distance = (gates.unsqueeze(-1) - &allowed)
+                    .abs()
+                    .min_dim(-1, false)
+                    .0
+                    .max()
+                    .double_value(&[]);
+                assert!(
+                    distance < 1e-6,
+                    "{name}: a value off the grid by {distance}"
+                );
+                let expected = rc.apply(&old.narrow(0, 0, 2 * hidden));
+                assert!(
+                    gates.equal(&expected),
+                    "{name}: gate rows are not round/clip of the original"
+                );
+                // Some values really changed (else the test would check nothing).
+                assert!(!gates.equal(&old.narrow(0, 0, 2 * hidden)), "{name}");
+                assert!(new_rest.equal(&old_rest), "{name}: the other rows changed");
+            }
+            _ => assert!(
+                new.equal(old),
+                "{name}: a weight outside the chosen set changed"
+            ),
+        }
+    }
+    // 2 encoder layers × 2 directions and 2 decoder layers, input and recurrent matrices.
+    assert_eq!(gate_tensors, 12);
+    assert!(
+        size(&out) < size(&input),
+        "{} vs {}",
+        size(&out),
+        size(&input)
+    );
+    let info: serde_json::Value = compressed.metadata.extra["compression"].clone();
+    assert_eq!(info["method"], "round_clip");
+    assert_eq!(info["params"], "gates");
+    // The compressed bundle translates, loaded like any other.
+    let texts = vec!["ein hund läuft".to_string(), "zwei männer".to_string()];
+    let result = translate(&compressed, &texts, &TranslateOptions::default(), |_| {}).unwrap();
+    assert_eq!(result.len(), 2);
+}
+
+#[test]
+fn codebooks_of_every_width_load_back_exactly() {
+    let root = tempfile::tempdir().unwrap();
+    let input = original(root.path(), 2);
+    let before = Bundle::load(&input, Device::Cpu).unwrap();
+    // Few levels (4-bit codes), many levels (8-bit codes), every weight of the model
+    // (vectors, embeddings, all rows).
+    for (i, (set, rc)) in [
+        (
+            ParamSet::Recurrent,
+            RoundClip {
+                round: 0.05,
+                clip: Some(0.1),
+            },
+        ),
+        (
+            ParamSet::Gates,
+            RoundClip {
+                round: 0.004,
+                clip: None,
+            },
+        ),
+        (
+            ParamSet::All,
+            RoundClip {
+                round: 0.02,
+                clip: Some(0.5),
+            },
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = root.path().join(format!("c{i}"));
+        let loaded =
+            bundle::compress_round_clip(&input, &out, set, rc, WeightsDtype::Float32).unwrap();
+        // The same rounding in memory, on a fresh copy of the original.
+        let expected = Bundle::load(&input, Device::Cpu).unwrap();
+        let chosen = compress::round_clip(&expected.vars, &expected.config.model, set, rc).unwrap();
+        assert!(!chosen.is_empty());
+        let (want, got) = (weights(&expected), weights(&loaded));
+        for (name, w) in &want {
+            assert!(
+                got[name].equal(w),
+                "{set:?} {rc:?}: {name} differs after save/load"
+            );
+        }
+        let levels = |name: &str| {
+            let rows = &chosen.iter().find(|s| s.name == name).unwrap().rows;
+            want[name]
+                .narrow(0, rows.start, rows.end - rows.start)
+                .flatten(0, -1)
+                .internal_unique(true, false)
+                .0
+                .size()[0]
+        };
+        let first = &chosen[0].name;
+        match i {
+            0 => assert!(levels(first) <= 16),
+            1 => assert!(
+                levels(first) > 16 && levels(first) <= 256,
+                "{}",
+                levels(first)
+            ),
+            _ => assert_eq!(chosen.len(), weights(&before).len()),
+        }
+    }
+}
+
+#[test]
+fn nonsense_options_and_broken_files_are_clear_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let input = original(root.path(), 3);
+    let out = root.path().join("out");
+    for (rc, says) in [
+        (
+            RoundClip {
+                round: 0.0,
+                clip: None,
+            },
+            "--round",
+        ),
+        (
+            RoundClip {
+                round: -0.5,
+                clip: None,
+            },
+            "--round",
+        ),
+        (
+            RoundClip {
+                round: f64::NAN,
+                clip: None,
+            },
+            "--round",
+        ),
+        (
+            RoundClip {
+                round: 0.5,
+                clip: Some(0.0),
+            },
+            "--clip",
+        ),
+    ] {
+        let e =
+            bundle::compress_round_clip(&input, &out, ParamSet::Gates, rc, WeightsDtype::Float16)
+                .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    // Too many distinct values for a codebook: named, with the way out.
+    let e = bundle::compress_round_clip(
+        &input,
+        &out,
+        ParamSet::All,
+        RoundClip {
+            round: 1e-5,
+            clip: None,
+        },
+        WeightsDtype::Float16,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("distinct values") && e.contains("--clip"), "{e}");
+    // The input itself as output, and compressing twice.
+    let e = bundle::compress_round_clip(
+        &input,
+        &input,
+        ParamSet::Gates,
+        RoundClip {
+            round: 0.1,
+            clip: None,
+        },
+        WeightsDtype::Float16,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("output is the input"), "{e}");
+    bundle::compress_round_clip(
+        &input,
+        &out,
+        ParamSet::Gates,
+        RoundClip {
+            round: 0.1,
+            clip: Some(0.2),
+        },
+        WeightsDtype::Float16,
+    )
+    .unwrap();
+    let again = root.path().join("again");
+    let e = bundle::compress_round_clip(
+        &out,
+        &again,
+        ParamSet::Gates,
+        RoundClip {
+            round: 0.1,
+            clip: None,
+        },
+        WeightsDtype::Float16,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("compressed already"), "{e}");
+    let e = bundle::convert(&out, &again, WeightsDtype::Float32).unwrap_err();
+    assert!(e.to_string().contains("compressed"), "{e}");
+
+    // A codes tensor cut short, and a layout that points outside the weight.
+    let path = out.join(bundle::WEIGHTS_FILE);
+    let stored = Tensor::read_safetensors(&path).unwrap();
+    let codes_name = stored
+        .iter()
+        .find(|(n, _)| n.ends_with("::codes"))
+        .unwrap()
+        .0
+        .clone();
+    let layout_name = codes_name.replace("::codes", "::layout");
+    for (target, broken, says) in [
+        (codes_name.clone(), None, "codes for"),
+        (
+            layout_name.clone(),
+            Some(Tensor::from_slice(&[0i64, 9999, 4, 64, 16])),
+            "invalid layout",
+        ),
+        (
+            layout_name.clone(),
+            Some(Tensor::from_slice(&[0i64])),
+            "expected [start",
+        ),
+    ] {
+        let tensors: Vec<(String, Tensor)> = stored
+            .iter()
+            .map(|(n, t)| {
+                let t = if *n == target {
+                    match &broken {
+                        Some(b) => b.shallow_clone(),
+                        None => t.narrow(0, 0, t.size()[0] - 1),
+                    }
+                } else {
+                    t.shallow_clone()
+                };
+                (n.clone(), t)
+            })
+            .collect();
+        Tensor::write_safetensors(&tensors, &path).unwrap();
+        let e = Bundle::load(&out, Device::Cpu).unwrap_err().to_string();
+        assert!(
+            e.contains(says) && e.contains("model.safetensors"),
+            "{says}: {e}"
+        );
+    }
+}
+
+#[test]
+fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
+    let root = tempfile::tempdir().unwrap();
+    let a = original(root.path(), 4);
+    let b = original(root.path(), 5);
+    let same = root.path().join("same");
+    let averaged = bundle::average(
+        &[a.clone(), a.clone(), a.clone()],
+        &same,
+        WeightsDtype::Float32,
+    )
+    .unwrap();
+    let first = Bundle::load(&a, Device::Cpu).unwrap();
+    for (name, w) in weights(&first) {
+        assert!(weights(&averaged)[&name].equal(&w), "{name}");
+    }
+    // A second checkpoint of the same model: the first's weights plus 1 (and a third with
+    // plus 2); their mean is the first plus 1.
+    let shifted = |by: f64, name: &str| -> PathBuf {
+        let b = Bundle::load(&a, Device::Cpu).unwrap();
+        tch::no_grad(|| {
+            for (_, mut v) in b.vars.variables() {
+                let _ = v.g_add_scalar_(by);
+            }
+        });
+        let dir = root.path().join(name);
+        bundle::save(
+            &dir,
+            &bundle::BundleContents {
+                config: &b.config,
+                metadata: &b.metadata,
+                vars: &b.vars,
+                vocab_files: &b.vocab_files(),
+                dtype: WeightsDtype::Float32,
+            },
+        )
+        .unwrap();
+        dir
+    };
+    let (plus1, plus2) = (shifted(1.0, "plus1"), shifted(2.0, "plus2"));
+    let mean_dir = root.path().join("mean");
+    let mean =
+        bundle::average(&[a.clone(), plus1, plus2], &mean_dir, WeightsDtype::Float32).unwrap();
+    for (name, w) in weights(&first) {
+        let diff = (&weights(&mean)[&name] - (w + 1.0))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-6, "{name}: {diff}");
+    }
+    assert!(mean.metadata.extra["averaged"].as_array().unwrap().len() == 3);
+    // Another model (its own vocabulary and sizes) is refused, by name.
+    let e = bundle::average(
+        &[a.clone(), b.clone()],
+        &root.path().join("x"),
+        WeightsDtype::Float32,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("original-5"), "{e}");
+    let e = bundle::average(&[], &mean_dir, WeightsDtype::Float32).unwrap_err();
+    assert!(e.to_string().contains("at least one"), "{e}");
+    let e = bundle::average(
+        &[a.clone(), mean_dir.clone()],
+        &mean_dir,
+        WeightsDtype::Float32,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("output is the input"), "{e}");
+}
+
+#[test]
+fn nmt_bundle_compress_and_average_from_the_command_line() {
+    let root = tempfile::tempdir().unwrap();
+    let input = original(root.path(), 6);
+    let bin = env!("CARGO_BIN_EXE_nmt-bundle");
+    let out = root.path().join("cli");
+    let o = Command::new(bin)
+        .args([
+            "compress",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--round",
+            "0.1",
+            "--clip",
+            "0.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["compression"]["round"], 0.1);
+    assert_eq!(info["compression"]["clip"], 0.2);
+    let o = Command::new(bin)
+        .args(["info", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["compression"]["method"], "round_clip");
+    assert!(info["weights_bytes"].as_u64().unwrap() > 0);
+    let o = Command::new(bin)
+        .args([
+            "compress",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--round",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--round must be a positive number"));
+    let o = Command::new(bin)
+        .args(["average", input.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let avg = root.path().join("avg");
+    let o = Command::new(bin)
+        .args([
+            "average",
+            input.to_str().unwrap(),
+            input.to_str().unwrap(),
+            avg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(avg.join(bundle::WEIGHTS_FILE).is_file());
+}
