@@ -48,6 +48,7 @@ COPY training/ training/
 COPY serving/ serving/
 COPY evaluation/ evaluation/
 COPY analysis/ analysis/
+COPY figures/ figures/
 # No debug info and stripped: the shipped binaries are for running, not profiling.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=symbols

@@ -1,28 +1,15 @@
 //! The figures of `nmt-analyze`, each written as PNG and SVG from one drawing function
-//! generic over the plotters backend. PNG text uses the embedded DejaVu Sans
-//! (`assets/`), so figures look the same on machines without fonts.
+//! generic over the plotters backend. Text uses the font of the `figures` crate (embedded),
+//! so figures look the same on machines without fonts.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
+use figures::{register_font, FONT};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use crate::histogram::BINS;
 use crate::AnalysisError;
-
-const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font is a constant of the build; if it were broken, PNG text would be missing
-        // and the SVGs still right, so a failure here is not worth stopping for.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
-    });
-}
 
 /// Colours for series (models) in one figure: distinguishable, colour-blind friendly
 /// (Okabe–Ito).

@@ -30,6 +30,7 @@ fn draw_err<E: std::fmt::Display>(e: E) -> PlotError {
 /// Draws the curves of a run as an SVG document: loss per target token (training, label
 /// smoothed, every `log_every` updates; validation) on top, validation BLEU below.
 pub fn curves_svg(train: &[TrainRecord], valid: &[ValidRecord]) -> Result<String, PlotError> {
+    figures::register_font();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 640)).into_drawing_area();
@@ -54,7 +55,7 @@ pub fn curves_svg(train: &[TrainRecord], valid: &[ValidRecord]) -> Result<String
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.05).max(0.01);
         let mut chart = ChartBuilder::on(&top)
-            .caption("loss per target token", ("sans-serif", 18))
+            .caption("loss per target token", (figures::FONT, 18))
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(56)
@@ -108,7 +109,7 @@ pub fn curves_svg(train: &[TrainRecord], valid: &[ValidRecord]) -> Result<String
         let mut chart = ChartBuilder::on(&bottom)
             .caption(
                 "validation BLEU (greedy; dots: new best)",
-                ("sans-serif", 18),
+                (figures::FONT, 18),
             )
             .margin(12)
             .x_label_area_size(32)
