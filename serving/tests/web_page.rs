@@ -305,7 +305,8 @@ fn page_shows_gate_strips_and_explores_a_neuron() {
             .iter()
             .find(|l| {
                 l["side"] == strip["side"]
-                    && l["layer"].to_string() == strip["layer"].as_str().unwrap()
+                    && l["layer"].as_u64().map(|n| n.to_string()).as_deref()
+                        == strip["layer"].as_str()
                     && l["direction"] == strip["direction"]
             })
             .unwrap_or_else(|| panic!("no API layer for {strip}"));

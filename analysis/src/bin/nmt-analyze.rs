@@ -245,36 +245,75 @@ fn check_same_languages(first: &Bundle, other: &Bundle) -> Result<()> {
     Ok(())
 }
 
-fn gates(a: GatesArgs) -> Result<()> {
-    let c = &a.common;
+/// Runs `pass` over the batches of `--model` and then of each `--compare` bundle (same
+/// languages), with a progress bar per bundle: `pass(index, bundle, batch)`. Returns each
+/// bundle's name in figures and tables (its folder's name, or its path where two folders
+/// share a name, as `runs/a/best/model` and `runs/b/best/model` do).
+fn each_bundle(
+    c: &Common,
+    compare: &[PathBuf],
+    tgt: &Path,
+    limit: usize,
+    mut pass: impl FnMut(usize, &Bundle, &Batch) -> Result<()>,
+) -> Result<Vec<String>> {
+    let dirs: Vec<&PathBuf> = std::iter::once(&c.model).chain(compare).collect();
+    let short: Vec<String> = dirs.iter().map(|d| bundle_name(d)).collect();
+    let names: Vec<String> = dirs
+        .iter()
+        .zip(&short)
+        .map(|(d, n)| {
+            if short.iter().filter(|m| *m == n).count() > 1 {
+                d.display().to_string()
+            } else {
+                n.clone()
+            }
+        })
+        .collect();
     let device = c.device.resolve()?;
-    create_out(&c.out)?;
-    let mut dirs = vec![c.model.clone()];
-    dirs.extend(a.compare.iter().cloned());
     let first = load(&c.model, device)?;
-    // (model name, bidirectional, histograms)
-    let mut models = Vec::new();
-    for dir in &dirs {
-        let bundle = if dir == &c.model {
+    for (index, (dir, name)) in dirs.iter().zip(&names).enumerate() {
+        let other = if index == 0 {
             None
         } else {
             Some(load(dir, device)?)
         };
-        let bundle = bundle.as_ref().unwrap_or(&first);
+        let bundle = other.as_ref().unwrap_or(&first);
         check_same_languages(&first, bundle)?;
-        let sentences = load_inputs(bundle, c, Some(&a.tgt), a.sentences)?;
-        let batches = make_batches(bundle, c, &sentences);
-        let name = bundle_name(dir);
+        let sentences = load_inputs(bundle, c, Some(tgt), limit)?;
         let bar = progress(c.quiet, sentences.len(), &format!("pairs ({name})"))?;
-        let recorder = GateHistograms::new();
-        for batch in &batches {
-            record::teacher_forced(&bundle.model, batch, &recorder);
+        for batch in &make_batches(bundle, c, &sentences) {
+            pass(index, bundle, batch)?;
             bar.inc(batch.rows.len() as u64);
         }
         bar.finish_and_clear();
-        let counts = recorder.finish()?;
         eprintln!("{name}: {} sentence pairs", sentences.len());
-        models.push((name, bundle.model.config().bidirectional, counts));
+    }
+    Ok(names)
+}
+
+fn gates(a: GatesArgs) -> Result<()> {
+    let c = &a.common;
+    create_out(&c.out)?;
+    // Per bundle, in order: (bidirectional, recorder).
+    let mut recorders: Vec<(bool, GateHistograms)> = Vec::new();
+    let names = each_bundle(
+        c,
+        &a.compare,
+        &a.tgt,
+        a.sentences,
+        |index, bundle, batch| {
+            // Every bundle has a batch (inputs without a sentence are an error), so bundle
+            // `index` first shows up right after bundle `index - 1`.
+            if recorders.len() == index {
+                recorders.push((bundle.model.config().bidirectional, GateHistograms::new()));
+            }
+            record::teacher_forced(&bundle.model, batch, &recorders[index].1);
+            Ok(())
+        },
+    )?;
+    let mut models = Vec::new();
+    for (name, (bidirectional, recorder)) in names.into_iter().zip(recorders) {
+        models.push((name, bidirectional, recorder.finish()?));
     }
 
     // histograms.csv and summary.json
@@ -391,31 +430,25 @@ fn tokens(a: TokensArgs) -> Result<()> {
     let bidirectional = bundle.model.config().bidirectional;
     let mut sentences = load_inputs(&bundle, c, a.tgt.as_deref(), a.sentences)?;
     if a.tgt.is_none() {
-        // The model's own translations become the targets the decoder is traced on.
+        // The model's own translations become the targets the decoder is traced on, as the
+        // exact pieces the search chose (re-encoding the detokenized text may differ).
         let texts: Vec<String> = sentences
             .iter()
             .map(|s| {
-                bundle.src_vocab.decode(
-                    &s.src[..s.src.len() - 1]
-                        .iter()
-                        .map(|&i| i as u32)
-                        .collect::<Vec<_>>(),
-                )
+                let ids: Vec<u32> = s.src[..s.src.len() - 1].iter().map(|&i| i as u32).collect();
+                bundle.src_vocab.decode(&ids)
             })
             .collect::<std::result::Result<_, _>>()?;
         let bar = progress(c.quiet, texts.len(), "translated")?;
-        let translations = translate(&bundle, &texts, &TranslateOptions::default(), |n| {
-            bar.inc(n as u64)
-        })?;
+        let options = TranslateOptions {
+            return_attention: true,
+            ..TranslateOptions::default()
+        };
+        let translations = translate(&bundle, &texts, &options, |n| bar.inc(n as u64))?;
         bar.finish_and_clear();
         for (s, t) in sentences.iter_mut().zip(&translations) {
-            let src_text = bundle.src_vocab.decode(
-                &s.src[..s.src.len() - 1]
-                    .iter()
-                    .map(|&i| i as u32)
-                    .collect::<Vec<_>>(),
-            )?;
-            *s = analysis::corpus::encode(&bundle, s.line, &src_text, &t.text, c.max_tokens)?;
+            *s =
+                analysis::corpus::from_pieces(&bundle, s.line, &t.source_tokens, &t.target_tokens)?;
         }
     }
     let batches = make_batches(&bundle, c, &sentences);
@@ -607,38 +640,30 @@ fn neurons(a: NeuronsArgs) -> Result<()> {
 
 fn gradients(a: GradientsArgs) -> Result<()> {
     let c = &a.common;
-    let device = c.device.resolve()?;
     create_out(&c.out)?;
-    let mut dirs = vec![c.model.clone()];
-    dirs.extend(a.compare.iter().cloned());
-    let first = load(&c.model, device)?;
+    // Per bundle, in order: (bidirectional, sums).
+    let mut flows: Vec<(bool, GradientFlow)> = Vec::new();
+    let names = each_bundle(
+        c,
+        &a.compare,
+        &a.tgt,
+        a.sentences,
+        |index, bundle, batch| {
+            if flows.len() == index {
+                flows.push((bundle.model.config().bidirectional, GradientFlow::default()));
+            }
+            Ok(flows[index].1.add_batch(&bundle.model, batch)?)
+        },
+    )?;
     let csv_path = c.out.join("gradients.csv");
     let mut csv = csv::Writer::from_path(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     csv.write_record(["model", "site", "distance", "mean_norm", "sentences"])?;
     // Per encoder site, one line per bundle.
     let mut panels: BTreeMap<String, Vec<Line>> = BTreeMap::new();
-    for dir in &dirs {
-        let bundle = if dir == &c.model {
-            None
-        } else {
-            Some(load(dir, device)?)
-        };
-        let bundle = bundle.as_ref().unwrap_or(&first);
-        check_same_languages(&first, bundle)?;
-        let name = bundle_name(dir);
-        let sentences = load_inputs(bundle, c, Some(&a.tgt), a.sentences)?;
-        let batches = make_batches(bundle, c, &sentences);
-        let bar = progress(c.quiet, sentences.len(), &format!("pairs ({name})"))?;
-        let mut flow = GradientFlow::default();
-        for batch in &batches {
-            flow.add_batch(&bundle.model, batch)?;
-            bar.inc(batch.rows.len() as u64);
-        }
-        bar.finish_and_clear();
-        let points = flow.points(bundle.model.config().bidirectional);
+    for (name, (bidirectional, flow)) in names.iter().zip(&flows) {
         let mut by_site: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        for p in &points {
+        for p in &flow.points(*bidirectional) {
             csv.write_record([
                 name.clone(),
                 p.site.clone(),
