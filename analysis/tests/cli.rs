@@ -311,48 +311,19 @@ fn bad_input_is_a_clear_error() {
         &["latin1.de:2", "UTF-8"],
     );
     // Units the model does not have.
-    fails(
-        &run(&[
-            "neurons",
-            "--model",
-            bundle,
-            "--src",
-            src,
-            "--out",
-            o,
-            "--neuron",
+    for (neuron, says) in [
+        (
             "encoder-l9-fwd:1",
-        ]),
-        &["encoder-l9-fwd", "encoder-l0-fwd"],
-    );
-    fails(
-        &run(&[
-            "neurons",
-            "--model",
-            bundle,
-            "--src",
-            src,
-            "--out",
-            o,
-            "--neuron",
-            "decoder-l0:16",
-        ]),
-        &["16 units"],
-    );
-    fails(
-        &run(&[
-            "neurons",
-            "--model",
-            bundle,
-            "--src",
-            src,
-            "--out",
-            o,
-            "--neuron",
-            "decoder-l0",
-        ]),
-        &["SITE:INDEX"],
-    );
+            &["encoder-l9-fwd", "encoder-l0-fwd"][..],
+        ),
+        ("decoder-l0:16", &["16 units"][..]),
+        ("decoder-l0", &["SITE:INDEX"][..]),
+    ] {
+        let args = [
+            "neurons", "--model", bundle, "--src", src, "--out", o, "--neuron", neuron,
+        ];
+        fails(&run(&args), says);
+    }
     // A bundle that is not one, and a compared bundle of other languages.
     fails(
         &run(&["tokens", "--model", o, "--src", src, "--out", o]),
