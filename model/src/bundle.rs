@@ -522,7 +522,7 @@ pub fn save_with_storage(
 ) -> Result<(), ModelError> {
     let mut config = contents.config.clone();
     let mut metadata = contents.metadata.clone();
-    if !storage.codebooks.is_empty() {
+    if !storage.codebooks.is_empty() || config.model.low_rank.is_some() {
         config.format_version = FORMAT_VERSION_COMPRESSED;
         metadata.format_version = FORMAT_VERSION_COMPRESSED;
     }
@@ -676,6 +676,103 @@ pub fn compress_round_clip(
             dtype,
         },
         &storage,
+    )?;
+    Bundle::load(output, Device::Cpu)
+}
+
+/// Copies the bundle in `input` to `output` with the chosen rows of every recurrent
+/// layer's input and recurrent matrices replaced by their best rank-`rank` factors, stored
+/// as factors and run as two GEMMs (`model.low_rank` in `config.json`, format version 2).
+/// The other weights are stored as `dtype`; `metadata.json` records the method.
+pub fn compress_low_rank(
+    input: &Path,
+    output: &Path,
+    rows: crate::config::LowRankRows,
+    rank: i64,
+    dtype: WeightsDtype,
+) -> Result<Bundle, ModelError> {
+    refuse_same_dir(input, output)?;
+    let bundle = Bundle::load(input, Device::Cpu)?;
+    if bundle.metadata.extra.contains_key("compression") {
+        return Err(ModelError::bundle(
+            input,
+            "this bundle is compressed already; compress the original",
+        ));
+    }
+    let low_rank = crate::config::LowRank { rank, rows };
+    let mut config = bundle.config.clone();
+    config.model.low_rank = Some(low_rank);
+    config.model.validate()?;
+    let target = nn::VarStore::new(Device::Cpu);
+    Seq2Seq::new(&target.root(), &config.model)?;
+    let source = bundle.vars.variables();
+    let hidden = config.model.hidden_dim;
+    // base name → (u, v), one SVD per matrix.
+    let mut factored: BTreeMap<String, (Tensor, Tensor)> = BTreeMap::new();
+    tch::no_grad(|| -> Result<(), ModelError> {
+        for (name, mut var) in target.variables() {
+            let value = if let Some(t) = source.get(&name) {
+                t.shallow_clone()
+            } else {
+                let (base, part) = ["_svd_u", "_svd_v", "_svd_rest"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix).map(|b| (b, *suffix)))
+                    .ok_or_else(|| ModelError::Config(format!("no weight for {name}")))?;
+                let w = source
+                    .get(base)
+                    .ok_or_else(|| ModelError::Config(format!("no weight {base} to factor")))?;
+                let range = low_rank.row_range(hidden, w.size()[0]);
+                let chosen = w.narrow(0, range.start, range.end - range.start);
+                if !factored.contains_key(base) {
+                    let uv = crate::compress::low_rank_factors(&chosen, rank)?;
+                    factored.insert(base.to_string(), uv);
+                }
+                let (u, v) = &factored[base];
+                match part {
+                    "_svd_u" => u.shallow_clone(),
+                    "_svd_v" => v.shallow_clone(),
+                    _ => {
+                        let n = w.size()[0];
+                        let others: Vec<Tensor> = [(0, range.start), (range.end, n)]
+                            .into_iter()
+                            .filter(|(a, b)| b > a)
+                            .map(|(a, b)| w.narrow(0, a, b - a))
+                            .collect();
+                        Tensor::cat(&others, 0)
+                    }
+                }
+            };
+            var.f_copy_(&value)?;
+        }
+        Ok(())
+    })?;
+    let mut metadata = bundle.metadata.clone();
+    metadata.extra.insert(
+        "compression".into(),
+        serde_json::json!({
+            "method": "svd",
+            "rank": rank,
+            "params": match rows {
+                crate::config::LowRankRows::Gates => "gates",
+                crate::config::LowRankRows::All => "recurrent",
+            },
+            "tensors": factored.len(),
+        }),
+    );
+    metadata.extra.insert(
+        "weights_dtype".into(),
+        serde_json::Value::String(dtype.name().into()),
+    );
+    save_with_storage(
+        output,
+        &BundleContents {
+            config: &config,
+            metadata: &metadata,
+            vars: &target,
+            vocab_files: &bundle.vocab_files(),
+            dtype,
+        },
+        &WeightStorage::default(),
     )?;
     Bundle::load(output, Device::Cpu)
 }

@@ -12,6 +12,99 @@ use tch::Tensor;
 
 use crate::gates::{GateActivation, GateConfig};
 
+/// A weight matrix `W` (`[R, C]`) of a recurrent layer: dense, or with some of its rows
+/// replaced by rank-K factors `U V` (`nmt-bundle compress --svd-rank K`), which run as two
+/// thin GEMMs instead of one full one.
+#[derive(Debug)]
+pub enum Matrix {
+    Dense(Tensor),
+    LowRank {
+        /// `[rows.len(), K]`
+        u: Tensor,
+        /// `[K, C]`
+        v: Tensor,
+        /// Which rows of `W` the factors stand for.
+        rows: std::ops::Range<i64>,
+        /// The other rows of `W`, in order (`[R − rows.len(), C]`); `None` when every row
+        /// is factored.
+        rest: Option<Tensor>,
+    },
+}
+
+impl Matrix {
+    /// The dense tensor, when this matrix is one.
+    pub fn dense(&self) -> Option<&Tensor> {
+        match self {
+            Matrix::Dense(t) => Some(t),
+            Matrix::LowRank { .. } => None,
+        }
+    }
+
+    /// `x W^T (+ b)`. x: `[.., C]` → `[.., R]`
+    pub fn linear(&self, x: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        match self {
+            Matrix::Dense(w) => x.linear(w, bias),
+            Matrix::LowRank { u, v, rows, rest } => {
+                let factored = x.linear::<&Tensor>(v, None).linear::<&Tensor>(u, None);
+                let out = match rest {
+                    None => factored,
+                    Some(rest) => {
+                        let other = x.linear::<&Tensor>(rest, None);
+                        let before = other.narrow(-1, 0, rows.start);
+                        let after_len = other.size()[other.dim() - 1] - rows.start;
+                        let after = other.narrow(-1, rows.start, after_len);
+                        Tensor::cat(&[before, factored, after], -1)
+                    }
+                };
+                match bias {
+                    Some(b) => out + b,
+                    None => out,
+                }
+            }
+        }
+    }
+
+    /// The columns `start..start + len` of `W` (`[R, len]`), in the same form.
+    pub fn narrow_columns(&self, start: i64, len: i64) -> Matrix {
+        match self {
+            Matrix::Dense(w) => Matrix::Dense(w.narrow(1, start, len)),
+            Matrix::LowRank { u, v, rows, rest } => Matrix::LowRank {
+                u: u.shallow_clone(),
+                v: v.narrow(1, start, len),
+                rows: rows.clone(),
+                rest: rest.as_ref().map(|r| r.narrow(1, start, len)),
+            },
+        }
+    }
+
+    /// `W` with each row `r` multiplied by `f(full)[r]`, where `full` is `W` as a dense
+    /// matrix would be scaled by `f` (the gate temperature folded in, [`crate::gates`]).
+    /// `f` must scale rows independently.
+    pub fn scale_rows(&self, f: impl Fn(Tensor) -> Tensor) -> Matrix {
+        match self {
+            Matrix::Dense(w) => Matrix::Dense(f(w.shallow_clone())),
+            Matrix::LowRank { u, v, rows, rest } => {
+                let total = u.size()[0] + rest.as_ref().map_or(0, |r| r.size()[0]);
+                // The factor of each row of W, from f applied to a column of ones.
+                let ones = Tensor::ones([total, 1], (u.kind(), u.device()));
+                let factor = f(ones);
+                let scaled_u = u * factor.narrow(0, rows.start, rows.end - rows.start);
+                let scaled_rest = rest.as_ref().map(|r| {
+                    let before = factor.narrow(0, 0, rows.start);
+                    let after = factor.narrow(0, rows.end, total - rows.end);
+                    r * Tensor::cat(&[before, after], 0)
+                });
+                Matrix::LowRank {
+                    u: scaled_u,
+                    v: v.shallow_clone(),
+                    rows: rows.clone(),
+                    rest: scaled_rest,
+                }
+            }
+        }
+    }
+}
+
 /// Parameters of one recurrent layer in one direction.
 ///
 /// `G` is the number of gate blocks (4 for LSTM: i, f, g, o; 3 for GRU: r, z, n),
@@ -19,9 +112,9 @@ use crate::gates::{GateActivation, GateConfig};
 #[derive(Debug)]
 pub struct LayerWeights {
     /// `[G*H, I]`
-    pub w_ih: Tensor,
+    pub w_ih: Matrix,
     /// `[G*H, H]`
-    pub w_hh: Tensor,
+    pub w_hh: Matrix,
     /// `[G*H]`
     pub b_ih: Tensor,
     /// `[G*H]`
@@ -33,7 +126,7 @@ impl LayerWeights {
     ///
     /// x: `[B, I]`, h: `[B, H]` → `[B, G*H]`
     fn gate_inputs(&self, x: &Tensor, h: &Tensor) -> Tensor {
-        x.linear(&self.w_ih, Some(&self.b_ih)) + h.linear(&self.w_hh, Some(&self.b_hh))
+        self.w_ih.linear(x, Some(&self.b_ih)) + self.w_hh.linear(h, Some(&self.b_hh))
     }
 }
 
@@ -126,8 +219,8 @@ pub fn lstm_step(x: &Tensor, h: &Tensor, c: &Tensor, w: &LayerWeights) -> (Tenso
 ///
 /// x: `[B, I]`, h: `[B, H]` → `(r, z, n)`, each `[B, H]`.
 pub fn gru_gates(x: &Tensor, h: &Tensor, w: &LayerWeights) -> (Tensor, Tensor, Tensor) {
-    let gi = x.linear(&w.w_ih, Some(&w.b_ih)).chunk(3, -1);
-    let gh = h.linear(&w.w_hh, Some(&w.b_hh)).chunk(3, -1);
+    let gi = w.w_ih.linear(x, Some(&w.b_ih)).chunk(3, -1);
+    let gh = w.w_hh.linear(h, Some(&w.b_hh)).chunk(3, -1);
     let r = (&gi[0] + &gh[0]).sigmoid();
     let z = (&gi[1] + &gh[1]).sigmoid();
     let n = (&gi[2] + &r * &gh[2]).tanh();

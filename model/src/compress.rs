@@ -167,3 +167,21 @@ pub fn average_into(target: &nn::VarStore, sources: &[&nn::VarStore]) -> Result<
         Ok(())
     })
 }
+
+/// The best rank-`rank` factors of `w` (`[R, C]`, Eckart–Young): `u` `[R, rank]` (the left
+/// singular vectors times the singular values) and `v` `[rank, C]`, in float32, so that
+/// `‖w − u v‖²_F` is the sum of the squared singular values left out.
+pub fn low_rank_factors(w: &Tensor, rank: i64) -> Result<(Tensor, Tensor), ModelError> {
+    let (r, c) = (w.size()[0], w.size()[1]);
+    if rank < 1 || rank > r.min(c) {
+        return Err(ModelError::Config(format!(
+            "rank {rank} for a {r}×{c} matrix: it must be in 1..={}",
+            r.min(c)
+        )));
+    }
+    // Reduced SVD (`some`), singular values in descending order; `vecs` holds V, not Vᵀ.
+    let (q, s, vecs) = w.to_kind(Kind::Double).f_svd(true, true)?;
+    let u = q.narrow(1, 0, rank) * s.narrow(0, 0, rank).unsqueeze(0);
+    let v = vecs.narrow(1, 0, rank).tr();
+    Ok((u.to_kind(Kind::Float), v.to_kind(Kind::Float)))
+}

@@ -117,6 +117,40 @@ pub struct ModelConfig {
     /// Tie the decoder's input embedding with the output projection.
     #[serde(default)]
     pub tie_output: bool,
+    /// Recurrent matrices stored and run as rank-K factors (`nmt-bundle compress
+    /// --svd-rank K`); absent in trained models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_rank: Option<LowRank>,
+}
+
+/// Which rows of every recurrent layer's input and recurrent matrices are replaced by rank-K
+/// factors `U V` (`U`: `[rows, K]`, `V`: `[K, columns]`), run as two GEMMs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LowRank {
+    pub rank: i64,
+    pub rows: LowRankRows,
+}
+
+/// The rows a [`LowRank`] factorises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LowRankRows {
+    /// The input- and forget-gate rows (a GRU's reset and update rows): what the G2-LSTM
+    /// paper compressed; the other rows stay dense.
+    Gates,
+    /// Every row.
+    All,
+}
+
+impl LowRank {
+    /// The factored rows of a matrix with `rows` rows in a stack of hidden size `hidden`.
+    pub fn row_range(&self, hidden: i64, rows: i64) -> std::ops::Range<i64> {
+        match self.rows {
+            LowRankRows::Gates => 0..2 * hidden,
+            LowRankRows::All => 0..rows,
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -146,6 +180,7 @@ impl ModelConfig {
             input_feeding: true,
             share_embeddings: false,
             tie_output: false,
+            low_rank: None,
         }
     }
 
@@ -199,6 +234,25 @@ impl ModelConfig {
                 "share_embeddings needs one joint vocabulary, but src_vocab_size={} and tgt_vocab_size={}",
                 self.src_vocab_size, self.tgt_vocab_size
             )));
+        }
+        if let Some(lr) = self.low_rank {
+            // Every recurrent matrix has at least min(hidden, embed) columns and 2·hidden
+            // factored rows; a larger rank would store more than the dense matrix.
+            let most = self.hidden_dim.min(self.embed_dim);
+            if lr.rank < 1 || lr.rank > most {
+                return Err(ModelError::Config(format!(
+                    "low_rank.rank must be in 1..={most} (the smallest recurrent matrix \
+                     dimension), got {}",
+                    lr.rank
+                )));
+            }
+            if self.executor == Executor::Fused {
+                return Err(ModelError::Config(
+                    "low_rank needs the step executor (executor = \"auto\" or \"step\"): \
+                     libtorch's fused kernels take dense matrices"
+                        .into(),
+                ));
+            }
         }
         if let Err(e) = self.gates.check() {
             return Err(ModelError::Config(format!("gates: {e}")));

@@ -88,7 +88,7 @@ impl Decoder {
             ..Default::default()
         };
         Self {
-            rnn: RnnStack::new(&(path / "rnn"), shape),
+            rnn: RnnStack::with_low_rank(&(path / "rnn"), shape, cfg.low_rank),
             attention: Attention::new(
                 &(path / "attention"),
                 cfg.attention,

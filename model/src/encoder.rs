@@ -65,7 +65,7 @@ impl Encoder {
             dropout: cfg.dropout,
         };
         Self {
-            rnn: RnnStack::new(&(path / "rnn"), shape),
+            rnn: RnnStack::with_low_rank(&(path / "rnn"), shape, cfg.low_rank),
             dropout: cfg.dropout,
         }
     }

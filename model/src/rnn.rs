@@ -15,8 +15,10 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::dropout::dropout;
 
-use crate::cell::{gru_gates, lstm_apply, lstm_gates, lstm_gates_from, LayerWeights, LstmGates};
-use crate::config::{CellKind, Executor};
+use crate::cell::{
+    gru_gates, lstm_apply, lstm_gates, lstm_gates_from, LayerWeights, LstmGates, Matrix,
+};
+use crate::config::{CellKind, Executor, LowRank};
 use crate::executor::{pick, Exec, RnnPart};
 use crate::gates::{GateSide, GateSite, RecordedGates, StepContext};
 
@@ -87,6 +89,15 @@ pub struct RnnShape {
 }
 
 impl RnnShape {
+    /// Input size of `layer`.
+    pub fn input_dim_of(&self, layer: i64) -> i64 {
+        if layer == 0 {
+            self.input_dim
+        } else {
+            self.hidden_dim * self.directions()
+        }
+    }
+
     pub fn directions(&self) -> i64 {
         if self.bidirectional {
             2
@@ -102,12 +113,47 @@ pub struct RnnStack {
     shape: RnnShape,
     /// `[layer][direction]`
     weights: Vec<Vec<LayerWeights>>,
+    /// Whether some matrices are rank-K factors (then only the step executors run it).
+    factored: bool,
+}
+
+/// A recurrent matrix's parameters under `path`: dense (`name`, `[rows, cols]`), or with the
+/// rows `low_rank` chooses as factors `name_svd_u` (`[chosen, K]`) and `name_svd_v`
+/// (`[K, cols]`), the other rows as `name_svd_rest`.
+fn matrix_var(
+    path: &nn::Path,
+    name: &str,
+    (rows, cols): (i64, i64),
+    hidden: i64,
+    low_rank: Option<LowRank>,
+    init: nn::Init,
+) -> Matrix {
+    match low_rank {
+        None => Matrix::Dense(path.var(name, &[rows, cols], init)),
+        Some(lr) => {
+            let range = lr.row_range(hidden, rows);
+            let chosen = range.end - range.start;
+            let rest = (chosen < rows)
+                .then(|| path.var(&format!("{name}_svd_rest"), &[rows - chosen, cols], init));
+            Matrix::LowRank {
+                u: path.var(&format!("{name}_svd_u"), &[chosen, lr.rank], init),
+                v: path.var(&format!("{name}_svd_v"), &[lr.rank, cols], init),
+                rows: range,
+                rest,
+            }
+        }
+    }
 }
 
 impl RnnStack {
     /// Creates the parameters under `path`, initialised like PyTorch's
     /// `U(-1/sqrt(H), 1/sqrt(H))`.
     pub fn new(path: &nn::Path, shape: RnnShape) -> Self {
+        Self::with_low_rank(path, shape, None)
+    }
+
+    /// [`Self::new`] with the input and recurrent matrices factored as `low_rank` says.
+    pub fn with_low_rank(path: &nn::Path, shape: RnnShape, low_rank: Option<LowRank>) -> Self {
         let h = shape.hidden_dim;
         let rows = shape.cell.gate_count() * h;
         let bound = 1.0 / (h as f64).sqrt();
@@ -126,14 +172,20 @@ impl RnnStack {
                         };
                         let suffix = if dir == 1 { "_reverse" } else { "" };
                         LayerWeights {
-                            w_ih: path.var(
+                            w_ih: matrix_var(
+                                path,
                                 &format!("weight_ih_l{layer}{suffix}"),
-                                &[rows, input],
+                                (rows, input),
+                                h,
+                                low_rank,
                                 init,
                             ),
-                            w_hh: path.var(
+                            w_hh: matrix_var(
+                                path,
                                 &format!("weight_hh_l{layer}{suffix}"),
-                                &[rows, h],
+                                (rows, h),
+                                h,
+                                low_rank,
                                 init,
                             ),
                             b_ih: path.var(&format!("bias_ih_l{layer}{suffix}"), &[rows], init),
@@ -143,7 +195,11 @@ impl RnnStack {
                     .collect()
             })
             .collect();
-        let stack = Self { shape, weights };
+        let stack = Self {
+            shape,
+            weights,
+            factored: low_rank.is_some(),
+        };
         stack.flatten_for_cudnn();
         stack
     }
@@ -153,6 +209,9 @@ impl RnnStack {
     /// copies every weight into such a buffer at each call (each decoder step) and warns
     /// about it. Loading weights later copies into the same storage, so once suffices.
     pub fn flatten_for_cudnn(&self) {
+        if self.factored {
+            return;
+        }
         let weights = self.flat_weights_of(0, self.shape.layers);
         let on_cuda = weights.first().is_some_and(|w| w.device().is_cuda());
         if self.shape.executor == Executor::Step || !on_cuda || !tch::Cuda::cudnn_is_available() {
@@ -195,7 +254,13 @@ impl RnnStack {
 
     /// How this stack runs `part` in the pass `ctx` on `device`.
     pub fn exec(&self, part: RnnPart, ctx: &StepContext<'_>, device: Device) -> Exec {
-        pick(part, self.shape.cell, self.shape.executor, ctx, device)
+        // Factored matrices run on the step executors only (the fused kernels take dense ones).
+        let executor = if self.factored {
+            Executor::Step
+        } else {
+            self.shape.executor
+        };
+        pick(part, self.shape.cell, executor, ctx, device)
     }
 
     /// Weights of one layer and direction (for gate inspection and tests).
@@ -215,12 +280,14 @@ impl RnnStack {
         }
     }
 
-    /// The fused kernels' parameter list (libtorch's order) for `layers` layers from `first`.
+    /// The fused kernels' parameter list (libtorch's order) for `layers` layers from `first`;
+    /// empty for a factored stack, which never runs there ([`Self::exec`]).
     fn flat_weights_of(&self, first: i64, layers: i64) -> Vec<&Tensor> {
         self.weights[first as usize..(first + layers) as usize]
             .iter()
             .flatten()
-            .flat_map(|w| [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh])
+            .filter_map(|w| Some([w.w_ih.dense()?, w.w_hh.dense()?, &w.b_ih, &w.b_hh]))
+            .flatten()
             .collect()
     }
 
@@ -428,11 +495,13 @@ impl RnnStack {
         let (batch, time) = (seq.size()[0], seq.size()[1]);
         let hidden = self.shape.hidden_dim;
         let scaled = |t: Tensor| ctx.gates.scale_gate_rows(t);
-        let w_ih = scaled(w.w_ih.shallow_clone());
-        let w_hh_t = scaled(w.w_hh.shallow_clone()).tr();
+        let w_ih = w.w_ih.scale_rows(scaled);
+        let w_hh = w.w_hh.scale_rows(scaled);
+        // Dense: one `addmm` per step with the transposed matrix made once.
+        let w_hh_t = w_hh.dense().map(|t| t.tr());
         let bias = scaled(&w.b_ih + &w.b_hh);
         // [B, T, 4H]
-        let mut ahead = seq.linear(&w_ih, Some(&bias));
+        let mut ahead = w_ih.linear(seq, Some(&bias));
         if let Some(noise) = ctx.noise_for(site, 0, time, batch, hidden, seq.device()) {
             // Out of place: autograd keeps the projection's result as it was.
             ahead = ahead.g_add(&noise.transpose(0, 1));
@@ -446,7 +515,11 @@ impl RnnStack {
             ctx,
             |t, ahead_t, h, c, keep| {
                 let c_prev = c.expect("an LSTM stack carries a cell state");
-                let gates = lstm_gates_from(&ahead_t.addmm(h, &w_hh_t), ctx.gates.hard);
+                let pre = match &w_hh_t {
+                    Some(w_hh_t) => ahead_t.addmm(h, w_hh_t),
+                    None => ahead_t + w_hh.linear(h, None),
+                };
+                let gates = lstm_gates_from(&pre, ctx.gates.hard);
                 record_lstm(ctx, site, t, &gates, keep);
                 let (h_new, c_new) = lstm_apply(&gates, c_prev);
                 (h_new, Some(c_new))
@@ -605,13 +678,22 @@ pub struct PreparedStack {
     /// Leading input columns of layer 0 projected ahead of the loop.
     ahead_dim: i64,
     /// Layer 0: `W_ih[:, :ahead_dim]`, `[4H, ahead_dim]`.
-    w_ahead: Tensor,
+    w_ahead: Matrix,
     /// Layer 0: `b_ih + b_hh`, `[4H]`.
     b_ahead: Tensor,
-    /// Per layer: `[W_ih (late columns for layer 0) | W_hh]`, `[4H, I' + H]`.
-    w_step: Vec<Tensor>,
+    /// Per layer: the step's weights.
+    w_step: Vec<StepWeights>,
     /// Per layer but the first: `b_ih + b_hh`, `[4H]`.
     b_step: Vec<Tensor>,
+}
+
+/// One layer's weights in a prepared step.
+#[derive(Debug)]
+enum StepWeights {
+    /// `[W_ih (late columns for layer 0) | W_hh]`, `[4H, I' + H]`: one GEMM of `[x; h]`.
+    Joint(Tensor),
+    /// Factored matrices ([`Matrix::LowRank`]) cannot be joined: `x W_ih^T + h W_hh^T`.
+    Split { ih: Matrix, hh: Matrix },
 }
 
 impl RnnStack {
@@ -636,11 +718,17 @@ impl RnnStack {
             .map(|(layer, dirs)| {
                 let w = &dirs[0];
                 let w_ih = if layer == 0 {
-                    w.w_ih.narrow(1, ahead_dim, late)
+                    w.w_ih.narrow_columns(ahead_dim, late)
                 } else {
-                    w.w_ih.shallow_clone()
+                    w.w_ih.narrow_columns(0, s.input_dim_of(layer as i64))
                 };
-                scaled(Tensor::cat(&[&w_ih, &w.w_hh], 1))
+                match (w_ih.dense(), w.w_hh.dense()) {
+                    (Some(ih), Some(hh)) => StepWeights::Joint(scaled(Tensor::cat(&[ih, hh], 1))),
+                    _ => StepWeights::Split {
+                        ih: w_ih.scale_rows(scaled),
+                        hh: w.w_hh.scale_rows(scaled),
+                    },
+                }
             })
             .collect();
         let b_step = self.weights[1..]
@@ -649,7 +737,7 @@ impl RnnStack {
             .collect();
         Some(PreparedStack {
             ahead_dim,
-            w_ahead: scaled(layer0.w_ih.narrow(1, 0, ahead_dim)),
+            w_ahead: layer0.w_ih.narrow_columns(0, ahead_dim).scale_rows(scaled),
             b_ahead: scaled(&layer0.b_ih + &layer0.b_hh),
             w_step,
             b_step,
@@ -661,7 +749,7 @@ impl RnnStack {
     ///
     /// x: `[.., ahead_dim]` → `[.., 4H]`
     pub fn ahead(&self, prepared: &PreparedStack, x: &Tensor) -> Tensor {
-        x.linear(&prepared.w_ahead, Some(&prepared.b_ahead))
+        prepared.w_ahead.linear(x, Some(&prepared.b_ahead))
     }
 
     /// One step of [`Self::step`] from layer 0's precomputed part. `step` is the time step
@@ -687,11 +775,16 @@ impl RnnStack {
         for (layer, w_step) in prepared.w_step.iter().enumerate() {
             let site = self.site(layer, 0);
             let h = state.h.get(layer as i64);
-            let x_h = Tensor::cat(&[&input, &h], 1);
-            let mut pre = if layer == 0 {
-                ahead.addmm(&x_h, &w_step.tr())
+            let known = if layer == 0 {
+                ahead
             } else {
-                prepared.b_step[layer - 1].addmm(&x_h, &w_step.tr())
+                &prepared.b_step[layer - 1]
+            };
+            let mut pre = match w_step {
+                StepWeights::Joint(w) => known.addmm(&Tensor::cat(&[&input, &h], 1), &w.tr()),
+                StepWeights::Split { ih, hh } => {
+                    known + ih.linear(&input, None) + hh.linear(&h, None)
+                }
             };
             if let Some(noise) = ctx.noise_for(site, step, 1, rows, s.hidden_dim, late.device()) {
                 pre = pre.g_add(&noise.squeeze_dim(0));

@@ -457,3 +457,209 @@ fn nmt_bundle_compress_and_average_from_the_command_line() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(avg.join(bundle::WEIGHTS_FILE).is_file());
 }
+
+#[test]
+fn low_rank_factors_reach_the_eckart_young_error() {
+    tch::manual_seed(11);
+    let w = Tensor::randn([48, 20], (tch::Kind::Float, Device::Cpu));
+    // σ² are the eigenvalues of W Wᵀ (ascending): an independent route to the singular values.
+    let sigma2: Vec<f64> = Vec::try_from(
+        &w.to_kind(tch::Kind::Double)
+            .matmul(&w.to_kind(tch::Kind::Double).tr())
+            .linalg_eigvalsh("L")
+            .flip([0])
+            .narrow(0, 0, 20),
+    )
+    .unwrap();
+    for rank in [1, 5, 12, 20] {
+        let (u, v) = compress::low_rank_factors(&w, rank).unwrap();
+        assert_eq!((u.size(), v.size()), (vec![48, rank], vec![rank, 20]));
+        let error = (&w - u.matmul(&v))
+            .square()
+            .sum(tch::Kind::Double)
+            .double_value(&[]);
+        let expected: f64 = sigma2[rank as usize..].iter().sum();
+        assert!(
+            (error - expected).abs() <= 1e-4 * (1.0 + expected),
+            "rank {rank}: error {error}, Eckart–Young {expected}"
+        );
+    }
+    for bad in [0, 21] {
+        let e = compress::low_rank_factors(&w, bad).unwrap_err().to_string();
+        assert!(e.contains("1..=20"), "{e}");
+    }
+}
+
+#[test]
+fn factored_bundles_compute_what_their_dense_equivalent_does() {
+    use model::config::LowRankRows;
+    let root = tempfile::tempdir().unwrap();
+    for cell in [model::CellKind::Lstm, model::CellKind::Gru] {
+        let dense_dir = root.path().join(format!("dense-{cell:?}"));
+        let train = vocab::TrainConfig {
+            vocab_size: 50,
+            min_frequency: 1,
+            ..Default::default()
+        };
+        model::bundle::write_untrained_bundle_with(
+            &dense_dir,
+            LINES,
+            &train,
+            ("de", "en"),
+            21,
+            |m| model::ModelConfig { cell, ..m },
+        )
+        .unwrap();
+        for rows in [LowRankRows::Gates, LowRankRows::All] {
+            let dir = root.path().join(format!("svd-{cell:?}-{rows:?}"));
+            let factored =
+                bundle::compress_low_rank(&dense_dir, &dir, rows, 6, WeightsDtype::Float32)
+                    .unwrap();
+            assert_eq!(factored.config.format_version, FORMAT_VERSION_COMPRESSED);
+            // The dense model whose matrices are exactly U V (and the other rows): what the
+            // factored executors (two GEMMs, split prepared steps) must compute.
+            let equivalent = Bundle::load(&dense_dir, Device::Cpu).unwrap();
+            let f = weights(&factored);
+            let mut factored_count = 0;
+            tch::no_grad(|| {
+                for (name, mut w) in equivalent.vars.variables() {
+                    let Some(u) = f.get(&format!("{name}_svd_u")) else {
+                        assert!(f[&name].equal(&w), "{name} should be copied unchanged");
+                        continue;
+                    };
+                    factored_count += 1;
+                    let uv = u.matmul(&f[&format!("{name}_svd_v")]);
+                    let n = uv.size()[0];
+                    let full = match f.get(&format!("{name}_svd_rest")) {
+                        Some(rest) => Tensor::cat(&[uv, rest.shallow_clone()], 0),
+                        None => uv,
+                    };
+                    assert_eq!(full.size(), w.size(), "{name}");
+                    assert!(n == w.size()[0] || rows == LowRankRows::Gates);
+                    w.copy_(&full);
+                }
+            });
+            // 2 encoder layers × 2 directions + 2 decoder layers, two matrices each.
+            assert_eq!(factored_count, 12, "{cell:?} {rows:?}");
+            let texts: Vec<String> = [
+                "ein hund läuft über die wiese",
+                "eine frau liest",
+                "two men play",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            for t in &texts {
+                let mut src: Vec<i64> = equivalent
+                    .src_vocab
+                    .encode(t)
+                    .unwrap()
+                    .into_iter()
+                    .map(i64::from)
+                    .collect();
+                src.push(vocab::EOS_ID as i64);
+                let n = src.len() as i64;
+                let src = Tensor::from_slice(&src).unsqueeze(0);
+                let lengths = Tensor::from_slice(&[n]);
+                let tgt_in = Tensor::from_slice(&[vocab::BOS_ID as i64, 7, 9, 11]).unsqueeze(0);
+                let _g = tch::no_grad_guard();
+                let a = equivalent
+                    .model
+                    .forward_packed(
+                        &src,
+                        &lengths,
+                        &tgt_in,
+                        &[4],
+                        &equivalent.model.context(false),
+                    )
+                    .0;
+                let b = factored
+                    .model
+                    .forward_packed(
+                        &src,
+                        &lengths,
+                        &tgt_in,
+                        &[4],
+                        &factored.model.context(false),
+                    )
+                    .0;
+                let diff = (a - b).abs().max().double_value(&[]);
+                assert!(diff < 1e-4, "{cell:?} {rows:?}: logits differ by {diff}");
+            }
+            let opts = TranslateOptions::default();
+            let (x, y) = (
+                translate(&equivalent, &texts, &opts, |_| {}).unwrap(),
+                translate(&factored, &texts, &opts, |_| {}).unwrap(),
+            );
+            for (x, y) in x.iter().zip(&y) {
+                assert_eq!(x.text, y.text, "{cell:?} {rows:?}");
+                assert!(
+                    (x.score - y.score).abs() < 1e-3,
+                    "{cell:?} {rows:?}: {} vs {}",
+                    x.score,
+                    y.score
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_factored_bundle_is_smaller_and_nonsense_ranks_are_errors() {
+    use model::config::LowRankRows;
+    let root = tempfile::tempdir().unwrap();
+    let input = original(root.path(), 7);
+    let out = root.path().join("svd4");
+    let b = bundle::compress_low_rank(&input, &out, LowRankRows::All, 4, WeightsDtype::Float32)
+        .unwrap();
+    assert!(
+        size(&out) < size(&input),
+        "{} vs {}",
+        size(&out),
+        size(&input)
+    );
+    assert_eq!(b.metadata.extra["compression"]["method"], "svd");
+    assert_eq!(b.metadata.extra["compression"]["rank"], 4);
+    let texts = vec!["ein hund".to_string()];
+    assert_eq!(
+        translate(&b, &texts, &TranslateOptions::default(), |_| {})
+            .unwrap()
+            .len(),
+        1
+    );
+    for (rank, says) in [(0, "1..=16"), (17, "1..=16")] {
+        let e = bundle::compress_low_rank(
+            &input,
+            &root.path().join("x"),
+            LowRankRows::Gates,
+            rank,
+            WeightsDtype::Float32,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(says), "{e}");
+    }
+    let e = bundle::compress_low_rank(
+        &out,
+        &root.path().join("y"),
+        LowRankRows::Gates,
+        2,
+        WeightsDtype::Float32,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("compressed already"), "{e}");
+    let o = Command::new(env!("CARGO_BIN_EXE_nmt-bundle"))
+        .args([
+            "compress",
+            input.to_str().unwrap(),
+            root.path().join("z").to_str().unwrap(),
+            "--svd-rank",
+            "4",
+            "--params",
+            "all",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--params gates or recurrent"));
+}

@@ -6,7 +6,7 @@
 #[allow(dead_code)] // the tests here use only some of the helpers
 mod common;
 
-use model::cell::{lstm_gates, LayerWeights};
+use model::cell::{lstm_gates, LayerWeights, Matrix};
 use model::gates::{
     GateConfig, GateInference, GateKind, GateNoise, GateRecorder, GateSide, GateSite,
     RecordedGates, StepContext,
@@ -130,8 +130,8 @@ fn gumbel_with_unit_temperature_and_no_noise_is_the_textbook_cell() {
     let p = vs.root();
     let init = nn::Init::Uniform { lo: -0.5, up: 0.5 };
     let w = LayerWeights {
-        w_ih: p.var("w_ih", &[4 * 7, 5], init),
-        w_hh: p.var("w_hh", &[4 * 7, 7], init),
+        w_ih: Matrix::Dense(p.var("w_ih", &[4 * 7, 5], init)),
+        w_hh: Matrix::Dense(p.var("w_hh", &[4 * 7, 7], init)),
         b_ih: p.var("b_ih", &[4 * 7], init),
         b_hh: p.var("b_hh", &[4 * 7], init),
     };
@@ -143,7 +143,13 @@ fn gumbel_with_unit_temperature_and_no_noise_is_the_textbook_cell() {
     assert!(ctx.noise.is_none(), "p = 0 draws no noise");
     let gates = lstm_gates(&x, &h, &w, &activation, None);
     let (h_ours, c_ours) = model::cell::lstm_apply(&gates, &c);
-    let (h_ref, c_ref) = x.lstm_cell(&[&h, &c], &w.w_ih, &w.w_hh, Some(&w.b_ih), Some(&w.b_hh));
+    let (h_ref, c_ref) = x.lstm_cell(
+        &[&h, &c],
+        w.w_ih.dense().unwrap(),
+        w.w_hh.dense().unwrap(),
+        Some(&w.b_ih),
+        Some(&w.b_hh),
+    );
     assert!(max_diff(&h_ours, &h_ref) < 1e-6);
     assert!(max_diff(&c_ours, &c_ref) < 1e-6);
     // With τ = 0.5 the same inputs give other gates: the temperature is applied.
@@ -200,7 +206,7 @@ fn the_fast_encoder_equals_the_reference_under_the_same_gumbel_noise() {
         );
         // The same gradients reach the weights.
         let grad_of = |out: &Tensor| {
-            let w = &rnn.weights(0, 1).w_ih;
+            let w = rnn.weights(0, 1).w_ih.dense().unwrap();
             let mut w2 = w.shallow_clone();
             w2.zero_grad();
             (out * out.ones_like().cumsum(2, Kind::Float))

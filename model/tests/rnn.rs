@@ -1,7 +1,9 @@
 //! The step executors equal libtorch's fused kernels on the same weights, padding never
 //! leaks, and the hand-written equations have the right gradients.
 
-use model::cell::{gru_step, lstm_apply, lstm_gates, lstm_gates_from, lstm_step, LayerWeights};
+use model::cell::{
+    gru_step, lstm_apply, lstm_gates, lstm_gates_from, lstm_step, LayerWeights, Matrix,
+};
 use model::gates::{GateConfig, GateKind, GateNoise, GateSide, GateSite, StepContext};
 use model::rnn::{reverse_within_length, RnnShape, RnnStack, RnnState};
 use model::{CellKind, Executor};
@@ -97,12 +99,24 @@ fn our_lstm_cell_equals_libtorch_lstm_cell() {
     let h = Tensor::randn([4, 7], (Kind::Float, Device::Cpu));
     let c = Tensor::randn([4, 7], (Kind::Float, Device::Cpu));
     let (h_ours, c_ours) = lstm_step(&x, &h, &c, w);
-    let (h_ref, c_ref) = x.lstm_cell(&[&h, &c], &w.w_ih, &w.w_hh, Some(&w.b_ih), Some(&w.b_hh));
+    let (h_ref, c_ref) = x.lstm_cell(
+        &[&h, &c],
+        w.w_ih.dense().unwrap(),
+        w.w_hh.dense().unwrap(),
+        Some(&w.b_ih),
+        Some(&w.b_hh),
+    );
     assert!(max_diff(&h_ours, &h_ref) < 1e-6);
     assert!(max_diff(&c_ours, &c_ref) < 1e-6);
     let gw = gru_weights(&vs);
     let h_gru = gru_step(&x, &h, &gw);
-    let h_gru_ref = x.gru_cell(&h, &gw.w_ih, &gw.w_hh, Some(&gw.b_ih), Some(&gw.b_hh));
+    let h_gru_ref = x.gru_cell(
+        &h,
+        gw.w_ih.dense().unwrap(),
+        gw.w_hh.dense().unwrap(),
+        Some(&gw.b_ih),
+        Some(&gw.b_hh),
+    );
     assert!(max_diff(&h_gru, &h_gru_ref) < 1e-6);
 }
 
@@ -110,8 +124,8 @@ fn gru_weights(vs: &nn::VarStore) -> LayerWeights {
     let p = vs.root() / "gru";
     let init = nn::Init::Uniform { lo: -0.5, up: 0.5 };
     LayerWeights {
-        w_ih: p.var("w_ih", &[21, 5], init),
-        w_hh: p.var("w_hh", &[21, 7], init),
+        w_ih: Matrix::Dense(p.var("w_ih", &[21, 5], init)),
+        w_hh: Matrix::Dense(p.var("w_hh", &[21, 7], init)),
         b_ih: p.var("b_ih", &[21], init),
         b_hh: p.var("b_hh", &[21], init),
     }
@@ -178,7 +192,12 @@ fn lstm_and_gru_equations_match_finite_differences() {
         let (h2, c2) = lstm_step(&x, &h1, &c1, w);
         ((h2 - &target).square().sum(Kind::Double)) + c2.sum(Kind::Double) * 0.1
     };
-    for p in [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh] {
+    for p in [
+        w.w_ih.dense().unwrap(),
+        w.w_hh.dense().unwrap(),
+        &w.b_ih,
+        &w.b_hh,
+    ] {
         check_gradient(p, lstm_loss);
     }
     // G2-LSTM's gates with a fixed draw of noise: σ((α + n)/τ) is differentiated right too.
@@ -199,7 +218,12 @@ fn lstm_and_gru_equations_match_finite_differences() {
         let (h2, c2) = lstm_apply(&gates, &c1);
         ((h2 - &target).square().sum(Kind::Double)) + c2.sum(Kind::Double) * 0.1
     };
-    for p in [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh] {
+    for p in [
+        w.w_ih.dense().unwrap(),
+        w.w_hh.dense().unwrap(),
+        &w.b_ih,
+        &w.b_hh,
+    ] {
         check_gradient(p, g2_loss);
     }
     let mut gvs = nn::VarStore::new(Device::Cpu);
@@ -211,7 +235,12 @@ fn lstm_and_gru_equations_match_finite_differences() {
             .square()
             .sum(Kind::Double)
     };
-    for p in [&gw.w_ih, &gw.w_hh, &gw.b_ih, &gw.b_hh] {
+    for p in [
+        gw.w_ih.dense().unwrap(),
+        gw.w_hh.dense().unwrap(),
+        &gw.b_ih,
+        &gw.b_hh,
+    ] {
         check_gradient(p, gru_loss);
     }
 }

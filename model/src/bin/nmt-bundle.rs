@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use model::bundle::{self, WeightsDtype};
 use model::compress::{ParamSet, RoundClip};
+use model::config::LowRankRows;
 use model::Bundle;
 
 /// Inspect model bundles, convert their weights (float16 halves the size
@@ -37,21 +38,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Dtype::F16)]
         dtype: Dtype,
     },
-    /// Write a copy of a bundle with weights compressed: `--round R` rounds the chosen
-    /// weights to multiples of R, `--clip C` then clips them to [-C, C] (the G2-LSTM
-    /// paper's setting: --round 0.5 --clip 1). The rounded weights are stored as a
-    /// codebook and 4- or 8-bit indices (bundle format 2), so the bundle shrinks;
-    /// loading gives float weights again.
+    /// Write a copy of a bundle with weights compressed (bundle format 2; every tool loads
+    /// it like any other). `--round R` rounds the chosen weights to multiples of R,
+    /// `--clip C` then clips them to [-C, C] (the G2-LSTM paper's setting: --round 0.5
+    /// --clip 1); they are stored as a codebook and 4- or 8-bit indices and load as float
+    /// weights. `--svd-rank K` replaces the chosen rows of the recurrent matrices by their
+    /// best rank-K factors, stored as factors and run as two GEMMs.
     Compress {
         /// Bundle to read.
         input: PathBuf,
         /// Directory to write (replaced atomically when it exists).
         output: PathBuf,
         /// Round the chosen weights to multiples of this step (> 0).
+        #[arg(
+            long,
+            required_unless_present = "svd_rank",
+            conflicts_with = "svd_rank"
+        )]
+        round: Option<f64>,
+        /// Factor the chosen rows with this rank (--params gates or recurrent).
         #[arg(long)]
-        round: f64,
+        svd_rank: Option<i64>,
         /// Then clip them to [-CLIP, CLIP] (> 0).
-        #[arg(long)]
+        #[arg(long, requires = "round")]
         clip: Option<f64>,
         /// Which weights: the input- and forget-gate rows of every recurrent layer's input
         /// and recurrent matrices (gates, what the paper compressed), all rows of those
@@ -127,18 +136,33 @@ fn main() -> Result<()> {
             input,
             output,
             round,
+            svd_rank,
             clip,
             params,
             dtype,
         } => {
-            let compressed = bundle::compress_round_clip(
-                &input,
-                &output,
-                params.into(),
-                RoundClip { round, clip },
-                dtype.into(),
-            )
-            .with_context(|| {
+            let result = match (round, svd_rank) {
+                (Some(round), _) => bundle::compress_round_clip(
+                    &input,
+                    &output,
+                    params.into(),
+                    RoundClip { round, clip },
+                    dtype.into(),
+                ),
+                (None, Some(rank)) => {
+                    let rows = match params {
+                        Params::Gates => LowRankRows::Gates,
+                        Params::Recurrent => LowRankRows::All,
+                        Params::All => bail!(
+                            "--svd-rank factors recurrent matrices: give --params gates or recurrent"
+                        ),
+                    };
+                    bundle::compress_low_rank(&input, &output, rows, rank, dtype.into())
+                }
+                // clap requires one of the two.
+                (None, None) => bail!("give --round or --svd-rank"),
+            };
+            let compressed = result.with_context(|| {
                 format!(
                     "cannot compress {} into {}",
                     input.display(),
