@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The round/clip compression study of docs/RESULTS.md: compresses each bundle with each
+# The compression study of docs/RESULTS.md (round/clip and low rank): compresses each bundle with each
 # setting (nmt-bundle compress), scores every copy on Multi30k test 2016 with beam 5
 # (nmt-eval translate), and prints one line per bundle: name, weights size, BLEU, 13a
 # lowercased BLEU, chrF.
@@ -38,6 +38,10 @@ SETTINGS=(
   "gates-r0.5-c1:--round 0.5 --clip 1 --params gates"
   "gates-r1-c1:--round 1 --clip 1 --params gates"
   "recurrent-r0.5-c1:--round 0.5 --clip 1 --params recurrent"
+  "svd32-gates:--svd-rank 32 --params gates"
+  "svd16-gates:--svd-rank 16 --params gates"
+  "svd32-recurrent:--svd-rank 32 --params recurrent"
+  "svd16-recurrent:--svd-rank 16 --params recurrent"
 )
 score() {
   OMP_WAIT_POLICY=PASSIVE "$BIN/nmt-eval" translate --model "$1" --src "$DATA/test.de" \
