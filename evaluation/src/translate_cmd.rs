@@ -59,7 +59,7 @@ impl TranslateArgs {
         let device = self.device.resolve()?;
         let mut bundle = Bundle::load(&self.model, device)
             .with_context(|| format!("cannot load model bundle {}", self.model.display()))?;
-        bundle.set_compute_dtype(self.decode.compute_dtype);
+        self.decode.apply_to(&mut bundle);
         let bar = if self.quiet {
             ProgressBar::hidden()
         } else {
@@ -109,6 +109,7 @@ impl TranslateArgs {
                 "sentences_per_second": per_sec,
                 "model": self.model.display().to_string(),
                 "beam": self.decode.beam,
+                "gates_inference": bundle.config.model.gates.inference,
             })
             .to_string());
         }

@@ -545,6 +545,14 @@ impl Bundle {
         self.model.flatten_for_cudnn();
     }
 
+    /// Runs the input and forget gates soft (as trained) or hard (1 where the pre-activation
+    /// is ≥ 0, else 0) at inference, whatever `config.json` says; models shared from this
+    /// bundle afterwards ([`Self::share_model`]) do the same.
+    pub fn set_gate_inference(&mut self, inference: crate::gates::GateInference) {
+        self.config.model.gates.inference = inference;
+        self.model.set_gate_inference(inference);
+    }
+
     /// A second handle on this bundle's model that another thread can own: its own
     /// `Seq2Seq` whose parameters are views of the same weight storage (no copy of the
     /// weights; the memory cost is the short-lived random initialisation). For decoding

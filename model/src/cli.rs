@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use crate::beam::{BeamOptions, LengthPenalty, UnkPolicy};
 use crate::bundle::ComputeDtype;
+use crate::gates::GateInference;
 use crate::search::MaxLength;
 use crate::translate::TranslateOptions;
 
@@ -70,6 +71,21 @@ pub struct DecodeArgs {
     /// AVX512-BF16 and on recent GPUs; a few outputs change).
     #[arg(long, value_enum, default_value_t = ComputeDtype::Float32)]
     pub compute_dtype: ComputeDtype,
+    /// Input and forget gates at inference: soft (their sigmoid, as trained) or hard (1
+    /// where the pre-activation is ≥ 0, else 0: G2-LSTM's binarised gates). Default: what
+    /// the bundle's config.json says (soft unless set).
+    #[arg(long, value_enum)]
+    pub gates_inference: Option<GateInference>,
+}
+
+impl DecodeArgs {
+    /// Applies the flags that change the loaded model (compute type, gate inference).
+    pub fn apply_to(&self, bundle: &mut crate::Bundle) {
+        bundle.set_compute_dtype(self.compute_dtype);
+        if let Some(inference) = self.gates_inference {
+            bundle.set_gate_inference(inference);
+        }
+    }
 }
 
 impl DecodeArgs {

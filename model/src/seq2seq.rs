@@ -85,6 +85,12 @@ impl Seq2Seq {
     /// activation, and for noisy gates while training a noise seed drawn from the calling
     /// thread's generator ([`crate::random`]). Add a recorder with
     /// [`StepContext::with_recorder`].
+    /// Makes the input and forget gates soft or hard at inference from now on (the gates
+    /// of training are unchanged).
+    pub fn set_gate_inference(&mut self, inference: crate::gates::GateInference) {
+        self.config.gates.inference = inference;
+    }
+
     pub fn context(&self, train: bool) -> StepContext<'static> {
         StepContext::new(&self.config.gates, train)
     }

@@ -208,3 +208,44 @@ fn over_long_lines_are_cut_with_a_warning() {
     assert_eq!(out.lines().count(), 1);
     assert!(err.contains("warning: 1 source line"), "{err}");
 }
+
+#[test]
+fn gates_inference_flag_equals_editing_the_bundle_config() {
+    // `--gates-inference hard` must translate exactly like a copy of the bundle whose
+    // config.json says `"inference": "hard"`, and `soft` like the bundle as it is.
+    let tmp = tempfile::tempdir().unwrap();
+    let b = bundle(tmp.path());
+    let hard_copy = tmp.path().join("hard");
+    fs::create_dir(&hard_copy).unwrap();
+    for entry in fs::read_dir(&b).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(&path, hard_copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let config_path = hard_copy.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["model"]["gates"]["inference"] = "hard".into();
+    fs::write(&config_path, config.to_string()).unwrap();
+
+    let input = "ein hund läuft\nzwei männer spielen\na dog runs\n".as_bytes();
+    let translate = |dir: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["--model", dir.to_str().unwrap(), "--format", "json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args, input);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let soft = translate(&b, &[]);
+    let hard_flag = translate(&b, &["--gates-inference", "hard"]);
+    let hard_config = translate(&hard_copy, &[]);
+    assert_eq!(hard_flag, hard_config);
+    assert_eq!(translate(&hard_copy, &["--gates-inference", "soft"]), soft);
+    // Hard gates change the scores (else this test would check nothing).
+    assert_ne!(hard_flag, soft);
+    let (code, _, err) = run(
+        &["--model", b.to_str().unwrap(), "--gates-inference", "half"],
+        input,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("half"), "{err}");
+}

@@ -56,7 +56,7 @@ fn main() -> Result<()> {
             cli.model.display()
         )
     })?;
-    bundle.set_compute_dtype(cli.decode.compute_dtype);
+    cli.decode.apply_to(&mut bundle);
     let lines = read_text_lines(cli.input.as_deref()).map_err(anyhow::Error::msg)?;
     let bar = if cli.quiet {
         ProgressBar::hidden()
