@@ -33,12 +33,6 @@ pub enum AnalysisError {
     /// A figure could not be drawn or written.
     #[error("{path}: cannot draw the figure: {message}")]
     Plot { path: PathBuf, message: String },
-    #[error("{path}: cannot write CSV: {source}")]
-    Csv {
-        path: PathBuf,
-        #[source]
-        source: csv::Error,
-    },
 }
 
 impl AnalysisError {

@@ -14,6 +14,7 @@ pub mod gradients;
 pub mod histogram;
 pub mod inspect;
 pub mod neurons;
+#[cfg(feature = "figures")]
 pub mod plot;
 pub mod record;
 pub mod tokens;
