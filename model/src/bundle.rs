@@ -604,20 +604,45 @@ pub fn convert(input: &Path, output: &Path, dtype: WeightsDtype) -> Result<Bundl
             "this bundle is compressed; convert the original bundle, then compress the copy",
         ));
     }
-    let mut metadata = bundle.metadata.clone();
+    write_derived(
+        output,
+        &bundle,
+        (&bundle.config, &bundle.vars),
+        None,
+        dtype,
+        &WeightStorage::default(),
+    )
+}
+
+/// A new bundle in `output` made from `source`: its vocabulary, `config` and `vars`, its
+/// metadata with `note` (a key and value, e.g. how it was compressed) and the stored
+/// weight type added; written atomically with `storage`, then loaded back.
+fn write_derived(
+    output: &Path,
+    source: &Bundle,
+    (config, vars): (&BundleConfig, &nn::VarStore),
+    note: Option<(&str, serde_json::Value)>,
+    dtype: WeightsDtype,
+    storage: &WeightStorage,
+) -> Result<Bundle, ModelError> {
+    let mut metadata = source.metadata.clone();
+    if let Some((key, value)) = note {
+        metadata.extra.insert(key.into(), value);
+    }
     metadata.extra.insert(
         "weights_dtype".into(),
         serde_json::Value::String(dtype.name().into()),
     );
-    save(
+    save_with_storage(
         output,
         &BundleContents {
-            config: &bundle.config,
+            config,
             metadata: &metadata,
-            vars: &bundle.vars,
-            vocab_files: &bundle.vocab_files(),
+            vars,
+            vocab_files: &source.vocab_files(),
             dtype,
         },
+        storage,
     )?;
     Bundle::load(output, Device::Cpu)
 }
@@ -656,36 +681,24 @@ pub fn compress_round_clip(
         ));
     }
     let chosen = crate::compress::round_clip(&bundle.vars, &bundle.config.model, set, rc)?;
-    let mut metadata = bundle.metadata.clone();
-    metadata.extra.insert(
-        "compression".into(),
-        serde_json::json!({
-            "method": if rc.clip.is_some() { "round_clip" } else { "round" },
-            "round": rc.round,
-            "clip": rc.clip,
-            "params": set.name(),
-            "tensors": chosen.len(),
-        }),
-    );
-    metadata.extra.insert(
-        "weights_dtype".into(),
-        serde_json::Value::String(dtype.name().into()),
-    );
+    let note = serde_json::json!({
+        "method": if rc.clip.is_some() { "round_clip" } else { "round" },
+        "round": rc.round,
+        "clip": rc.clip,
+        "params": set.name(),
+        "tensors": chosen.len(),
+    });
     let storage = WeightStorage {
         codebooks: chosen.into_iter().map(|s| (s.name, s.rows)).collect(),
     };
-    save_with_storage(
+    write_derived(
         output,
-        &BundleContents {
-            config: &bundle.config,
-            metadata: &metadata,
-            vars: &bundle.vars,
-            vocab_files: &bundle.vocab_files(),
-            dtype,
-        },
+        &bundle,
+        (&bundle.config, &bundle.vars),
+        Some(("compression", note)),
+        dtype,
         &storage,
-    )?;
-    Bundle::load(output, Device::Cpu)
+    )
 }
 
 /// Copies the bundle in `input` to `output` with the chosen rows of every recurrent
@@ -754,35 +767,23 @@ pub fn compress_low_rank(
         }
         Ok(())
     })?;
-    let mut metadata = bundle.metadata.clone();
-    metadata.extra.insert(
-        "compression".into(),
-        serde_json::json!({
-            "method": "svd",
-            "rank": rank,
-            "params": match rows {
-                crate::config::LowRankRows::Gates => "gates",
-                crate::config::LowRankRows::All => "recurrent",
-            },
-            "tensors": factored.len(),
-        }),
-    );
-    metadata.extra.insert(
-        "weights_dtype".into(),
-        serde_json::Value::String(dtype.name().into()),
-    );
-    save_with_storage(
-        output,
-        &BundleContents {
-            config: &config,
-            metadata: &metadata,
-            vars: &target,
-            vocab_files: &bundle.vocab_files(),
-            dtype,
+    let note = serde_json::json!({
+        "method": "svd",
+        "rank": rank,
+        "params": match rows {
+            crate::config::LowRankRows::Gates => "gates",
+            crate::config::LowRankRows::All => "recurrent",
         },
+        "tensors": factored.len(),
+    });
+    write_derived(
+        output,
+        &bundle,
+        (&config, &target),
+        Some(("compression", note)),
+        dtype,
         &WeightStorage::default(),
-    )?;
-    Bundle::load(output, Device::Cpu)
+    )
 }
 
 /// Writes the average of the bundles in `inputs` (checkpoints of one run: the same
@@ -802,9 +803,20 @@ pub fn average(
         refuse_same_dir(input, output)?;
     }
     let first = Bundle::load(first_dir, Device::Cpu)?;
+    let refuse_compressed = |b: &Bundle| {
+        if b.metadata.extra.contains_key("compression") {
+            return Err(ModelError::bundle(
+                &b.dir,
+                "this bundle is compressed; average the original checkpoints, then compress",
+            ));
+        }
+        Ok(())
+    };
+    refuse_compressed(&first)?;
     let mut others = Vec::new();
     for dir in &inputs[1..] {
         let b = Bundle::load(dir, Device::Cpu)?;
+        refuse_compressed(&b)?;
         if b.config != first.config {
             return Err(ModelError::bundle(
                 dir,
@@ -833,29 +845,15 @@ pub fn average(
     let target = nn::VarStore::new(Device::Cpu);
     Seq2Seq::new(&target.root(), &first.config.model)?;
     crate::compress::average_into(&target, &stores)?;
-    let mut metadata = first.metadata.clone();
-    metadata.extra.insert(
-        "averaged".into(),
-        serde_json::json!(inputs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()),
-    );
-    metadata.extra.insert(
-        "weights_dtype".into(),
-        serde_json::Value::String(dtype.name().into()),
-    );
-    save(
+    let sources: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+    write_derived(
         output,
-        &BundleContents {
-            config: &first.config,
-            metadata: &metadata,
-            vars: &target,
-            vocab_files: &first.vocab_files(),
-            dtype,
-        },
-    )?;
-    Bundle::load(output, Device::Cpu)
+        &first,
+        (&first.config, &target),
+        Some(("averaged", serde_json::json!(sources))),
+        dtype,
+        &WeightStorage::default(),
+    )
 }
 
 /// Writes a small, randomly initialised bundle with a joint vocabulary

@@ -386,6 +386,25 @@ fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("original-5"), "{e}");
+    let compressed = root.path().join("rc");
+    bundle::compress_round_clip(
+        &a,
+        &compressed,
+        ParamSet::Gates,
+        RoundClip {
+            round: 0.1,
+            clip: None,
+        },
+        WeightsDtype::Float32,
+    )
+    .unwrap();
+    let e = bundle::average(
+        &[a.clone(), compressed],
+        &root.path().join("z"),
+        WeightsDtype::Float32,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("compressed"), "{e}");
     let e = bundle::average(&[], &mean_dir, WeightsDtype::Float32).unwrap_err();
     assert!(e.to_string().contains("at least one"), "{e}");
     let e = bundle::average(
