@@ -309,10 +309,11 @@ fn encode_codebook(
             "weight {name}: rows {rows:?} outside its {n} rows"
         )));
     }
-    let chosen = t
-        .narrow(0, rows.start, rows.end - rows.start)
-        .to_kind(Kind::Float);
-    let (levels, inverse) = chosen.flatten(0, -1).internal_unique(true, true);
+    let (chosen, rest) = crate::cell::split_rows(t, rows, 0);
+    let (levels, inverse) = chosen
+        .to_kind(Kind::Float)
+        .flatten(0, -1)
+        .internal_unique(true, true);
     let k = levels.size()[0];
     if k > MAX_LEVELS {
         return Err(ModelError::Config(format!(
@@ -334,12 +335,6 @@ fn encode_codebook(
     } else {
         codes
     };
-    let rest: Vec<Tensor> = [(0, rows.start), (rows.end, n)]
-        .into_iter()
-        .filter(|(a, b)| b > a)
-        .map(|(a, b)| t.narrow(0, a, b - a))
-        .collect();
-    let rest = (!rest.is_empty()).then(|| Tensor::cat(&rest, 0));
     Ok((levels, codes, bits, rest))
 }
 
@@ -428,10 +423,7 @@ fn decode_codebooks(
                 )))
             }
             Some(rest) => {
-                let rest = rest.to_kind(Kind::Float);
-                let before = rest.narrow(0, 0, start);
-                let after = rest.narrow(0, start, rest_shape[0] - start);
-                Tensor::cat(&[before, chosen, after], 0)
+                crate::cell::join_rows(&chosen, Some(&rest.to_kind(Kind::Float)), start, 0)
             }
         };
         stored.insert(name, full);
@@ -467,42 +459,32 @@ fn write_bundle_files_with(
         let target = dir.join(name);
         fs::copy(source, &target).map_err(|e| ModelError::io(source, e))?;
     }
-    let variables = contents.vars.variables();
-    let named: Vec<(String, Tensor)> = variables
-        .into_iter()
-        .map(|(name, t)| {
-            let t = t.detach().to_device(Device::Cpu);
-            let t = match contents.dtype {
-                WeightsDtype::Float32 => t.to_kind(Kind::Float),
-                WeightsDtype::Float16 => t.to_kind(Kind::Half),
-            };
-            (name, t.contiguous())
-        })
-        .collect();
-    let mut compressed = Vec::new();
-    for (name, t) in named {
-        match storage.codebooks.get(&name) {
-            None => compressed.push((name, t)),
-            Some(rows) => {
-                // The codebook takes the float32 values as loaded (rounded values are exact
-                // in float16 too, but a codebook has no reason to lose anything).
-                let full = contents.vars.variables()[&name]
-                    .detach()
-                    .to_device(Device::Cpu);
-                let (levels, codes, bits, rest) = encode_codebook(&name, &full, rows)?;
-                let mut layout = vec![rows.start, rows.end, bits];
-                layout.extend(full.size());
-                let layout = Tensor::from_slice(&layout);
-                compressed.push((format!("{name}{LEVELS}"), levels.contiguous()));
-                compressed.push((format!("{name}{CODES}"), codes.contiguous()));
-                compressed.push((format!("{name}{LAYOUT}"), layout));
-                if let Some(rest) = rest {
-                    compressed.push((format!("{name}{REST}"), rest.to_kind(t.kind()).contiguous()));
-                }
-            }
+    let stored_kind = match contents.dtype {
+        WeightsDtype::Float32 => Kind::Float,
+        WeightsDtype::Float16 => Kind::Half,
+    };
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    for (name, var) in contents.vars.variables() {
+        let t = var.detach().to_device(Device::Cpu);
+        let Some(rows) = storage.codebooks.get(&name) else {
+            named.push((name, t.to_kind(stored_kind).contiguous()));
+            continue;
+        };
+        // The codebook takes the values as they are (rounded values are exact in float16
+        // too, but a codebook has no reason to lose anything); the other rows follow dtype.
+        let (levels, codes, bits, rest) = encode_codebook(&name, &t, rows)?;
+        let mut layout = vec![rows.start, rows.end, bits];
+        layout.extend(t.size());
+        named.push((format!("{name}{LEVELS}"), levels.contiguous()));
+        named.push((format!("{name}{CODES}"), codes.contiguous()));
+        named.push((format!("{name}{LAYOUT}"), Tensor::from_slice(&layout)));
+        if let Some(rest) = rest {
+            named.push((
+                format!("{name}{REST}"),
+                rest.to_kind(stored_kind).contiguous(),
+            ));
         }
     }
-    let mut named = compressed;
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let path = dir.join(WEIGHTS_FILE);
     Tensor::write_safetensors(&named, &path).map_err(|e| ModelError::bundle(&path, e.to_string()))
@@ -743,7 +725,7 @@ pub fn compress_low_rank(
                     .get(base)
                     .ok_or_else(|| ModelError::Config(format!("no weight {base} to factor")))?;
                 let range = low_rank.row_range(hidden, w.size()[0]);
-                let chosen = w.narrow(0, range.start, range.end - range.start);
+                let (chosen, rest) = crate::cell::split_rows(w, &range, 0);
                 if !factored.contains_key(base) {
                     let uv = crate::compress::low_rank_factors(&chosen, rank)?;
                     factored.insert(base.to_string(), uv);
@@ -752,15 +734,9 @@ pub fn compress_low_rank(
                 match part {
                     "_svd_u" => u.shallow_clone(),
                     "_svd_v" => v.shallow_clone(),
-                    _ => {
-                        let n = w.size()[0];
-                        let others: Vec<Tensor> = [(0, range.start), (range.end, n)]
-                            .into_iter()
-                            .filter(|(a, b)| b > a)
-                            .map(|(a, b)| w.narrow(0, a, b - a))
-                            .collect();
-                        Tensor::cat(&others, 0)
-                    }
+                    _ => rest.ok_or_else(|| {
+                        ModelError::Config(format!("{name}: every row of {base} is factored"))
+                    })?,
                 }
             };
             var.f_copy_(&value)?;

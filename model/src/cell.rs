@@ -8,6 +8,8 @@
 //! path's speed. These functions are the reference: written to be read, one op per term
 //! of the equations; the fast executors in [`crate::rnn`] are held equal to them by tests.
 
+use std::ops::Range;
+
 use tch::Tensor;
 
 use crate::gates::{GateActivation, GateConfig};
@@ -24,11 +26,40 @@ pub enum Matrix {
         /// `[K, C]`
         v: Tensor,
         /// Which rows of `W` the factors stand for.
-        rows: std::ops::Range<i64>,
+        rows: Range<i64>,
         /// The other rows of `W`, in order (`[R − rows.len(), C]`); `None` when every row
         /// is factored.
         rest: Option<Tensor>,
     },
+}
+
+/// `t`'s rows (dimension `dim`) in `rows`, and the other rows in order (`None` when there
+/// are none): how a [`Matrix::LowRank`] and a compressed bundle keep a weight's rows apart.
+pub fn split_rows(t: &Tensor, rows: &Range<i64>, dim: i64) -> (Tensor, Option<Tensor>) {
+    let n = t.size()[dim.rem_euclid(t.dim() as i64) as usize];
+    let chosen = t.narrow(dim, rows.start, rows.end - rows.start);
+    let others: Vec<Tensor> = [(0, rows.start), (rows.end, n)]
+        .into_iter()
+        .filter(|(a, b)| b > a)
+        .map(|(a, b)| t.narrow(dim, a, b - a))
+        .collect();
+    (
+        chosen,
+        (!others.is_empty()).then(|| Tensor::cat(&others, dim)),
+    )
+}
+
+/// The inverse of [`split_rows`]: `rest`'s first `start` rows, `chosen`, then `rest`'s others.
+pub fn join_rows(chosen: &Tensor, rest: Option<&Tensor>, start: i64, dim: i64) -> Tensor {
+    match rest {
+        None => chosen.shallow_clone(),
+        Some(rest) => {
+            let n = rest.size()[dim.rem_euclid(rest.dim() as i64) as usize];
+            let before = rest.narrow(dim, 0, start);
+            let after = rest.narrow(dim, start, n - start);
+            Tensor::cat(&[&before, chosen, &after], dim)
+        }
+    }
 }
 
 impl Matrix {
@@ -40,22 +71,27 @@ impl Matrix {
         }
     }
 
+    /// Another handle on the same tensors.
+    pub fn shallow_clone(&self) -> Matrix {
+        match self {
+            Matrix::Dense(w) => Matrix::Dense(w.shallow_clone()),
+            Matrix::LowRank { u, v, rows, rest } => Matrix::LowRank {
+                u: u.shallow_clone(),
+                v: v.shallow_clone(),
+                rows: rows.clone(),
+                rest: rest.as_ref().map(Tensor::shallow_clone),
+            },
+        }
+    }
+
     /// `x W^T (+ b)`. x: `[.., C]` → `[.., R]`
     pub fn linear(&self, x: &Tensor, bias: Option<&Tensor>) -> Tensor {
         match self {
             Matrix::Dense(w) => x.linear(w, bias),
             Matrix::LowRank { u, v, rows, rest } => {
                 let factored = x.linear::<&Tensor>(v, None).linear::<&Tensor>(u, None);
-                let out = match rest {
-                    None => factored,
-                    Some(rest) => {
-                        let other = x.linear::<&Tensor>(rest, None);
-                        let before = other.narrow(-1, 0, rows.start);
-                        let after_len = other.size()[other.dim() - 1] - rows.start;
-                        let after = other.narrow(-1, rows.start, after_len);
-                        Tensor::cat(&[before, factored, after], -1)
-                    }
-                };
+                let other = rest.as_ref().map(|r| x.linear::<&Tensor>(r, None));
+                let out = join_rows(&factored, other.as_ref(), rows.start, -1);
                 match bias {
                     Some(b) => out + b,
                     None => out,
@@ -87,18 +123,12 @@ impl Matrix {
                 let total = u.size()[0] + rest.as_ref().map_or(0, |r| r.size()[0]);
                 // The factor of each row of W, from f applied to a column of ones.
                 let ones = Tensor::ones([total, 1], (u.kind(), u.device()));
-                let factor = f(ones);
-                let scaled_u = u * factor.narrow(0, rows.start, rows.end - rows.start);
-                let scaled_rest = rest.as_ref().map(|r| {
-                    let before = factor.narrow(0, 0, rows.start);
-                    let after = factor.narrow(0, rows.end, total - rows.end);
-                    r * Tensor::cat(&[before, after], 0)
-                });
+                let (factor_u, factor_rest) = split_rows(&f(ones), rows, 0);
                 Matrix::LowRank {
-                    u: scaled_u,
+                    u: u * factor_u,
                     v: v.shallow_clone(),
                     rows: rows.clone(),
-                    rest: scaled_rest,
+                    rest: rest.as_ref().zip(factor_rest).map(|(r, fr)| r * fr),
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use tch::{nn, Kind, Tensor};
 
-use crate::config::ModelConfig;
+use crate::config::{LowRankRows, ModelConfig};
 use crate::error::ModelError;
 
 /// Which weights a compression touches.
@@ -57,22 +57,15 @@ pub fn select(vars: &nn::VarStore, config: &ModelConfig, set: ParamSet) -> Vec<S
     names.sort();
     names
         .into_iter()
-        .filter_map(|(name, rows)| match set {
-            // Gate order is PyTorch's: LSTM (i, f, g, o), GRU (r, z, n); the first two
-            // blocks of H rows are the input and forget (reset and update) gates.
-            ParamSet::Gates if is_recurrent_matrix(&name) => Some(Selection {
-                name,
-                rows: 0..2 * config.hidden_dim,
-            }),
-            ParamSet::Recurrent if is_recurrent_matrix(&name) => Some(Selection {
-                name,
-                rows: 0..rows,
-            }),
-            ParamSet::All => Some(Selection {
-                name,
-                rows: 0..rows,
-            }),
-            _ => None,
+        .filter_map(|(name, rows)| {
+            let which = match set {
+                ParamSet::Gates if is_recurrent_matrix(&name) => LowRankRows::Gates,
+                ParamSet::Recurrent if is_recurrent_matrix(&name) => LowRankRows::All,
+                ParamSet::All => LowRankRows::All,
+                _ => return None,
+            };
+            let rows = which.range(config.hidden_dim, rows);
+            Some(Selection { name, rows })
         })
         .collect()
 }

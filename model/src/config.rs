@@ -143,13 +143,22 @@ pub enum LowRankRows {
     All,
 }
 
-impl LowRank {
-    /// The factored rows of a matrix with `rows` rows in a stack of hidden size `hidden`.
-    pub fn row_range(&self, hidden: i64, rows: i64) -> std::ops::Range<i64> {
-        match self.rows {
+impl LowRankRows {
+    /// The chosen rows of a recurrent matrix with `rows` rows in a stack of hidden size
+    /// `hidden`. Gate order is PyTorch's: LSTM (i, f, g, o), GRU (r, z, n); the first two
+    /// blocks of H rows are the input and forget (reset and update) gates.
+    pub fn range(self, hidden: i64, rows: i64) -> std::ops::Range<i64> {
+        match self {
             LowRankRows::Gates => 0..2 * hidden,
             LowRankRows::All => 0..rows,
         }
+    }
+}
+
+impl LowRank {
+    /// The factored rows of a matrix with `rows` rows in a stack of hidden size `hidden`.
+    pub fn row_range(&self, hidden: i64, rows: i64) -> std::ops::Range<i64> {
+        self.rows.range(hidden, rows)
     }
 }
 

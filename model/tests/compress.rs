@@ -682,3 +682,36 @@ fn a_factored_bundle_is_smaller_and_nonsense_ranks_are_errors() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--params gates or recurrent"));
 }
+
+#[test]
+fn rows_split_apart_and_join_back_in_order() {
+    use model::cell::{join_rows, split_rows};
+    let t = Tensor::arange(6 * 4, (tch::Kind::Float, Device::Cpu)).view([6, 4]);
+    for (dim, n) in [(0i64, 6i64), (-1, 4)] {
+        for rows in [0..2, 1..3, 2..n, 0..n] {
+            let (chosen, rest) = split_rows(&t, &rows, dim);
+            assert_eq!(
+                chosen.size()[dim.rem_euclid(2) as usize],
+                rows.end - rows.start
+            );
+            let others = n - (rows.end - rows.start);
+            assert_eq!(
+                rest.as_ref()
+                    .map_or(0, |r| r.size()[dim.rem_euclid(2) as usize]),
+                others
+            );
+            // The rest keeps the other rows in order: its first row is row 0 unless chosen.
+            if let Some(r) = &rest {
+                let first = if rows.start == 0 { rows.end } else { 0 };
+                assert!(
+                    r.narrow(dim, 0, 1).equal(&t.narrow(dim, first, 1)),
+                    "{rows:?} dim {dim}"
+                );
+            }
+            assert!(
+                join_rows(&chosen, rest.as_ref(), rows.start, dim).equal(&t),
+                "{rows:?} dim {dim}"
+            );
+        }
+    }
+}
