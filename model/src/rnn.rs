@@ -89,15 +89,6 @@ pub struct RnnShape {
 }
 
 impl RnnShape {
-    /// Input size of `layer`.
-    pub fn input_dim_of(&self, layer: i64) -> i64 {
-        if layer == 0 {
-            self.input_dim
-        } else {
-            self.hidden_dim * self.directions()
-        }
-    }
-
     pub fn directions(&self) -> i64 {
         if self.bidirectional {
             2
@@ -113,8 +104,6 @@ pub struct RnnStack {
     shape: RnnShape,
     /// `[layer][direction]`
     weights: Vec<Vec<LayerWeights>>,
-    /// Whether some matrices are rank-K factors (then only the step executors run it).
-    factored: bool,
 }
 
 /// A recurrent matrix's parameters under `path`: dense (`name`, `[rows, cols]`), or with the
@@ -195,11 +184,7 @@ impl RnnStack {
                     .collect()
             })
             .collect();
-        let stack = Self {
-            shape,
-            weights,
-            factored: low_rank.is_some(),
-        };
+        let stack = Self { shape, weights };
         stack.flatten_for_cudnn();
         stack
     }
@@ -209,7 +194,7 @@ impl RnnStack {
     /// copies every weight into such a buffer at each call (each decoder step) and warns
     /// about it. Loading weights later copies into the same storage, so once suffices.
     pub fn flatten_for_cudnn(&self) {
-        if self.factored {
+        if self.factored() {
             return;
         }
         let weights = self.flat_weights_of(0, self.shape.layers);
@@ -252,10 +237,18 @@ impl RnnStack {
         }
     }
 
+    /// Whether some matrices are rank-K factors (then only the step executors run it).
+    fn factored(&self) -> bool {
+        self.weights
+            .iter()
+            .flatten()
+            .any(|w| w.w_ih.dense().is_none() || w.w_hh.dense().is_none())
+    }
+
     /// How this stack runs `part` in the pass `ctx` on `device`.
     pub fn exec(&self, part: RnnPart, ctx: &StepContext<'_>, device: Device) -> Exec {
         // Factored matrices run on the step executors only (the fused kernels take dense ones).
-        let executor = if self.factored {
+        let executor = if self.factored() {
             Executor::Step
         } else {
             self.shape.executor
@@ -720,7 +713,7 @@ impl RnnStack {
                 let w_ih = if layer == 0 {
                     w.w_ih.narrow_columns(ahead_dim, late)
                 } else {
-                    w.w_ih.narrow_columns(0, s.input_dim_of(layer as i64))
+                    w.w_ih.shallow_clone()
                 };
                 match (w_ih.dense(), w.w_hh.dense()) {
                     (Some(ih), Some(hh)) => StepWeights::Joint(scaled(Tensor::cat(&[ih, hh], 1))),
