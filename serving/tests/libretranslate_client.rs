@@ -5,6 +5,8 @@
 //! test fails: it never passes without having driven the client.
 
 mod common;
+#[path = "../../test-support/pypi.rs"]
+mod pypi;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,40 +24,11 @@ const ENGLISH: &str = "Two dogs are playing in the snow with a ball.";
 /// The venv's Python with `libretranslatepy==CLIENT_PIN` importable, installing
 /// it with pip when it is not; panics, saying why, when that is impossible.
 fn client_python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        python.exists(),
-        "LibreTranslate client test NOT RUN: {} is missing (run `make test`: its setup step creates the venv)",
-        python.display()
-    );
     let check = format!(
         "import importlib.metadata as m, sys, libretranslatepy; sys.exit(m.version('libretranslatepy') != '{CLIENT_PIN}')"
     );
-    let importable = Command::new(&python)
-        .args(["-c", &check])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()))
-        .status
-        .success();
-    if !importable {
-        let out = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(format!("libretranslatepy=={CLIENT_PIN}"))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run pip: {e}"));
-        assert!(
-            out.status.success(),
-            "LibreTranslate client test NOT RUN: pip install libretranslatepy=={CLIENT_PIN} failed (is PyPI reachable?):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    python
+    pypi::pinned("libretranslatepy", CLIENT_PIN, &check)
+        .unwrap_or_else(|e| panic!("LibreTranslate client test NOT RUN: {e}"))
 }
 
 #[test]

@@ -3,16 +3,13 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// The sacreBLEU release this crate reproduces and the tests compare against.
 pub const SACREBLEU_PIN: &str = "2.6.0";
 
-/// The project's virtual environment's Python.
-pub fn venv_python() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
-}
+#[path = "../../../test-support/pypi.rs"]
+mod pypi;
 
 /// The shared real data folder.
 pub fn data_dir() -> PathBuf {
@@ -25,40 +22,9 @@ pub fn data_dir() -> PathBuf {
 pub fn sacrebleu_python() -> &'static Path {
     static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let ready = READY.get_or_init(|| {
-        let python = venv_python();
-        if !python.exists() {
-            return Err(format!(
-                "{} is missing: run `make test` (its setup step creates the venv)",
-                python.display()
-            ));
-        }
         let check =
             format!("import sacrebleu, sys; sys.exit(sacrebleu.__version__ != '{SACREBLEU_PIN}')");
-        let importable = Command::new(&python)
-            .args(["-c", &check])
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", python.display()))?
-            .success();
-        if !importable {
-            let out = Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .arg(format!("sacrebleu=={SACREBLEU_PIN}"))
-                .output()
-                .map_err(|e| format!("cannot run pip: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "pip install sacrebleu=={SACREBLEU_PIN} failed (is PyPI reachable?):\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-        }
-        Ok(python)
+        pypi::pinned("sacrebleu", SACREBLEU_PIN, &check)
     });
     match ready {
         Ok(p) => p,
