@@ -124,6 +124,31 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// Opens the page at `url`, waits for `model` in its model list (filled from
+    /// /v1/models), types `sentence` into the text box as key input into the focused
+    /// element, clicks Translate and waits for the translation or an error.
+    fn translate_on_page(&mut self, url: &str, model: &str, sentence: &str) {
+        self.call("Page.enable", json!({}));
+        self.call("Page.navigate", json!({"url": url}));
+        self.wait_for(
+            &format!(
+                "document.readyState === 'complete' && !!document.querySelector(\"#model option[value='{model}']\")"
+            ),
+            "the model list",
+        );
+        self.eval("document.getElementById('source').focus()");
+        self.call("Input.insertText", json!({"text": sentence}));
+        assert_eq!(
+            self.eval("document.getElementById('source').value"),
+            json!(sentence)
+        );
+        self.eval("document.getElementById('translate').click()");
+        self.wait_for(
+            "document.getElementById('result').dataset.done === '1' || document.getElementById('error').textContent !== ''",
+            "the translation",
+        );
+    }
+
     /// Polls `js` until it is true.
     fn wait_for(&mut self, js: &str, what: &str) {
         let started = Instant::now();
@@ -163,25 +188,7 @@ fn page_translates_and_draws_the_heatmap() {
     let cols = t["source_tokens"].as_array().unwrap().len();
 
     let mut b = Browser::launch();
-    b.call("Page.enable", json!({}));
-    b.call("Page.navigate", json!({"url": s.url("/")}));
-    // The model list is filled from /v1/models.
-    b.wait_for(
-        "document.readyState === 'complete' && !!document.querySelector(\"#model option[value='web-de-en']\")",
-        "the model list",
-    );
-    // Type into the text box (real key input into the focused element), then click.
-    b.eval("document.getElementById('source').focus()");
-    b.call("Input.insertText", json!({"text": sentence}));
-    assert_eq!(
-        b.eval("document.getElementById('source').value"),
-        json!(sentence)
-    );
-    b.eval("document.getElementById('translate').click()");
-    b.wait_for(
-        "document.getElementById('result').dataset.done === '1' || document.getElementById('error').textContent !== ''",
-        "the translation",
-    );
+    b.translate_on_page(&s.url("/"), "web-de-en", sentence);
     let page = b.eval(
         "JSON.stringify({
             result: document.getElementById('result').textContent,
@@ -269,19 +276,7 @@ fn page_shows_gate_strips_and_explores_a_neuron() {
     let t = &expected["translations"][0];
 
     let mut b = Browser::launch();
-    b.call("Page.enable", json!({}));
-    b.call("Page.navigate", json!({"url": s.url("/")}));
-    b.wait_for(
-        "document.readyState === 'complete' && !!document.querySelector(\"#model option[value='web-de-en']\")",
-        "the model list",
-    );
-    b.eval("document.getElementById('source').focus()");
-    b.call("Input.insertText", json!({"text": sentence}));
-    b.eval("document.getElementById('translate').click()");
-    b.wait_for(
-        "document.getElementById('result').dataset.done === '1' || document.getElementById('error').textContent !== ''",
-        "the translation",
-    );
+    b.translate_on_page(&s.url("/"), "web-de-en", sentence);
     let strips = b.eval(
         "JSON.stringify({
             error: document.getElementById('error').textContent,
