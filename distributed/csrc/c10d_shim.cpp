@@ -1,0 +1,169 @@
+// A C interface to the few parts of PyTorch's c10d that data-parallel training needs: a
+// TCPStore rendezvous, a Gloo process group, and all-reduce / broadcast / barrier on tensors,
+// each with a timeout. The Rust side (src/ffi.rs) wraps it in a safe API.
+//
+// Why C and not the `cxx` crate: the interface is six functions over opaque handles and
+// `at::Tensor*` (which is what tch's C_tensor pointers are), and every c10d exception must
+// become a message anyway; `extern "C"` with a caught-exception-to-string convention says
+// that in the fewest moving parts.
+//
+// Conventions: functions that can fail take `char** err`; on failure they return null or a
+// non-zero status and set *err to a malloc'd message the caller frees with
+// nmt_c10d_free_error. No C++ exception crosses this boundary.
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  std::chrono::milliseconds timeout;
+};
+
+void set_error(char** err, const std::string& message) {
+  if (err != nullptr) {
+    *err = strdup(message.c_str());
+  }
+}
+
+// Runs `body`, turning any exception into *err; returns 0 on success, 1 on failure.
+template <typename F>
+int32_t guarded(char** err, F&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const c10::Error& e) {
+    // what() carries a C++ backtrace that means nothing to a user.
+    set_error(err, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    set_error(err, e.what());
+  } catch (...) {
+    set_error(err, "unknown C++ exception in c10d");
+  }
+  return 1;
+}
+
+std::vector<at::Tensor> tensors_of(at::Tensor** tensors, size_t count) {
+  std::vector<at::Tensor> out;
+  out.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    // A shallow copy: the collective writes into the caller's storage.
+    out.push_back(*tensors[i]);
+  }
+  return out;
+}
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
+  if (!work->wait(timeout)) {
+    throw std::runtime_error("collective did not complete within the timeout");
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+// Joins the job: connects to (or, when `store_server` is set, hosts) the TCPStore at
+// host:port, every key under `prefix`, and builds the process group of `world_size` ranks.
+// `backend` is "gloo". Returns null on failure.
+void* nmt_c10d_new(const char* backend, const char* host, uint16_t port, int32_t rank,
+                   int32_t world_size, int32_t store_server, int64_t timeout_ms,
+                   const char* prefix, char** err) {
+  Group* group = nullptr;
+  guarded(err, [&] {
+    const std::chrono::milliseconds timeout(timeout_ms);
+    c10d::TCPStoreOptions options;
+    options.port = port;
+    options.isServer = store_server != 0;
+    options.numWorkers = static_cast<size_t>(world_size);
+    // Every rank waits for the others at the rendezvous (the server counts them in).
+    options.waitWorkers = true;
+    options.timeout = timeout;
+    // Several stores may share a torchrun agent's port (multiTenant), as PyTorch's own
+    // env:// rendezvous allows.
+    options.multiTenant = true;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), options);
+    auto store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp);
+    const std::string name(backend);
+    if (name != "gloo") {
+      throw std::runtime_error("unsupported c10d backend '" + name + "' (this build has gloo)");
+    }
+    // create_default honours GLOO_SOCKET_IFNAME and falls back to the loopback device when
+    // the host name does not resolve, as torch.distributed does.
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create_default(timeout);
+    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, gloo_options);
+    group = new Group{store, pg, timeout};
+  });
+  return group;
+}
+
+// Sums `tensors` (in place) over all ranks.
+int32_t nmt_c10d_allreduce_sum(void* handle, at::Tensor** tensors, size_t count, char** err) {
+  auto* group = static_cast<Group*>(handle);
+  return guarded(err, [&] {
+    auto list = tensors_of(tensors, count);
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    options.timeout = group->timeout;
+    wait(group->backend->allreduce(list, options), group->timeout);
+  });
+}
+
+// Overwrites `tensors` on every rank with rank `root`'s.
+int32_t nmt_c10d_broadcast(void* handle, at::Tensor** tensors, size_t count, int32_t root,
+                           char** err) {
+  auto* group = static_cast<Group*>(handle);
+  return guarded(err, [&] {
+    for (size_t i = 0; i < count; ++i) {
+      // Gloo broadcasts one tensor per call.
+      std::vector<at::Tensor> one{*tensors[i]};
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      options.timeout = group->timeout;
+      wait(group->backend->broadcast(one, options), group->timeout);
+    }
+  });
+}
+
+// Returns once every rank has called it.
+int32_t nmt_c10d_barrier(void* handle, char** err) {
+  auto* group = static_cast<Group*>(handle);
+  return guarded(err, [&] {
+    c10d::BarrierOptions options;
+    options.timeout = group->timeout;
+    wait(group->backend->barrier(options), group->timeout);
+  });
+}
+
+// The store's counter `key` after adding `delta` (0 reads it without waiting). Ranks keep
+// their progress there, so that after a failed collective the survivors can say which rank
+// stopped.
+int32_t nmt_c10d_store_add(void* handle, const char* key, int64_t delta, int64_t* value,
+                           char** err) {
+  auto* group = static_cast<Group*>(handle);
+  return guarded(err, [&] { *value = group->store->add(std::string(key), delta); });
+}
+
+void nmt_c10d_free(void* handle) {
+  auto* group = static_cast<Group*>(handle);
+  try {
+    delete group;
+  } catch (...) {
+    // A destructor that throws during shutdown must not abort the process.
+  }
+}
+
+void nmt_c10d_free_error(char* message) { std::free(message); }
+
+}  // extern "C"

@@ -1,0 +1,64 @@
+//! The C functions of csrc/c10d_shim.cpp. Every call that can fail returns null or a non-zero
+//! status and hands back a malloc'd message, which [`take_error`] turns into a `String`.
+
+use std::ffi::{c_char, c_void, CStr};
+
+use tch::Tensor;
+
+extern "C" {
+    pub fn nmt_c10d_new(
+        backend: *const c_char,
+        host: *const c_char,
+        port: u16,
+        rank: i32,
+        world_size: i32,
+        store_server: i32,
+        timeout_ms: i64,
+        prefix: *const c_char,
+        err: *mut *mut c_char,
+    ) -> *mut c_void;
+    pub fn nmt_c10d_allreduce_sum(
+        group: *mut c_void,
+        tensors: *mut *mut c_void,
+        count: usize,
+        err: *mut *mut c_char,
+    ) -> i32;
+    pub fn nmt_c10d_broadcast(
+        group: *mut c_void,
+        tensors: *mut *mut c_void,
+        count: usize,
+        root: i32,
+        err: *mut *mut c_char,
+    ) -> i32;
+    pub fn nmt_c10d_barrier(group: *mut c_void, err: *mut *mut c_char) -> i32;
+    pub fn nmt_c10d_store_add(
+        group: *mut c_void,
+        key: *const c_char,
+        delta: i64,
+        value: *mut i64,
+        err: *mut *mut c_char,
+    ) -> i32;
+    pub fn nmt_c10d_free(group: *mut c_void);
+    pub fn nmt_c10d_free_error(message: *mut c_char);
+}
+
+/// The message behind `err` (freed here), or a placeholder when the shim set none.
+///
+/// # Safety
+/// `err` is null or a pointer the shim returned through its `err` argument, not yet freed.
+pub unsafe fn take_error(err: *mut c_char) -> String {
+    if err.is_null() {
+        return "c10d failed without a message".to_owned();
+    }
+    let message = CStr::from_ptr(err).to_string_lossy().into_owned();
+    nmt_c10d_free_error(err);
+    message
+}
+
+/// The `at::Tensor*` behind each tensor: tch's C tensor handle is exactly that.
+pub fn tensor_pointers(tensors: &mut [Tensor]) -> Vec<*mut c_void> {
+    tensors
+        .iter_mut()
+        .map(|t| t.as_mut_ptr() as *mut c_void)
+        .collect()
+}

@@ -1,0 +1,368 @@
+//! A c10d process group: the job's ranks joined through a TCPStore, with collectives that
+//! fail with an error (never hang) when a rank dies or stalls.
+
+use std::ffi::{c_char, c_void, CString};
+use std::fmt;
+use std::ptr::NonNull;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tch::{Kind, Tensor};
+
+use crate::ffi;
+use crate::launch::LaunchEnv;
+
+/// Bytes per all-reduce call when gradients are flattened into buckets (PyTorch DDP's
+/// default, 25 MiB): big enough to amortise a call, small enough not to double the memory
+/// of a large model.
+pub const DEFAULT_BUCKET_BYTES: usize = 25 << 20;
+
+/// Keys in the rendezvous store start with this, so that a store shared with a launcher's
+/// agent (torchrun) or another job step keeps ours apart.
+const KEY_PREFIX: &str = "lstm-nmt";
+
+/// Which c10d process group carries the collectives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Gloo: CPU tensors (and CUDA tensors through host copies).
+    Gloo,
+    /// NCCL: CUDA tensors, GPU to GPU.
+    Nccl,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Gloo => "gloo",
+            Backend::Nccl => "nccl",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = DistError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gloo" => Ok(Backend::Gloo),
+            "nccl" => Ok(Backend::Nccl),
+            other => Err(DistError::Backend(format!(
+                "unknown backend {other:?} (expected gloo or nccl)"
+            ))),
+        }
+    }
+}
+
+/// Errors of the distributed layer. Each names this process's rank.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    #[error("{0}")]
+    Backend(String),
+    #[error(
+        "rank {rank}: could not join the job through the store at {addr}:{port} within {timeout:?}: {message}"
+    )]
+    Join {
+        rank: usize,
+        addr: String,
+        port: u16,
+        timeout: Duration,
+        message: String,
+    },
+    #[error("rank {rank}: {op} failed: {message}")]
+    Collective {
+        rank: usize,
+        op: &'static str,
+        message: String,
+    },
+    #[error("rank {rank}: {0}", rank = .1)]
+    Tensor(tch::TchError, usize),
+}
+
+/// This process's membership of a c10d process group.
+pub struct ProcessGroup {
+    handle: NonNull<c_void>,
+    rank: usize,
+    world_size: usize,
+    backend: Backend,
+    timeout: Duration,
+}
+
+// SAFETY: the c10d objects behind the handle are thread-safe (c10d serves collectives from
+// its own threads); the handle is only freed in Drop, which takes `&mut self`.
+unsafe impl Send for ProcessGroup {}
+
+impl ProcessGroup {
+    /// Joins the job `launch` describes: every rank must call this within `timeout`, which
+    /// also bounds every later collective.
+    pub fn join(
+        launch: &LaunchEnv,
+        backend: Backend,
+        timeout: Duration,
+    ) -> Result<Self, DistError> {
+        if backend == Backend::Nccl {
+            return Err(DistError::Backend(
+                "the nccl backend is not built into this version of lstm-nmt: run the job with \
+                 --set training.dist_backend=gloo (Gloo also all-reduces CUDA tensors, through \
+                 host memory)"
+                    .into(),
+            ));
+        }
+        let c = |s: &str| {
+            CString::new(s).map_err(|_| DistError::Backend(format!("{s:?} holds a NUL byte")))
+        };
+        let backend_name = c(backend.as_str())?;
+        let host = c(&launch.master_addr)?;
+        let prefix = c(&format!("{KEY_PREFIX}/attempt-{}/", launch.attempt))?;
+        let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let mut err: *mut c_char = std::ptr::null_mut();
+        // SAFETY: every pointer is a valid NUL-terminated string for the call's duration.
+        let handle = unsafe {
+            ffi::nmt_c10d_new(
+                backend_name.as_ptr(),
+                host.as_ptr(),
+                launch.master_port,
+                launch.rank as i32,
+                launch.world_size as i32,
+                launch.hosts_store() as i32,
+                timeout_ms,
+                prefix.as_ptr(),
+                &mut err,
+            )
+        };
+        match NonNull::new(handle) {
+            Some(handle) => Ok(Self {
+                handle,
+                rank: launch.rank,
+                world_size: launch.world_size,
+                backend,
+                timeout,
+            }),
+            None => Err(DistError::Join {
+                rank: launch.rank,
+                addr: launch.master_addr.clone(),
+                port: launch.master_port,
+                timeout,
+                // SAFETY: `err` was set by the failed call.
+                message: unsafe { ffi::take_error(err) },
+            }),
+        }
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn world_size(&self) -> usize {
+        self.world_size
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn check(&self, op: &'static str, status: i32, err: *mut c_char) -> Result<(), DistError> {
+        if status == 0 {
+            return Ok(());
+        }
+        Err(DistError::Collective {
+            rank: self.rank,
+            op,
+            // SAFETY: a non-zero status comes with the shim's message.
+            message: unsafe { ffi::take_error(err) },
+        })
+    }
+
+    /// Sums each tensor over all ranks, in place. The tensors must be contiguous and of the
+    /// same shapes and kinds on every rank.
+    pub fn all_reduce_sum(&self, tensors: &mut [Tensor]) -> Result<(), DistError> {
+        let mut pointers = ffi::tensor_pointers(tensors);
+        let mut err = std::ptr::null_mut();
+        // SAFETY: the pointers are live tensors for the duration of the call.
+        let status = unsafe {
+            ffi::nmt_c10d_allreduce_sum(
+                self.handle.as_ptr(),
+                pointers.as_mut_ptr(),
+                pointers.len(),
+                &mut err,
+            )
+        };
+        self.check("all-reduce", status, err)
+    }
+
+    /// Overwrites each tensor with rank `root`'s, in place.
+    pub fn broadcast(&self, tensors: &mut [Tensor], root: usize) -> Result<(), DistError> {
+        let mut pointers = ffi::tensor_pointers(tensors);
+        let mut err = std::ptr::null_mut();
+        // SAFETY: as in all_reduce_sum.
+        let status = unsafe {
+            ffi::nmt_c10d_broadcast(
+                self.handle.as_ptr(),
+                pointers.as_mut_ptr(),
+                pointers.len(),
+                root as i32,
+                &mut err,
+            )
+        };
+        self.check("broadcast", status, err)
+    }
+
+    /// Returns once every rank has called it.
+    pub fn barrier(&self) -> Result<(), DistError> {
+        let mut err = std::ptr::null_mut();
+        // SAFETY: the handle is live.
+        let status = unsafe { ffi::nmt_c10d_barrier(self.handle.as_ptr(), &mut err) };
+        self.check("barrier", status, err)
+    }
+
+    /// Sums `tensors` over all ranks, in place, in few calls: the tensors are flattened into
+    /// buckets of at most `bucket_bytes` (one tensor larger than that is its own bucket), each
+    /// reduced as one float32 (or the tensors' common kind) buffer and copied back.
+    pub fn all_reduce_sum_bucketed(
+        &self,
+        tensors: &[Tensor],
+        bucket_bytes: usize,
+    ) -> Result<(), DistError> {
+        let tensor_err = |e| DistError::Tensor(e, self.rank);
+        let mut start = 0;
+        while start < tensors.len() {
+            let kind = tensors[start].kind();
+            let device = tensors[start].device();
+            let mut end = start;
+            let mut bytes = 0usize;
+            while end < tensors.len()
+                && tensors[end].kind() == kind
+                && tensors[end].device() == device
+                && (end == start || bytes + tensor_bytes(&tensors[end]) <= bucket_bytes.max(1))
+            {
+                bytes += tensor_bytes(&tensors[end]);
+                end += 1;
+            }
+            let bucket = &tensors[start..end];
+            let flat: Vec<Tensor> = bucket
+                .iter()
+                .map(|t| t.f_reshape([-1]))
+                .collect::<Result<_, _>>()
+                .map_err(tensor_err)?;
+            let mut buffer = [Tensor::f_cat(&flat, 0).map_err(tensor_err)?];
+            self.all_reduce_sum(&mut buffer)?;
+            let sizes: Vec<i64> = bucket.iter().map(|t| t.numel() as i64).collect();
+            let parts = buffer[0]
+                .f_split_with_sizes(&sizes, 0)
+                .map_err(tensor_err)?;
+            for (target, part) in bucket.iter().zip(parts) {
+                let mut target = target.shallow_clone();
+                tch::no_grad(|| target.f_copy_(&part.f_view_as(&target)?)).map_err(tensor_err)?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Rank `root`'s bytes on every rank (`bytes` is ignored elsewhere).
+    pub fn broadcast_bytes(&self, bytes: &[u8], root: usize) -> Result<Vec<u8>, DistError> {
+        let tensor_err = |e| DistError::Tensor(e, self.rank);
+        let mut len = [Tensor::from_slice(&[bytes.len() as i64])];
+        self.broadcast(&mut len, root)?;
+        let n = len[0].f_int64_value(&[0]).map_err(tensor_err)?;
+        let mut data = [if self.rank == root {
+            Tensor::from_slice(bytes)
+        } else {
+            Tensor::f_zeros([n], (Kind::Uint8, tch::Device::Cpu)).map_err(tensor_err)?
+        }];
+        self.broadcast(&mut data, root)?;
+        Vec::<u8>::try_from(&data[0]).map_err(tensor_err)
+    }
+
+    /// Records that this rank reached `step` (a counter in the store; one round trip).
+    pub fn mark_progress(&self, step: u64) -> Result<(), DistError> {
+        let current = self.store_add(&progress_key(self.rank), 0)?;
+        let delta = step as i64 - current;
+        if delta != 0 {
+            self.store_add(&progress_key(self.rank), delta)?;
+        }
+        Ok(())
+    }
+
+    /// After a failed collective: the ranks whose last [`ProcessGroup::mark_progress`] is
+    /// behind this rank's, with their steps, or an explanation when the store itself is gone
+    /// (its host, rank 0 or the launcher, stopped).
+    pub fn lagging_ranks(&self) -> String {
+        let mine = match self.store_add(&progress_key(self.rank), 0) {
+            Ok(step) => step,
+            Err(_) => {
+                return "the rendezvous store does not answer: its host (rank 0, or torchrun's \
+                        agent) has stopped"
+                    .into()
+            }
+        };
+        let mut behind = Vec::new();
+        for rank in (0..self.world_size).filter(|&r| r != self.rank) {
+            match self.store_add(&progress_key(rank), 0) {
+                Ok(step) if step < mine => behind.push(format!("rank {rank} (at step {step})")),
+                Ok(_) => {}
+                Err(_) => return "the rendezvous store stopped answering".into(),
+            }
+        }
+        if behind.is_empty() {
+            "every rank reached this step; the failure came from the network".into()
+        } else {
+            format!(
+                "stopped or stalled: {} while this rank (rank {}) is at step {mine}",
+                behind.join(", "),
+                self.rank
+            )
+        }
+    }
+
+    fn store_add(&self, key: &str, delta: i64) -> Result<i64, DistError> {
+        let key = CString::new(key).map_err(|_| DistError::Backend("NUL in a key".into()))?;
+        let mut value = 0i64;
+        let mut err = std::ptr::null_mut();
+        // SAFETY: the key lives through the call; `value` is written on success only.
+        let status = unsafe {
+            ffi::nmt_c10d_store_add(
+                self.handle.as_ptr(),
+                key.as_ptr(),
+                delta,
+                &mut value,
+                &mut err,
+            )
+        };
+        self.check("store", status, err)?;
+        Ok(value)
+    }
+}
+
+fn progress_key(rank: usize) -> String {
+    format!("progress/{rank}")
+}
+
+fn tensor_bytes(t: &Tensor) -> usize {
+    t.numel() * t.kind().elt_size_in_bytes()
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from nmt_c10d_new and is freed once.
+        unsafe { ffi::nmt_c10d_free(self.handle.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for ProcessGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessGroup")
+            .field("rank", &self.rank)
+            .field("world_size", &self.world_size)
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
