@@ -15,8 +15,12 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -25,10 +29,48 @@
 
 namespace {
 
+// A rank's heartbeat: a thread that bumps the store counter `beat/<rank>` every interval
+// over its own store connection, so that after a failed collective the survivors can tell a
+// rank that died or stalled (its counter stopped) from one that is alive.
+struct Heartbeat {
+  std::thread thread;
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stop = false;
+
+  void start(c10::intrusive_ptr<c10d::Store> store, std::string key,
+             std::chrono::milliseconds interval) {
+    thread = std::thread([this, store = std::move(store), key = std::move(key), interval] {
+      std::unique_lock<std::mutex> lock(mutex);
+      while (!stop) {
+        try {
+          store->add(key, 1);
+        } catch (...) {
+          // The store is gone (its host stopped): nothing left to tell.
+          return;
+        }
+        wake.wait_for(lock, interval, [this] { return stop; });
+      }
+    });
+  }
+
+  ~Heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stop = true;
+    }
+    wake.notify_all();
+    if (thread.joinable()) {
+      thread.join();
+    }
+  }
+};
+
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
+  Heartbeat heartbeat;
 };
 
 void set_error(char** err, const std::string& message) {
@@ -103,7 +145,7 @@ void* nmt_c10d_new(const char* backend, const char* host, uint16_t port, int32_t
     // the host name does not resolve, as torch.distributed does.
     auto gloo_options = c10d::ProcessGroupGloo::Options::create_default(timeout);
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, gloo_options);
-    group = new Group{store, pg, timeout};
+    group = new Group{store, pg, timeout, {}};
   });
   return group;
 }
@@ -153,6 +195,15 @@ int32_t nmt_c10d_store_add(void* handle, const char* key, int64_t delta, int64_t
                            char** err) {
   auto* group = static_cast<Group*>(handle);
   return guarded(err, [&] { *value = group->store->add(std::string(key), delta); });
+}
+
+// Starts this rank's heartbeat (see Heartbeat) on a second connection to the store.
+int32_t nmt_c10d_heartbeat(void* handle, int32_t rank, int64_t interval_ms, char** err) {
+  auto* group = static_cast<Group*>(handle);
+  return guarded(err, [&] {
+    group->heartbeat.start(group->store->clone(), "beat/" + std::to_string(rank),
+                           std::chrono::milliseconds(interval_ms));
+  });
 }
 
 void nmt_c10d_free(void* handle) {

@@ -38,6 +38,12 @@ extern "C" {
         value: *mut i64,
         err: *mut *mut c_char,
     ) -> i32;
+    pub fn nmt_c10d_heartbeat(
+        group: *mut c_void,
+        rank: i32,
+        interval_ms: i64,
+        err: *mut *mut c_char,
+    ) -> i32;
     pub fn nmt_c10d_free(group: *mut c_void);
     pub fn nmt_c10d_free_error(message: *mut c_char);
 }

@@ -21,6 +21,11 @@ pub const DEFAULT_BUCKET_BYTES: usize = 25 << 20;
 /// agent (torchrun) or another job step keeps ours apart.
 const KEY_PREFIX: &str = "lstm-nmt";
 
+/// How often each rank's heartbeat ticks; a rank whose heartbeat did not move over
+/// [`HEARTBEAT_WINDOW`] has died or stalled.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
+const HEARTBEAT_WINDOW: Duration = Duration::from_millis(1500);
+
 /// Which c10d process group carries the collectives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -135,13 +140,27 @@ impl ProcessGroup {
             )
         };
         match NonNull::new(handle) {
-            Some(handle) => Ok(Self {
-                handle,
-                rank: launch.rank,
-                world_size: launch.world_size,
-                backend,
-                timeout,
-            }),
+            Some(handle) => {
+                let group = Self {
+                    handle,
+                    rank: launch.rank,
+                    world_size: launch.world_size,
+                    backend,
+                    timeout,
+                };
+                let mut err = std::ptr::null_mut();
+                // SAFETY: the handle is live.
+                let status = unsafe {
+                    ffi::nmt_c10d_heartbeat(
+                        handle.as_ptr(),
+                        launch.rank as i32,
+                        HEARTBEAT_INTERVAL.as_millis() as i64,
+                        &mut err,
+                    )
+                };
+                group.check("starting the heartbeat", status, err)?;
+                Ok(group)
+            }
             None => Err(DistError::Join {
                 rank: launch.rank,
                 addr: launch.master_addr.clone(),
@@ -292,33 +311,44 @@ impl ProcessGroup {
         Ok(())
     }
 
-    /// After a failed collective: the ranks whose last [`ProcessGroup::mark_progress`] is
-    /// behind this rank's, with their steps, or an explanation when the store itself is gone
-    /// (its host, rank 0 or the launcher, stopped).
+    /// After a failed collective: which ranks died or stalled (their heartbeat stopped over
+    /// a short window) and the step each last reached, or an explanation when the store
+    /// itself is gone (its host, rank 0 or torchrun's agent, stopped). Takes about 1.5 s.
     pub fn lagging_ranks(&self) -> String {
-        let mine = match self.store_add(&progress_key(self.rank), 0) {
-            Ok(step) => step,
-            Err(_) => {
-                return "the rendezvous store does not answer: its host (rank 0, or torchrun's \
-                        agent) has stopped"
-                    .into()
-            }
+        let gone = "the rendezvous store does not answer: its host (rank 0, or torchrun's agent) \
+                    has stopped";
+        let others: Vec<usize> = (0..self.world_size).filter(|&r| r != self.rank).collect();
+        let beats = |ranks: &[usize]| -> Option<Vec<i64>> {
+            ranks
+                .iter()
+                .map(|r| self.store_add(&format!("beat/{r}"), 0).ok())
+                .collect()
         };
-        let mut behind = Vec::new();
-        for rank in (0..self.world_size).filter(|&r| r != self.rank) {
-            match self.store_add(&progress_key(rank), 0) {
-                Ok(step) if step < mine => behind.push(format!("rank {rank} (at step {step})")),
-                Ok(_) => {}
-                Err(_) => return "the rendezvous store stopped answering".into(),
+        let Some(first) = beats(&others) else {
+            return gone.into();
+        };
+        std::thread::sleep(HEARTBEAT_WINDOW);
+        let Some(second) = beats(&others) else {
+            return gone.into();
+        };
+        let mut silent = Vec::new();
+        for (i, &rank) in others.iter().enumerate() {
+            if second[i] == first[i] {
+                let step = self
+                    .store_add(&progress_key(rank), 0)
+                    .map(|s| format!(" (at step {s})"))
+                    .unwrap_or_default();
+                silent.push(format!("rank {rank}{step}"));
             }
         }
-        if behind.is_empty() {
-            "every rank reached this step; the failure came from the network".into()
+        if silent.is_empty() {
+            "every rank is alive; the failure came from the network or a collective timed out"
+                .into()
         } else {
             format!(
-                "stopped or stalled: {} while this rank (rank {}) is at step {mine}",
-                behind.join(", "),
-                self.rank
+                "{} stopped or stalled: no heartbeat for {:.1} s",
+                silent.join(", "),
+                HEARTBEAT_WINDOW.as_secs_f64()
             )
         }
     }

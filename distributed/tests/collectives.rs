@@ -113,7 +113,7 @@ fn a_rank_that_leaves_fails_the_other_within_the_timeout() {
         "{message}"
     );
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    assert!(lagging.contains("rank 1 (at step 7)"), "{lagging}");
+    assert!(lagging.contains("rank 1 (at step 7) stopped"), "{lagging}");
 }
 
 #[test]

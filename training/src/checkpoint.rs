@@ -85,6 +85,15 @@ pub struct TrainerState {
     pub tokens_seen: u64,
     /// Training wall time so far, in seconds (across resumes).
     pub elapsed_secs: f64,
+    /// Batches per update over all processes (processes × `training.update_freq`): a resume
+    /// must keep it, or its updates would not be the run's. States written before it existed
+    /// had one batch per update.
+    #[serde(default = "one_batch_per_step")]
+    pub batches_per_step: u64,
+}
+
+fn one_batch_per_step() -> u64 {
+    1
 }
 
 impl TrainerState {
@@ -105,6 +114,7 @@ impl TrainerState {
             skipped_batches: 0,
             tokens_seen: 0,
             elapsed_secs: 0.0,
+            batches_per_step: 1,
         }
     }
 }

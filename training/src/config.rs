@@ -267,6 +267,16 @@ pub struct TrainingConfig {
     /// libtorch intra-op threads (0: libtorch's default). On a CPU each step is also split
     /// among this many worker threads (`model::data_parallel`), one intra-op thread each.
     pub threads: i32,
+    /// One update from this many batches (fairseq's `--update-freq`): their gradients are
+    /// summed and normalised by all their target tokens. In a job of N processes each update
+    /// takes N × update_freq batches, update_freq on each rank.
+    pub update_freq: u64,
+    /// c10d backend of a multi-process job (torchrun, Slurm, RANK/WORLD_SIZE variables):
+    /// `auto` (Gloo), `gloo` or `nccl`. Ignored in a single process.
+    pub dist_backend: String,
+    /// Seconds a rank waits for the others (joining the job, every collective, rank 0's
+    /// validations) before it stops with an error naming the rank that is missing.
+    pub dist_timeout_secs: u64,
 }
 
 impl Default for TrainingConfig {
@@ -294,6 +304,9 @@ impl Default for TrainingConfig {
             device: "auto".into(),
             bf16: false,
             threads: 0,
+            update_freq: 1,
+            dist_backend: "auto".into(),
+            dist_timeout_secs: 300,
         }
     }
 }
@@ -432,6 +445,21 @@ impl Config {
                 "training.max_steps",
                 "max_epochs, max_steps and patience are all 0: the run would never end".into(),
             );
+        }
+        if t.update_freq == 0 {
+            return err(
+                "training.update_freq",
+                "must be >= 1 (batches per update on each process)".into(),
+            );
+        }
+        if !matches!(t.dist_backend.as_str(), "auto" | "gloo" | "nccl") {
+            return err(
+                "training.dist_backend",
+                format!("{:?}: expected auto, gloo or nccl", t.dist_backend),
+            );
+        }
+        if t.dist_timeout_secs == 0 {
+            return err("training.dist_timeout_secs", "must be > 0".into());
         }
         if let Err(e) = t.device.parse::<model::device::DeviceChoice>() {
             return err("training.device", e.to_string());

@@ -9,6 +9,7 @@ pub mod loss;
 pub mod optim;
 pub mod plot;
 pub mod progress;
+pub mod ranks;
 pub mod run;
 pub mod schedule;
 pub mod seq2seq;

@@ -16,6 +16,11 @@ use training::run::{run, RunArgs};
 ///
 /// Relative paths in the config's [data] and [vocab] sections are resolved against the
 /// config file's folder.
+///
+/// Several processes (GPUs, machines): start it with `torchrun --no-python --nproc-per-node N
+/// nmt-train ...`, under Slurm's `srun`, or with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+/// set; each update then takes training.update_freq batches on every process, rank 0 writes
+/// the run directory (README: "Training on several GPUs or machines").
 #[derive(Parser)]
 #[command(name = "nmt-train", version)]
 struct Cli {
@@ -84,7 +89,17 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&cli.run_dir)
         .with_context(|| format!("creating run directory {}", cli.run_dir.display()))?;
-    let log_path = cli.run_dir.join("train.log");
+    // Each rank of a multi-process job logs to its own file; rank 0's (or a lone process's) is
+    // train.log. A bad launch environment is reported by `run` below.
+    let rank = distributed::LaunchEnv::from_env()
+        .ok()
+        .flatten()
+        .map_or(0, |l| l.rank);
+    let log_path = cli.run_dir.join(if rank == 0 {
+        "train.log".to_owned()
+    } else {
+        format!("train.rank-{rank}.log")
+    });
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -68,6 +68,25 @@ pub enum RunError {
     },
     #[error("validation BLEU: {0}")]
     Bleu(String),
+    #[error("launch: {0}")]
+    Launch(#[from] distributed::LaunchError),
+    #[error(transparent)]
+    Distributed(#[from] distributed::DistError),
+    #[error(
+        "rank {rank}: {path} not found after rank 0 prepared the vocabulary: every process of a \
+         job reads the run directory, so on several machines it must be on a shared \
+         filesystem (or use vocab.mode = \"load\" with the files on every machine)"
+    )]
+    VocabNotShared { rank: usize, path: String },
+    #[error(
+        "rank {rank}: its training data differs from rank 0's ({mine} vs {lead}): every process \
+         must read the same corpus"
+    )]
+    DataDiffers {
+        rank: usize,
+        mine: String,
+        lead: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -139,6 +158,15 @@ pub struct Vocabs {
 /// Loads the configured vocabulary, or the one this run trained earlier, or trains it on the
 /// training corpus and stores it in `<run>/vocab/` (atomically: a folder renamed into place).
 pub fn prepare_vocab(cfg: &Config, run_dir: &Path) -> Result<Vocabs, RunError> {
+    load_or_train_vocab(cfg, run_dir, None)
+}
+
+/// [`prepare_vocab`]; `follower_rank` set: never train, the vocabulary is rank 0's.
+fn load_or_train_vocab(
+    cfg: &Config,
+    run_dir: &Path,
+    follower_rank: Option<usize>,
+) -> Result<Vocabs, RunError> {
     let v = &cfg.vocab;
     let (src_path, tgt_path): (PathBuf, PathBuf) = match v.mode {
         VocabMode::Load if v.joint => {
@@ -152,6 +180,12 @@ pub fn prepare_vocab(cfg: &Config, run_dir: &Path) -> Result<Vocabs, RunError> {
         VocabMode::Train => {
             let dir = run_dir.join(RUN_VOCAB);
             if !dir.is_dir() {
+                if let Some(rank) = follower_rank {
+                    return Err(RunError::VocabNotShared {
+                        rank,
+                        path: dir.display().to_string(),
+                    });
+                }
                 train_vocab(cfg, &dir)?;
             }
             if v.joint {
@@ -298,38 +332,92 @@ pub fn read_valid(
 }
 
 /// Runs (or resumes) training as `args` say. Returns the outcome and the run directory.
+///
+/// Started by torchrun, Slurm or with `RANK`/`WORLD_SIZE`/`MASTER_ADDR`/`MASTER_PORT` set
+/// ([`distributed::LaunchEnv`]), the process is one rank of a data-parallel job: rank 0 owns
+/// the run directory (config, vocabulary, logs, checkpoints); every rank reads the same corpus
+/// and trains on its share of each update's batches.
 pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
     let cfg = load_config(args)?;
+    let launch = distributed::LaunchEnv::from_env()?;
+    let rank = launch.as_ref().map_or(0, |l| l.rank);
+    let lead = rank == 0;
     let run = RunDir::create(&args.run_dir)?;
-    if args.resume && run.last().is_none() {
-        return Err(RunError::NothingToResume(
-            args.run_dir.display().to_string(),
-        ));
+    if lead {
+        if args.resume && run.last().is_none() {
+            return Err(RunError::NothingToResume(
+                args.run_dir.display().to_string(),
+            ));
+        }
+        if !args.resume && run.last().is_some() {
+            return Err(RunError::RunExists(args.run_dir.display().to_string()));
+        }
+        write_atomic(
+            &args.run_dir.join(RUN_CONFIG),
+            cfg.absolutized().to_toml().as_bytes(),
+        )?;
     }
-    if !args.resume && run.last().is_some() {
-        return Err(RunError::RunExists(args.run_dir.display().to_string()));
-    }
-    write_atomic(
-        &args.run_dir.join(RUN_CONFIG),
-        cfg.absolutized().to_toml().as_bytes(),
-    )?;
 
     let choice: model::device::DeviceChoice = cfg
         .training
         .device
         .parse()
         .map_err(|e: model::device::ParseDeviceError| RunError::Device(e.to_string()))?;
-    let device: Device = choice
+    let mut device: Device = choice
         .resolve()
         .map_err(|e| RunError::Device(e.to_string()))?;
+    if let (Some(l), Device::Cuda(0)) = (&launch, device) {
+        // One GPU per rank of a machine (auto, cuda and cuda:0 alike), as torchrun and srun
+        // jobs expect.
+        device = model::device::DeviceChoice::Cuda(l.local_rank)
+            .resolve()
+            .map_err(|e| RunError::Device(format!("rank {rank}: {e}")))?;
+    }
     if cfg.training.threads > 0 {
         tch::set_num_threads(cfg.training.threads);
     }
-    tracing::info!(?device, run_dir = %args.run_dir.display(), resume = args.resume, "nmt-train starting");
+    let group = match &launch {
+        None => None,
+        Some(l) => {
+            let backend = match cfg.training.dist_backend.as_str() {
+                // NCCL is not built in yet (distributed::Backend); Gloo also reduces CUDA
+                // tensors, through host memory.
+                "auto" => distributed::Backend::Gloo,
+                other => other.parse()?,
+            };
+            let timeout = std::time::Duration::from_secs(cfg.training.dist_timeout_secs);
+            tracing::info!(launcher = %l.launcher, rank = l.rank, world_size = l.world_size, local_rank = l.local_rank, master = %format!("{}:{}", l.master_addr, l.master_port), %backend, "joining the job");
+            Some(distributed::ProcessGroup::join(l, backend, timeout)?)
+        }
+    };
+    tracing::info!(?device, run_dir = %args.run_dir.display(), resume = args.resume, rank, "nmt-train starting");
 
-    let vocabs = prepare_vocab(&cfg, &args.run_dir)?;
+    // Rank 0 trains the vocabulary (when the config asks for one); the others wait for it.
+    let vocabs = if lead {
+        let vocabs = prepare_vocab(&cfg, &args.run_dir)?;
+        if let Some(g) = &group {
+            g.barrier()?;
+        }
+        vocabs
+    } else {
+        if let Some(g) = &group {
+            g.barrier()?;
+        }
+        load_or_train_vocab(&cfg, &args.run_dir, Some(rank))?
+    };
     let corpus = read_train(&cfg, &vocabs)?;
     let fingerprint = corpus.fingerprint();
+    if let Some(g) = &group {
+        let lead_fingerprint = g.broadcast_bytes(fingerprint.as_bytes(), 0)?;
+        let lead_fingerprint = String::from_utf8_lossy(&lead_fingerprint).into_owned();
+        if lead_fingerprint != fingerprint {
+            return Err(RunError::DataDiffers {
+                rank,
+                mine: fingerprint,
+                lead: lead_fingerprint,
+            });
+        }
+    }
     let batcher = TokenBatcher::new(
         &corpus,
         BatchConfig::tokens(cfg.training.batch_tokens),
@@ -356,7 +444,10 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
     tracing::info!(parameters = model.num_parameters(), "model built");
 
     let mut trainer = Trainer::new(model, cfg.training.clone(), &args.run_dir, device)?;
-    if args.resume {
+    if let Some(g) = group {
+        trainer.join(g);
+    }
+    if args.resume && lead {
         trainer.resume()?;
         let s = trainer.state();
         tracing::info!(
@@ -366,6 +457,8 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
             "resumed"
         );
     }
+    // Every rank starts from rank 0's weights and position (a fresh run's or a resumed one's).
+    trainer.start_from_rank0()?;
 
     let bleu = if cfg.training.valid_bleu {
         let streams = vec![refs.clone()];

@@ -7,6 +7,13 @@
 //! the weights, Adam's moments and the position `(step, e, i)`, so a run resumed from it repeats
 //! bit for bit what the uninterrupted run did (on the CPU; CUDA kernels may not be
 //! deterministic).
+//!
+//! Updates and processes: one update takes `training.update_freq` batches on each of the job's
+//! processes ([`Trainer::join`]); batch `i` of the update's `n` always gets the seed of its
+//! position in the epoch, so N processes with one batch each make the same update as one
+//! process with `update_freq = N` (gradients are summed by c10d's all-reduce and normalised by
+//! the update's target tokens on every rank). Rank 0 validates, logs and writes checkpoints and
+//! hands its decisions (best score, schedule, early stop) to the others; see [`crate::ranks`].
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,6 +27,7 @@ use crate::optim::{Adam, OptimError};
 use crate::progress::Progress;
 use crate::schedule::{LrSchedule, ScheduleError};
 use crate::trainable::{BundleInfo, DynError, HostBatch, TrainableModel};
+use distributed::{DistError, ProcessGroup};
 
 pub use crate::trainable::BatchSource;
 
@@ -61,6 +69,20 @@ pub enum TrainError {
     Log(#[from] LogError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error("{error}{context}")]
+    Distributed {
+        error: DistError,
+        /// Which rank stopped, when that can be told (see `ProcessGroup::lagging_ranks`).
+        context: String,
+    },
+    #[error(
+        "checkpoint {path}: the run made each update from {saved} batches (processes x \
+         training.update_freq), this job from {now}; set training.update_freq so that \
+         processes x update_freq = {saved} to resume it"
+    )]
+    BatchesPerStep { path: String, saved: u64, now: u64 },
+    #[error("{0}")]
+    Replicas(String),
 }
 
 /// Corpus BLEU of hypotheses against references (same order, same length).
@@ -144,6 +166,8 @@ pub struct Trainer<M: TrainableModel> {
     last_saved_step: Option<u64>,
     /// Scores of the latest validation (recorded in bundles).
     last_scores: Option<ValidScores>,
+    /// The other processes of a data-parallel job (`None`: training alone).
+    group: Option<ProcessGroup>,
 }
 
 /// Mixes the run seed with a batch position into a libtorch seed (splitmix64 finaliser: cheap,
@@ -185,7 +209,8 @@ impl<M: TrainableModel> Trainer<M> {
     ) -> Result<Self, TrainError> {
         let opt = Adam::new(model.var_store(), cfg.adam);
         let sched = LrSchedule::new(cfg.lr, cfg.schedule)?;
-        let state = TrainerState::new(cfg.seed, sched.state().clone());
+        let mut state = TrainerState::new(cfg.seed, sched.state().clone());
+        state.batches_per_step = cfg.update_freq.max(1);
         let run = RunDir::create(run_dir)?;
         Ok(Self {
             model,
@@ -197,6 +222,62 @@ impl<M: TrainableModel> Trainer<M> {
             device,
             last_saved_step: None,
             last_scores: None,
+            group: None,
+        })
+    }
+
+    /// Makes this trainer one rank of a data-parallel job: each update then takes
+    /// `update_freq` batches here and as many on every other rank. Call before
+    /// [`Trainer::resume`] and [`Trainer::start_from_rank0`].
+    pub fn join(&mut self, group: ProcessGroup) {
+        self.state.batches_per_step = self.cfg.update_freq.max(1) * group.world_size() as u64;
+        self.group = Some(group);
+    }
+
+    /// This process's rank (0 when training alone).
+    pub fn rank(&self) -> usize {
+        self.group.as_ref().map_or(0, |g| g.rank())
+    }
+
+    /// Whether this process validates, logs and writes checkpoints (rank 0).
+    pub fn is_lead(&self) -> bool {
+        self.rank() == 0
+    }
+
+    /// Batches per update over all processes.
+    pub fn batches_per_step(&self) -> u64 {
+        self.state.batches_per_step
+    }
+
+    /// Every rank takes rank 0's weights, optimizer moments and position (after rank 0's
+    /// [`Trainer::resume`]), so that a job starts, or resumes, as one model. Does nothing when
+    /// training alone.
+    pub fn start_from_rank0(&mut self) -> Result<(), TrainError> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let result = crate::ranks::broadcast_training_state(
+            group,
+            self.model.var_store(),
+            &mut self.opt,
+            &mut self.state,
+            &mut self.sched,
+        );
+        self.distributed(result)?;
+        self.last_saved_step = Some(self.state.step);
+        Ok(())
+    }
+
+    /// A distributed error, with which rank stopped when the store can tell.
+    fn distributed<T>(&self, result: Result<T, DistError>) -> Result<T, TrainError> {
+        result.map_err(|error| {
+            let context = match (&error, &self.group) {
+                (DistError::Collective { .. }, Some(group)) => {
+                    format!(" ({})", group.lagging_ranks())
+                }
+                _ => String::new(),
+            };
+            TrainError::Distributed { error, context }
         })
     }
 
@@ -217,6 +298,13 @@ impl<M: TrainableModel> Trainer<M> {
                  resume needs the same seed",
                 state.seed, self.cfg.seed
             )));
+        }
+        if state.batches_per_step != self.state.batches_per_step {
+            return Err(TrainError::BatchesPerStep {
+                path: dir.display().to_string(),
+                saved: state.batches_per_step,
+                now: self.state.batches_per_step,
+            });
         }
         self.model
             .load_weights(&dir.join(checkpoint::MODEL_DIR))
@@ -252,32 +340,71 @@ impl<M: TrainableModel> Trainer<M> {
         &self.opt
     }
 
-    /// Trains on one batch at the current position, advancing it. A non-finite loss or gradient
-    /// skips the batch (logged); too many in a row is an error.
+    /// Trains on one batch at the current position, advancing it: [`Trainer::train_update`]
+    /// with that one batch.
     pub fn train_step(&mut self, batch: &HostBatch) -> Result<StepResult, TrainError> {
-        let (epoch, index) = (self.state.epoch, self.state.batch_in_epoch);
-        let seed = batch_seed(self.state.seed, epoch, index);
-        tch::manual_seed(seed);
-        let b = batch.to_device(self.device).map_err(TrainError::Data)?;
+        let index = self.state.batch_in_epoch;
+        self.train_update(&[(index, batch)], 1)
+    }
+
+    /// One update from the `count` batches at the current position of the epoch, of which this
+    /// process holds `batches` (`(index in the epoch, batch)`; other ranks hold the rest),
+    /// advancing the position by `count`. Each batch's dropout masks come from the seed of its
+    /// position; the gradients of all of them (summed over the job's ranks) are normalised by
+    /// their target tokens. A non-finite loss or gradient skips the update (logged); too many
+    /// in a row is an error.
+    pub fn train_update(
+        &mut self,
+        batches: &[(u64, &HostBatch)],
+        count: u64,
+    ) -> Result<StepResult, TrainError> {
+        let epoch = self.state.epoch;
+        let first = self.state.batch_in_epoch;
         self.opt.zero_grad();
         let bf16 = self.cfg.bf16 && self.device.is_cuda();
         let eps = self.cfg.label_smoothing;
-        // Per-token normalisation, as fairseq does without sentence averaging.
-        let tokens = b.tgt_lengths.iter().sum::<i64>().max(1);
-        let out = crate::autocast::with_bf16(bf16, || {
-            self.model
-                .backward_gold_loss(&b, eps, 1.0 / tokens as f64, seed as u64)
-        })
-        .map_err(TrainError::Model)?;
+        let local_tokens: i64 = batches
+            .iter()
+            .map(|(_, b)| b.target_tokens(PAD) as i64)
+            .sum();
+        // Per-token normalisation over the whole update, as fairseq does without sentence
+        // averaging; in a job the count is the sum over ranks, known before any backward pass
+        // so that every rank scales its gradients alike.
+        let tokens = match &self.group {
+            None => local_tokens,
+            Some(group) => {
+                let summed = crate::ranks::sum_values(group, &[local_tokens as f64]);
+                self.distributed(summed)?[0].round() as i64
+            }
+        }
+        .max(1);
+        let (mut loss_sum, mut nll_sum) = (0.0, 0.0);
+        for &(index, batch) in batches {
+            let seed = batch_seed(self.state.seed, epoch, index);
+            tch::manual_seed(seed);
+            let b = batch.to_device(self.device).map_err(TrainError::Data)?;
+            let out = crate::autocast::with_bf16(bf16, || {
+                self.model
+                    .backward_gold_loss(&b, eps, 1.0 / tokens as f64, seed as u64)
+            })
+            .map_err(TrainError::Model)?;
+            loss_sum += out.loss.f_double_value(&[])?;
+            nll_sum += out.nll.f_double_value(&[])?;
+        }
+        if let Some(group) = &self.group {
+            let reduced = crate::ranks::sum_gradients(group, self.opt.params())
+                .and_then(|()| crate::ranks::sum_values(group, &[loss_sum, nll_sum]));
+            let sums = self.distributed(reduced)?;
+            (loss_sum, nll_sum) = (sums[0], sums[1]);
+        }
         // The same count normalises the reported loss and the gradient.
-        let loss_sum = out.loss.f_double_value(&[])?;
         let loss = loss_sum / tokens as f64;
-        let nll_loss = out.nll.f_double_value(&[])? / tokens as f64;
+        let nll_loss = nll_sum / tokens as f64;
         let lr = self.sched.lr_at(self.state.step + 1);
         let mut result = StepResult {
             loss,
             nll_loss,
-            tokens: out.tokens,
+            tokens,
             grad_norm: f64::NAN,
             lr,
             applied: false,
@@ -285,24 +412,25 @@ impl<M: TrainableModel> Trainer<M> {
         if loss.is_finite() {
             result.grad_norm = self.opt.clip_grad_norm(self.cfg.clip_norm)?;
         }
-        self.state.batch_in_epoch += 1;
+        self.state.batch_in_epoch += count;
         if loss.is_finite() && result.grad_norm.is_finite() {
             self.opt.step(lr)?;
             self.state.step += 1;
-            self.state.tokens_seen += out.tokens as u64;
+            self.state.tokens_seen += tokens as u64;
             self.state.consecutive_nonfinite = 0;
             result.applied = true;
         } else {
             self.opt.zero_grad();
-            self.state.skipped_batches += 1;
+            self.state.skipped_batches += count;
             self.state.consecutive_nonfinite += 1;
             tracing::warn!(
                 step = self.state.step,
                 epoch,
-                batch = index,
+                batch = first,
+                batches = count,
                 loss,
                 grad_norm = result.grad_norm,
-                "non-finite loss or gradient: batch skipped"
+                "non-finite loss or gradient: update skipped"
             );
             if self.state.consecutive_nonfinite >= self.cfg.max_nonfinite.max(1) {
                 return Err(TrainError::NonFinite {
@@ -310,11 +438,27 @@ impl<M: TrainableModel> Trainer<M> {
                     limit: self.cfg.max_nonfinite,
                     step: self.state.step,
                     epoch,
-                    batch: index,
+                    batch: first,
                 });
             }
         }
+        if let Some(group) = &self.group {
+            let marked = group.mark_progress(self.state.step);
+            self.distributed(marked)?;
+        }
         Ok(result)
+    }
+
+    /// This rank's batches of the update that starts at `first` and takes `count` batches:
+    /// `update_freq` consecutive positions per rank, rank 0 first. The positions are a pure
+    /// function of the update, so that any world size with the same batches per update makes
+    /// the same updates.
+    fn my_positions(&self, first: u64, count: u64) -> Vec<u64> {
+        let per_rank = self.cfg.update_freq.max(1);
+        let start = first + self.rank() as u64 * per_rank;
+        (start..start + per_rank)
+            .filter(|&i| i < first + count)
+            .collect()
     }
 
     /// Validation loss, perplexity and (when set up) greedy BLEU, with dropout off.
@@ -392,7 +536,11 @@ impl<M: TrainableModel> Trainer<M> {
     }
 
     /// Writes a checkpoint of the current state (skipped when one exists for this step).
+    /// In a job only rank 0 writes; the others return at once.
     pub fn save(&mut self, is_best: bool) -> Result<(), TrainError> {
+        if !self.is_lead() {
+            return Ok(());
+        }
         if self.last_saved_step == Some(self.state.step) && !is_best {
             return Ok(());
         }
@@ -459,24 +607,35 @@ impl<M: TrainableModel> Trainer<M> {
     ) -> Result<TrainOutcome, TrainError> {
         let cfg = self.cfg.clone();
         let root = self.run.root().to_path_buf();
-        let mut train_log = JsonLog::open(&root.join(log::TRAIN_LOG))?;
+        let lead = self.is_lead();
+        // Only rank 0 writes logs; the others train in silence.
+        let mut train_log = if lead {
+            Some(JsonLog::open(&root.join(log::TRAIN_LOG))?)
+        } else {
+            None
+        };
         let started = Instant::now();
         let base_elapsed = self.state.elapsed_secs;
         let mut books = ValidationBooks {
-            log: JsonLog::open(&root.join(log::VALID_LOG))?,
+            log: if lead {
+                Some(JsonLog::open(&root.join(log::VALID_LOG))?)
+            } else {
+                None
+            },
             interval: Interval::new(started),
             started,
             base_elapsed,
             progress: Progress::new(
                 (cfg.max_steps > 0).then_some(cfg.max_steps),
                 self.state.step,
-                opts.quiet,
+                opts.quiet || !lead,
             ),
         };
         let mut losses = Vec::new();
         let mut last_valid = None;
         let mut interval = Interval::new(started);
         let mut epoch_len = data.epoch_len(self.state.epoch).map_err(TrainError::Data)?;
+        let per_step = self.batches_per_step();
 
         let reason = loop {
             if cfg.max_steps > 0 && self.state.step >= cfg.max_steps {
@@ -497,24 +656,30 @@ impl<M: TrainableModel> Trainer<M> {
                     break StopReason::MaxEpochs;
                 }
                 epoch_len = data.epoch_len(self.state.epoch).map_err(TrainError::Data)?;
-                if cfg.validate_every == 0 {
-                    if let Some(v) = valid {
-                        let outcome = self.run_validation(v, &mut books)?;
-                        last_valid = Some(outcome.scores);
-                        self.state.elapsed_secs = books.elapsed();
-                        self.save(outcome.is_best)?;
-                        if outcome.stop {
-                            break StopReason::EarlyStopping;
-                        }
+                if cfg.validate_every == 0 && valid.is_some() {
+                    let point = self.checkpoint(valid, &mut books, true, true)?;
+                    if point.scores.is_some() {
+                        last_valid = point.scores;
+                    }
+                    if point.stop {
+                        break StopReason::EarlyStopping;
                     }
                 }
                 continue;
             }
-            let batch = data
-                .batch(self.state.epoch, self.state.batch_in_epoch)
+            // The update's batches: the epoch's next `per_step` (fewer at its end), of which
+            // this rank trains on its own share.
+            let first = self.state.batch_in_epoch;
+            let count = per_step.min(epoch_len - first);
+            let batches = self
+                .my_positions(first, count)
+                .into_iter()
+                .map(|i| data.batch(self.state.epoch, i).map(|b| (i, b)))
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(TrainError::Data)?;
+            let refs: Vec<(u64, &HostBatch)> = batches.iter().map(|(i, b)| (*i, b)).collect();
             let step_before = self.state.step;
-            let r = self.train_step(&batch)?;
+            let r = self.train_update(&refs, count)?;
             losses.push((step_before + 1, r.loss));
             if !r.applied {
                 continue;
@@ -533,58 +698,133 @@ impl<M: TrainableModel> Trainer<M> {
             );
             if cfg.log_every > 0 && step.is_multiple_of(cfg.log_every) {
                 let rec = interval.record(step, self.state.epoch, r.lr, r.grad_norm, elapsed);
-                tracing::info!(
-                    step,
-                    epoch = rec.epoch,
-                    loss = rec.loss,
-                    ppl = rec.ppl,
-                    lr = rec.lr,
-                    tok_per_s = rec.tokens_per_sec,
-                    "train"
-                );
-                train_log.write(&rec)?;
+                if let Some(train_log) = &mut train_log {
+                    tracing::info!(
+                        step,
+                        epoch = rec.epoch,
+                        loss = rec.loss,
+                        ppl = rec.ppl,
+                        lr = rec.lr,
+                        tok_per_s = rec.tokens_per_sec,
+                        "train"
+                    );
+                    train_log.write(&rec)?;
+                }
                 interval = Interval::new(Instant::now());
             }
             let validate_now = cfg.validate_every > 0 && step.is_multiple_of(cfg.validate_every);
-            let mut is_best = false;
-            let mut stop = false;
-            if validate_now {
-                if let Some(v) = valid {
-                    let outcome = self.run_validation(v, &mut books)?;
-                    is_best = outcome.is_best;
-                    stop = outcome.stop;
-                    last_valid = Some(outcome.scores);
-                }
-            }
             let keep_now = cfg.keep_every > 0 && step.is_multiple_of(cfg.keep_every);
             let save_now = cfg.save_every > 0 && step.is_multiple_of(cfg.save_every);
-            if validate_now || keep_now || save_now {
-                self.state.elapsed_secs = books.elapsed();
-                self.save(is_best)?;
+            let point = self.checkpoint(
+                valid,
+                &mut books,
+                validate_now,
+                validate_now || keep_now || save_now,
+            )?;
+            if point.scores.is_some() {
+                last_valid = point.scores;
             }
-            if stop {
+            if point.stop {
                 break StopReason::EarlyStopping;
             }
         };
         // A final validation unless one was just made for this step.
         let validated_here =
             cfg.validate_every > 0 && self.state.step.is_multiple_of(cfg.validate_every);
-        let mut is_best = false;
-        if let Some(v) = valid {
-            if !validated_here && reason != StopReason::EarlyStopping && self.state.step > 0 {
-                let outcome = self.run_validation(v, &mut books)?;
-                is_best = outcome.is_best;
-                last_valid = Some(outcome.scores);
-            }
+        let validate_last =
+            !validated_here && reason != StopReason::EarlyStopping && self.state.step > 0;
+        let point = self.checkpoint(valid, &mut books, validate_last, true)?;
+        if point.scores.is_some() {
+            last_valid = point.scores;
         }
-        self.state.elapsed_secs = books.elapsed();
-        self.save(is_best)?;
         books.progress.finish();
-        tracing::info!(?reason, step = self.state.step, epoch = self.state.epoch, best_bleu = ?self.state.best_bleu, best_step = ?self.state.best_step, "training finished");
+        if lead {
+            tracing::info!(?reason, step = self.state.step, epoch = self.state.epoch, best_bleu = ?self.state.best_bleu, best_step = ?self.state.best_step, "training finished");
+        }
         Ok(TrainOutcome {
             reason,
             losses,
             last_valid,
+        })
+    }
+
+    /// What every validation point does: validates when `validate` (and a validation set is
+    /// given), then writes a checkpoint when `save` (the best one when the validation was the
+    /// best so far). In a job, rank 0 validates and saves, and every rank adopts its decisions
+    /// and checks that its weights are still rank 0's.
+    fn checkpoint(
+        &mut self,
+        valid: Option<&Validation<'_>>,
+        books: &mut ValidationBooks,
+        validate: bool,
+        save: bool,
+    ) -> Result<CheckpointPoint, TrainError> {
+        let mut point = CheckpointPoint::default();
+        if let (true, Some(v)) = (validate, valid) {
+            let outcome = if self.is_lead() {
+                Some(self.run_validation(v, books)?)
+            } else {
+                None
+            };
+            let outcome = self.share_validation(outcome)?;
+            point.is_best = outcome.is_best;
+            point.stop = outcome.stop;
+            point.scores = Some(outcome.scores);
+        }
+        if save {
+            self.state.elapsed_secs = books.elapsed();
+            self.save(point.is_best)?;
+        }
+        Ok(point)
+    }
+
+    /// Rank 0's validation outcome and state on every rank (as is when training alone), after
+    /// checking that every rank's weights equal rank 0's.
+    fn share_validation(
+        &mut self,
+        outcome: Option<ValidationOutcome>,
+    ) -> Result<ValidationOutcome, TrainError> {
+        let Some(group) = &self.group else {
+            return outcome
+                .ok_or_else(|| TrainError::Replicas("no validation outcome on rank 0".into()));
+        };
+        self.state.schedule = self.sched.state().clone();
+        let shared = crate::ranks::share_decision(
+            group,
+            self.model.var_store(),
+            &self.state,
+            outcome.as_ref().map(|o| crate::ranks::Decision {
+                is_best: o.is_best,
+                stop: o.stop,
+                loss: crate::ranks::finite(o.scores.loss),
+                nll_loss: crate::ranks::finite(o.scores.nll_loss),
+                ppl: crate::ranks::finite(o.scores.ppl),
+                bleu: o.scores.bleu.and_then(crate::ranks::finite),
+            }),
+        );
+        let (state, decision) = match shared {
+            Ok(shared) => shared,
+            Err(crate::ranks::ShareError::Dist(e)) => return self.distributed(Err(e)),
+            Err(crate::ranks::ShareError::Replicas(m)) => return Err(TrainError::Replicas(m)),
+        };
+        if let Some(outcome) = outcome {
+            return Ok(outcome);
+        }
+        // A follower: rank 0's bookkeeping, schedule and decision become this rank's.
+        self.sched.restore(state.schedule.clone());
+        let elapsed = self.state.elapsed_secs;
+        self.state = state;
+        self.state.elapsed_secs = elapsed;
+        Ok(ValidationOutcome {
+            scores: ValidScores {
+                loss: decision.loss.unwrap_or(f64::NAN),
+                nll_loss: decision.nll_loss.unwrap_or(f64::NAN),
+                ppl: decision.ppl.unwrap_or(f64::NAN),
+                bleu: decision.bleu,
+                hypotheses: Vec::new(),
+            },
+            is_best: decision.is_best,
+            stop: decision.stop,
         })
     }
 
@@ -633,7 +873,9 @@ impl<M: TrainableModel> Trainer<M> {
         );
         books.progress.println(&line);
         tracing::info!(step = rec.step, loss = rec.loss, ppl = rec.ppl, bleu = ?rec.bleu, best, "validation");
-        books.log.write(&rec)?;
+        if let Some(log) = &mut books.log {
+            log.write(&rec)?;
+        }
         // A plot is a convenience: failing to draw it never stops training.
         if let Err(e) = crate::plot::write_run_curves(self.run.root()) {
             tracing::warn!(error = %e, "could not update the training curves");
@@ -647,6 +889,14 @@ impl<M: TrainableModel> Trainer<M> {
     }
 }
 
+/// What a validation point did.
+#[derive(Default)]
+struct CheckpointPoint {
+    scores: Option<ValidScores>,
+    is_best: bool,
+    stop: bool,
+}
+
 /// What a validation decided.
 struct ValidationOutcome {
     scores: ValidScores,
@@ -658,7 +908,8 @@ struct ValidationOutcome {
 
 /// The logs and clocks that validations write to during one `train` call.
 struct ValidationBooks {
-    log: JsonLog,
+    /// `valid.jsonl` (rank 0 only).
+    log: Option<JsonLog>,
     /// Training tokens since the last validation (for its tokens/s figure).
     interval: Interval,
     started: Instant,
@@ -718,18 +969,4 @@ impl Interval {
             elapsed_secs: elapsed,
         }
     }
-}
-
-/// Used by tests and tools: the per-token loss of `batch` with dropout off.
-pub fn eval_loss<M: TrainableModel>(
-    model: &M,
-    batch: &HostBatch,
-    device: Device,
-    eps: f64,
-) -> Result<f64, TrainError> {
-    tch::no_grad(|| {
-        let b = batch.to_device(device).map_err(TrainError::Data)?;
-        let out = model.gold_loss(&b, false, eps).map_err(TrainError::Model)?;
-        Ok(out.loss.f_double_value(&[])? / out.tokens.max(1) as f64)
-    })
 }

@@ -1,0 +1,409 @@
+//! `nmt-train` as a data-parallel job of two processes over Gloo on loopback, launched as
+//! torchrun does (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT):
+//! - its weights after N updates equal those of one process with `update_freq = 2`;
+//! - `kill -9` of one rank makes the other exit non-zero, naming the rank, within its timeout;
+//! - a killed job resumes on the same loss curve, and with another world size only when each
+//!   update keeps its batches.
+//!
+//! The corpus is generated (a word-reordering task over a made-up vocabulary), so these tests
+//! need nothing outside the repository.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tch::Tensor;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nmt-train");
+
+/// A deterministic pseudo-random corpus: sources of 3–9 words from 40 made-up words, each
+/// target the source's words mapped one to one and reversed.
+fn write_corpus(dir: &Path, name: &str, pairs: usize, seed: u64) {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let mut src = std::fs::File::create(dir.join(format!("{name}.de"))).unwrap();
+    let mut tgt = std::fs::File::create(dir.join(format!("{name}.en"))).unwrap();
+    for _ in 0..pairs {
+        let len = 3 + next(7);
+        let words: Vec<u64> = (0..len).map(|_| next(40)).collect();
+        let s: Vec<String> = words.iter().map(|w| format!("wort{w}")).collect();
+        let t: Vec<String> = words
+            .iter()
+            .rev()
+            .map(|w| format!("word{}", (w * 7) % 40))
+            .collect();
+        writeln!(src, "{}", s.join(" ")).unwrap();
+        writeln!(tgt, "{}", t.join(" ")).unwrap();
+    }
+}
+
+/// Corpus and config in `dir`.
+fn fixture(dir: &Path) -> PathBuf {
+    write_corpus(dir, "train", 400, 1);
+    write_corpus(dir, "valid", 16, 2);
+    let cfg = dir.join("tiny.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[data]
+src_lang = "de"
+tgt_lang = "en"
+train = "train"
+valid = "valid"
+max_len = 20
+
+[vocab]
+size = 120
+
+[model]
+embed_dim = 16
+hidden_dim = 16
+encoder_layers = 2
+decoder_layers = 2
+dropout = 0.2
+
+[training]
+batch_tokens = 300
+max_epochs = 0
+max_steps = 8
+lr = 0.003
+validate_every = 4
+log_every = 1
+seed = 3
+threads = 1
+device = "cpu"
+dist_timeout_secs = 20
+"#,
+    )
+    .unwrap();
+    cfg
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// nmt-train with `args` as rank `rank` of `world` (the variables torchrun sets).
+fn rank_command(rank: usize, world: usize, port: u16, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", world.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn spawn_ranks(world: usize, args: &[&str]) -> Vec<Child> {
+    let port = free_port();
+    (0..world)
+        .map(|r| rank_command(r, world, port, args).spawn().unwrap())
+        .collect()
+}
+
+fn wait_ok(children: Vec<Child>) {
+    for (rank, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "rank {rank} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn run_alone(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn weights(run: &Path) -> BTreeMap<String, Tensor> {
+    let file = run.join("last/model/model.safetensors");
+    Tensor::read_safetensors(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .into_iter()
+        .collect()
+}
+
+fn train_log(run: &Path) -> Vec<(u64, String)> {
+    let Ok(text) = std::fs::read_to_string(run.join("train.jsonl")) else {
+        return vec![];
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
+        .collect()
+}
+
+#[test]
+fn two_ranks_make_the_updates_of_one_process_with_update_freq_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let alone = dir.path().join("alone");
+    let job = dir.path().join("job");
+
+    let out = run_alone(&[
+        "--config",
+        cfg,
+        "--run-dir",
+        alone.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        "training.update_freq=2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_ok(spawn_ranks(
+        2,
+        &[
+            "--config",
+            cfg,
+            "--run-dir",
+            job.to_str().unwrap(),
+            "--quiet",
+        ],
+    ));
+
+    let (a, b) = (weights(&alone), weights(&job));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, wa) in &a {
+        let diff = (wa - &b[name]).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "{name}: the job's weights differ by {diff}");
+    }
+    // The tolerance tells updates apart: one batch per update (other updates) ends elsewhere.
+    let other = dir.path().join("other");
+    let out = run_alone(&[
+        "--config",
+        cfg,
+        "--run-dir",
+        other.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = weights(&other);
+    let apart = a
+        .iter()
+        .map(|(name, wa)| (wa - &c[name]).abs().max().double_value(&[]))
+        .fold(0.0, f64::max);
+    assert!(
+        apart > 1e-3,
+        "other updates ended within {apart} of the job's weights"
+    );
+    // Both logged the same losses, step by step, and only rank 0 wrote logs.
+    let (la, lb) = (train_log(&alone), train_log(&job));
+    assert_eq!(la.len(), 8);
+    for ((sa, xa), (sb, xb)) in la.iter().zip(&lb) {
+        assert_eq!(sa, sb);
+        let (xa, xb): (f64, f64) = (xa.parse().unwrap(), xb.parse().unwrap());
+        assert!(
+            (xa - xb).abs() <= 1e-6,
+            "step {sa}: loss {xa} alone, {xb} in the job"
+        );
+    }
+    assert!(job.join("train.rank-1.log").is_file());
+    let valid = std::fs::read_to_string(job.join("valid.jsonl")).unwrap();
+    assert_eq!(valid.lines().count(), 2, "{valid}");
+}
+
+#[test]
+fn a_killed_rank_stops_the_other_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    let job = dir.path().join("job");
+    let mut ranks = spawn_ranks(
+        2,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            job.to_str().unwrap(),
+            "--quiet",
+            "--max-steps",
+            "100000",
+            "--set",
+            "training.dist_timeout_secs=10",
+        ],
+    );
+    let start = Instant::now();
+    while train_log(&job).len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "the job made no progress"
+        );
+        for (rank, child) in ranks.iter_mut().enumerate() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("rank {rank} exited early: {status}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut killed = ranks.pop().unwrap();
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    let killed_at = Instant::now();
+    let survivor = ranks.pop().unwrap();
+    let out = survivor.wait_with_output().unwrap();
+    let took = killed_at.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rank 0 went on without rank 1");
+    // Within the job's 10 s timeout (and the test's margin for a loaded machine).
+    assert!(
+        took < Duration::from_secs(40),
+        "rank 0 needed {took:?} to stop"
+    );
+    assert!(stderr.contains("rank 0:"), "{stderr}");
+    assert!(
+        stderr.contains("rank 1 (at step"),
+        "the error does not name rank 1: {stderr}"
+    );
+}
+
+#[test]
+fn a_killed_job_resumes_on_the_same_loss_curve_and_world_sizes_must_keep_the_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    let job = dir.path().join("job");
+    let job_str = job.to_str().unwrap();
+    let mut ranks = spawn_ranks(
+        2,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            job_str,
+            "--quiet",
+            "--max-steps",
+            "100000",
+            "--set",
+            "training.save_every=3",
+        ],
+    );
+    let start = Instant::now();
+    while train_log(&job).len() < 7 {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "the job made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for child in &mut ranks {
+        child.kill().unwrap();
+    }
+    for child in &mut ranks {
+        child.wait().unwrap();
+    }
+    let before = train_log(&job);
+    assert!(job.join("last").exists());
+
+    // One process with one batch per update would change the run's updates: refused.
+    let out = run_alone(&[
+        "--run-dir",
+        job_str,
+        "--resume",
+        "--quiet",
+        "--max-steps",
+        "12",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("from 2 batches") && stderr.contains("training.update_freq"),
+        "{stderr}"
+    );
+
+    // The same job resumed continues the same curve.
+    wait_ok(spawn_ranks(
+        2,
+        &[
+            "--run-dir",
+            job_str,
+            "--resume",
+            "--quiet",
+            "--max-steps",
+            "10",
+        ],
+    ));
+    let after = train_log(&job);
+    assert_eq!(
+        after.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    for (step, loss) in &before {
+        if *step <= 10 {
+            assert_eq!(
+                &after[*step as usize - 1].1,
+                loss,
+                "step {step} after the resume"
+            );
+        }
+    }
+    // From there, one process with update_freq = 2 makes the job's next updates.
+    let copy = dir.path().join("copy");
+    let status = Command::new("cp")
+        .args(["-r", job_str, copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_ok(spawn_ranks(
+        2,
+        &[
+            "--run-dir",
+            job_str,
+            "--resume",
+            "--quiet",
+            "--max-steps",
+            "12",
+        ],
+    ));
+    let out = run_alone(&[
+        "--run-dir",
+        copy.to_str().unwrap(),
+        "--resume",
+        "--quiet",
+        "--max-steps",
+        "12",
+        "--set",
+        "training.update_freq=2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (in_job, alone) = (train_log(&job), train_log(&copy));
+    assert_eq!(in_job.len(), 12);
+    assert_eq!(alone.len(), 12);
+    for step in [11, 12] {
+        let (a, b): (f64, f64) = (
+            alone[step - 1].1.parse().unwrap(),
+            in_job[step - 1].1.parse().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-6,
+            "step {step}: {a} alone, {b} in the job"
+        );
+    }
+}
