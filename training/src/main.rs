@@ -154,6 +154,9 @@ fn main() -> anyhow::Result<()> {
         quiet: cli.quiet,
     };
     let (outcome, run_dir) = run(&args)?;
+    if rank != 0 {
+        return Ok(());
+    }
     let best = run_dir
         .best()
         .map(|p| p.display().to_string())

@@ -407,3 +407,70 @@ fn a_killed_job_resumes_on_the_same_loss_curve_and_world_sizes_must_keep_the_upd
         );
     }
 }
+
+/// torchrun, as the README shows it (`--no-python`): its agent hosts the rendezvous store and
+/// sets the variables; the job makes the updates of one process with `update_freq = 2`.
+#[test]
+fn torchrun_launches_a_job() {
+    let torchrun = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/torchrun");
+    if !torchrun.is_file() {
+        eprintln!(
+            "NOT RUN: {} is absent (scripts/setup-libtorch.sh installs torch, which brings it)",
+            torchrun.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let job = dir.path().join("job");
+    let port = free_port().to_string();
+    let out = Command::new(&torchrun)
+        .args([
+            "--no-python",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            &port,
+            BIN,
+        ])
+        .args([
+            "--config",
+            cfg,
+            "--run-dir",
+            job.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("launcher=torchrun"), "{stderr}");
+    let alone = dir.path().join("alone");
+    let out = run_alone(&[
+        "--config",
+        cfg,
+        "--run-dir",
+        alone.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        "training.update_freq=2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, b) = (weights(&alone), weights(&job));
+    for (name, wa) in &a {
+        let diff = (wa - &b[name]).abs().max().double_value(&[]);
+        assert!(
+            diff <= 1e-5,
+            "{name}: the torchrun job's weights differ by {diff}"
+        );
+    }
+}
