@@ -49,6 +49,9 @@ COPY serving/ serving/
 COPY evaluation/ evaluation/
 COPY analysis/ analysis/
 COPY figures/ figures/
+# A workspace member (nmt-train's c10d layer): cargo reads every member's manifest, though
+# the image builds no binary that links it.
+COPY distributed/ distributed/
 # No debug info and stripped: the shipped binaries are for running, not profiling.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=symbols
