@@ -48,11 +48,15 @@ done
 [[ -n "$WORK" ]] || WORK="$(mktemp -d -t model-bench-XXXXXX)"
 echo "work folder: $WORK" >&2
 
-BENCHES=(--bench prepare --bench export_reference --bench train_throughput --bench beam_search)
+BENCHES=(--bench prepare --bench export_reference --bench beam_search)
 cargo bench -p model --no-run "${BENCHES[@]}" >&2
+cargo bench -p training --no-run --bench train_throughput >&2
 run() { # run BENCH ARGS...: the release bench binary (cargo bench builds nothing more now)
   local name="$1"; shift
-  cargo bench -q -p model --bench "$name" -- "$@"
+  # The training step lives in the training crate, the rest in the model crate.
+  local package=model
+  [[ "$name" == train_throughput ]] && package=training
+  cargo bench -q -p "$package" --bench "$name" -- "$@"
 }
 
 echo "== parity: PyTorch port vs model::Seq2Seq ==" >&2

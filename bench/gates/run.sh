@@ -28,8 +28,13 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n "$WORK" ]] || WORK="$(mktemp -d -t gates-bench-XXXXXX)"
 echo "work folder: $WORK" >&2
-cargo bench -p model --no-run --bench prepare --bench train_throughput >&2
-run() { local name="$1"; shift; cargo bench -q -p model --bench "$name" -- "$@"; }
+cargo bench -p model --no-run --bench prepare >&2
+cargo bench -p training --no-run --bench train_throughput >&2
+run() { # the training step lives in the training crate, `prepare` in the model crate
+  local name="$1" package=model; shift
+  [[ "$name" == train_throughput ]] && package=training
+  cargo bench -q -p "$package" --bench "$name" -- "$@"
+}
 [[ -f "$WORK/train_batches.safetensors" ]] || run prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" >&2
 RESULTS="$WORK/gates.jsonl"
 : > "$RESULTS"

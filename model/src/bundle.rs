@@ -541,7 +541,7 @@ impl Bundle {
     /// batches side by side (inference only: nothing may write to the weights meanwhile).
     /// The returned store must outlive the model.
     pub fn share_model(&self) -> Result<(nn::VarStore, Seq2Seq), ModelError> {
-        crate::data_parallel::share_weights(&self.vars, &self.config.model)
+        crate::seq2seq::share_weights(&self.vars, &self.config.model)
     }
 
     /// The vocabulary files of this bundle as `save` takes them: each

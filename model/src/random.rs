@@ -1,7 +1,7 @@
 //! The random numbers of a training pass on the CPU: one generator per thread.
 //!
 //! Why not libtorch's generator: it is one global CPU generator, so two threads training on
-//! the two halves of a batch ([`crate::data_parallel`]) would take their draws in whatever
+//! the two halves of a batch (nmt-train's `training::split_step`) would take their draws in whatever
 //! order the scheduler interleaves them, and a resumed run could not repeat the same loss
 //! curve. Here each thread draws from its own ChaCha8 stream, seeded with [`seed`] (the
 //! trainer does so before every batch, per worker), so dropout masks ([`crate::dropout`])

@@ -385,3 +385,33 @@ pub(crate) fn check_ids(what: &str, ids: &Tensor, vocab_size: i64) -> Result<(),
     }
     Ok(())
 }
+
+/// A second `Seq2Seq` whose parameters are views of `vars`' storage (no copy of the weights;
+/// the cost is a short-lived random initialisation). Writes to the weights (an optimizer
+/// step, loading a checkpoint in place) are seen by both. The returned store must outlive
+/// the model.
+pub fn share_weights(
+    vars: &nn::VarStore,
+    config: &ModelConfig,
+) -> Result<(nn::VarStore, Seq2Seq), ModelError> {
+    let shared = nn::VarStore::new(vars.device());
+    let model = Seq2Seq::new(&shared.root(), config)?;
+    let source = vars.variables();
+    tch::no_grad(|| {
+        for (name, mut var) in shared.variables() {
+            // Both stores are built from the same config, so the names match; `set_data`
+            // points the replica's tensor (and every alias of it, such as a tied
+            // embedding) at the original's storage, dtype included.
+            match source.get(&name) {
+                Some(original) => var.set_data(original),
+                None => {
+                    return Err(ModelError::Config(format!(
+                        "no variable {name} in the model to share"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok((shared, model))
+}

@@ -150,19 +150,17 @@ pub fn translate(
     let replicas = (1..workers)
         .map(|_| bundle.share_model())
         .collect::<Result<Vec<_>, _>>()?;
-    let threads = tch::get_num_threads();
-    let per_worker = (threads / workers as i32).max(1);
+    let share = crate::threads::IntraOpShare::new(workers);
     let next = AtomicUsize::new(0);
     let batches = &batches;
     let outcome = std::thread::scope(|scope| -> Result<(), ModelError> {
         let (tx, rx) = mpsc::channel::<(usize, Result<Vec<Vec<Hypothesis>>, ModelError>)>();
         for (vars, model) in replicas {
-            let (tx, next, beam) = (tx.clone(), &next, &beam);
+            let (tx, next, beam, share) = (tx.clone(), &next, &beam, &share);
             scope.spawn(move || {
                 // The replica's store lives as long as the model it holds.
                 let _store = vars;
-                // Intra-op thread counts are per calling thread in libtorch's OpenMP pool.
-                tch::set_num_threads(per_worker);
+                share.enter();
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(chunk) = batches.get(i) else { break };
@@ -176,7 +174,6 @@ pub fn translate(
             });
         }
         drop(tx);
-        tch::set_num_threads(per_worker);
         let mut first_error = None;
         // Turns a decoded batch into text; after a failure no more batches are handed out
         // (the helpers finish the one they hold) and the first error is what the call returns.
@@ -199,7 +196,7 @@ pub fn translate(
         }
         first_error.map_or(Ok(()), Err)
     });
-    tch::set_num_threads(threads);
+    drop(share);
     outcome?;
     Ok(results)
 }

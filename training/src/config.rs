@@ -265,7 +265,7 @@ pub struct TrainingConfig {
     /// bf16 autocast on CUDA (ignored on the CPU).
     pub bf16: bool,
     /// libtorch intra-op threads (0: libtorch's default). On a CPU each step is also split
-    /// among this many worker threads (`model::data_parallel`), one intra-op thread each.
+    /// among this many worker threads (`crate::split_step`), one intra-op thread each.
     pub threads: i32,
     /// One update from this many batches (fairseq's `--update-freq`): their gradients are
     /// summed and normalised by all their target tokens. In a job of N processes each update

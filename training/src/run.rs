@@ -24,7 +24,7 @@ use crate::data::{
     BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus, FilePair, Format,
     LengthFilter, RawPairs, ReadOptions, TokenBatcher,
 };
-use crate::seq2seq::NmtModel;
+use crate::nmt_model::NmtModel;
 use crate::trainable::DynError;
 use crate::trainer::{BleuSetup, RunOptions, TrainError, TrainOutcome, Trainer, Validation};
 

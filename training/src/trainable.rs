@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::loss::{label_smoothed_nll, LossOutput};
+use model::loss::{label_smoothed_nll, LossOutput};
 
 /// Boxed error from a model or data source the trainer does not know the type of.
 pub type DynError = Box<dyn std::error::Error + Send + Sync>;
@@ -74,7 +74,7 @@ pub trait TrainableModel {
     /// the trainer calls with the same value. Returns the loss and nll as plain values.
     ///
     /// The default runs the loss and one backward pass; a model may split the batch among
-    /// threads (the lstm-nmt network does on a CPU, see `model::data_parallel`).
+    /// threads (the lstm-nmt network does on a CPU, see `crate::split_step`).
     fn backward_gold_loss(
         &self,
         batch: &DeviceBatch,
@@ -151,6 +151,23 @@ pub struct DeviceBatch {
     pub tgt_out: Tensor,
     /// Target tokens (EOS included) of each row, on the host: [batch]
     pub tgt_lengths: Vec<i64>,
+}
+
+impl DeviceBatch {
+    /// Rows `start..start + len`, the source cut to their longest sentence (views where
+    /// possible; the lengths are copied).
+    pub fn rows(&self, start: usize, len: usize) -> Result<DeviceBatch, tch::TchError> {
+        let (s, l) = (start as i64, len as i64);
+        let src_lengths = self.src_lengths.f_narrow(0, s, l)?;
+        let longest = src_lengths.f_max()?.f_int64_value(&[])?;
+        Ok(DeviceBatch {
+            src: self.src.f_narrow(0, s, l)?.f_narrow(1, 0, longest)?,
+            src_lengths,
+            tgt_in: self.tgt_in.f_narrow(0, s, l)?,
+            tgt_out: self.tgt_out.f_narrow(0, s, l)?,
+            tgt_lengths: self.tgt_lengths[start..start + len].to_vec(),
+        })
+    }
 }
 
 /// A batch whose buffers do not match its stated dimensions.

@@ -80,7 +80,7 @@ validate_every = 12
 save_every = 4
 log_every = 1
 seed = 5
-# Two threads: each step runs as two workers on halves of the batch (model::data_parallel),
+# Two threads: each step runs as two workers on halves of the batch (training::split_step),
 # which the resume test must find exactly reproducible too.
 threads = 2
 device = "cpu"

@@ -9,82 +9,33 @@
 //!
 //! The step stays the same step: the loss is a sum over target tokens, so its gradient is
 //! the sum of the slices' gradients (added in worker order), and every worker draws its
-//! dropout masks from its own generator seeded from the step's seed ([`crate::dropout`]), so
+//! dropout masks from its own generator seeded from the step's seed (`model::dropout`), so
 //! a run is reproducible and resumes exactly whatever the threads' timing. Only the masks
 //! themselves differ from a one-worker run (other draws from the same distribution), and
 //! the sums' rounding.
+//!
+//! This splits one process's batch among threads; splitting an update among processes is
+//! [`crate::ranks`]'s (over c10d).
 
 use std::sync::Mutex;
 
 use tch::{nn, Kind, Tensor};
 
-use crate::config::ModelConfig;
-use crate::error::ModelError;
-use crate::loss::{projected_label_smoothed_nll, LossOutput};
-use crate::random;
-use crate::seq2seq::Seq2Seq;
+use model::loss::{projected_label_smoothed_nll, LossOutput};
+use model::{random, IntraOpShare, ModelConfig, ModelError, Seq2Seq};
 
-/// A teacher-forced batch, padded with the pad id.
-#[derive(Debug)]
-pub struct TeacherForced<'a> {
-    /// `[B, S]` i64
-    pub src: &'a Tensor,
-    /// `[B]` i64, each in `1..=S`
-    pub src_lengths: &'a Tensor,
-    /// `[B, T]` i64: BOS followed by the target.
-    pub tgt_in: &'a Tensor,
-    /// `[B, T]` i64: the target followed by EOS.
-    pub tgt_out: &'a Tensor,
-    /// Real target positions of each row (host values in `0..=T`).
-    pub tgt_lengths: &'a [i64],
-}
-
-/// Rows `start..start + len` of a [`TeacherForced`] batch, owned (so that a worker thread
-/// can take them), the source cut to the slice's longest sentence.
-#[derive(Debug)]
-struct RowSlice {
-    src: Tensor,
-    src_lengths: Tensor,
-    tgt_in: Tensor,
-    tgt_out: Tensor,
-    tgt_lengths: Vec<i64>,
-}
-
-impl RowSlice {
-    fn new(batch: &TeacherForced<'_>, start: usize, len: usize) -> Result<Self, ModelError> {
-        let (s, l) = (start as i64, len as i64);
-        let src_lengths = batch.src_lengths.f_narrow(0, s, l)?;
-        let longest = src_lengths.f_max()?.f_int64_value(&[])?;
-        Ok(Self {
-            src: batch.src.f_narrow(0, s, l)?.f_narrow(1, 0, longest)?,
-            src_lengths,
-            tgt_in: batch.tgt_in.f_narrow(0, s, l)?,
-            tgt_out: batch.tgt_out.f_narrow(0, s, l)?,
-            tgt_lengths: batch.tgt_lengths[start..start + len].to_vec(),
-        })
-    }
-
-    fn batch(&self) -> TeacherForced<'_> {
-        TeacherForced {
-            src: &self.src,
-            src_lengths: &self.src_lengths,
-            tgt_in: &self.tgt_in,
-            tgt_out: &self.tgt_out,
-            tgt_lengths: &self.tgt_lengths,
-        }
-    }
-}
+use crate::trainable::DeviceBatch;
 
 /// The label-smoothed loss (`epsilon`) summed over the batch's real target positions, the
 /// output projection fused with the loss ([`projected_label_smoothed_nll`]); `train` turns
 /// dropout on. Checks the batch's ids and shapes first.
 pub fn teacher_forced_loss(
     model: &Seq2Seq,
-    batch: &TeacherForced<'_>,
+    batch: &DeviceBatch,
     epsilon: f64,
     train: bool,
 ) -> Result<LossOutput, ModelError> {
-    model.check_source(batch.src, batch.src_lengths)?;
+    model.check_source(&batch.src, &batch.src_lengths)?;
     let rows = batch.src.size()[0];
     let (tgt_size, out_size) = (batch.tgt_in.size(), batch.tgt_out.size());
     let steps = tgt_size.get(1).copied().unwrap_or(0);
@@ -101,10 +52,10 @@ pub fn teacher_forced_loss(
         )));
     }
     let (attentional, positions) = model.forward_packed_attentional(
-        batch.src,
-        batch.src_lengths,
-        batch.tgt_in,
-        batch.tgt_lengths,
+        &batch.src,
+        &batch.src_lengths,
+        &batch.tgt_in,
+        &batch.tgt_lengths,
         &model.context(train),
     );
     let gold = batch
@@ -120,36 +71,6 @@ pub fn teacher_forced_loss(
         vocab::PAD_ID as i64,
         epsilon,
     )?)
-}
-
-/// A second `Seq2Seq` whose parameters are views of `vars`' storage (no copy of the weights;
-/// the cost is a short-lived random initialisation). Writes to the weights (an optimizer
-/// step, loading a checkpoint in place) are seen by both. The returned store must outlive
-/// the model.
-pub fn share_weights(
-    vars: &nn::VarStore,
-    config: &ModelConfig,
-) -> Result<(nn::VarStore, Seq2Seq), ModelError> {
-    let shared = nn::VarStore::new(vars.device());
-    let model = Seq2Seq::new(&shared.root(), config)?;
-    let source = vars.variables();
-    tch::no_grad(|| {
-        for (name, mut var) in shared.variables() {
-            // Both stores are built from the same config, so the names match; `set_data`
-            // points the replica's tensor (and every alias of it, such as a tied
-            // embedding) at the original's storage, dtype included.
-            match source.get(&name) {
-                Some(original) => var.set_data(original),
-                None => {
-                    return Err(ModelError::Config(format!(
-                        "no variable {name} in the model to share"
-                    )))
-                }
-            }
-        }
-        Ok(())
-    })?;
-    Ok((shared, model))
 }
 
 /// Splits rows into at most `parts` contiguous, non-empty slices with about the same number
@@ -184,15 +105,26 @@ fn worker_seed(seed: u64, worker: usize) -> u64 {
     seed ^ (worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Model replicas for the helper threads of [`DataParallel::backward`].
-pub struct DataParallel {
+/// Why a split step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+    #[error("a training worker thread panicked{0}")]
+    WorkerPanicked(&'static str),
+}
+
+/// Model replicas for the helper threads of [`SplitStep::backward`].
+pub struct SplitStep {
     /// `workers - 1` replicas sharing the model's weights; taken by the helper threads for
     /// the duration of a step.
     replicas: Mutex<Vec<(nn::VarStore, Seq2Seq)>>,
     workers: usize,
 }
 
-impl DataParallel {
+impl SplitStep {
     /// `workers` threads per step in all, the calling thread included (at least 1).
     pub fn new(
         vars: &nn::VarStore,
@@ -201,7 +133,7 @@ impl DataParallel {
     ) -> Result<Self, ModelError> {
         let workers = workers.max(1);
         let replicas = (1..workers)
-            .map(|_| share_weights(vars, config))
+            .map(|_| model::seq2seq::share_weights(vars, config))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             replicas: Mutex::new(replicas),
@@ -216,33 +148,32 @@ impl DataParallel {
     /// The loss of `batch` ([`teacher_forced_loss`], dropout on) and its gradient: the
     /// gradient of `loss × scale` is accumulated into the `.grad` of `vars` (the variables
     /// of `model`) as one backward pass would. The rows are split by [`split_rows`] among the
-    /// workers, each with `threads / workers` intra-op threads; `seed` fixes every worker's
-    /// dropout masks. The returned loss and nll are plain values (no graph).
+    /// workers, each with its share of the intra-op threads ([`IntraOpShare`]); `seed` fixes
+    /// every worker's dropout masks. The returned loss and nll are plain values (no graph).
     pub fn backward(
         &self,
         model: &Seq2Seq,
         vars: &nn::VarStore,
-        batch: &TeacherForced<'_>,
+        batch: &DeviceBatch,
         epsilon: f64,
         scale: f64,
         seed: u64,
-    ) -> Result<LossOutput, ModelError> {
-        let slices = split_rows(batch.tgt_lengths, self.workers);
+    ) -> Result<LossOutput, StepError> {
+        let slices = split_rows(&batch.tgt_lengths, self.workers);
         if slices.len() <= 1 {
             random::seed(seed);
             return backward_slice(model, batch, epsilon, scale);
         }
         let parts = slices
             .iter()
-            .map(|&(start, len)| RowSlice::new(batch, start, len))
+            .map(|&(start, len)| batch.rows(start, len))
             .collect::<Result<Vec<_>, _>>()?;
         let mut replicas = self
             .replicas
             .lock()
-            .map_err(|_| ModelError::Config("a training worker panicked earlier".into()))?;
+            .map_err(|_| StepError::WorkerPanicked(" in an earlier step"))?;
         let helpers: Vec<(nn::VarStore, Seq2Seq)> = replicas.drain(..slices.len() - 1).collect();
-        let threads = tch::get_num_threads();
-        let per_worker = (threads / slices.len() as i32).max(1);
+        let share = IntraOpShare::new(slices.len());
         let mut parts = parts.into_iter();
         let first = parts.next().expect("at least two slices");
         let (first_result, helper_results) = std::thread::scope(|scope| {
@@ -251,22 +182,21 @@ impl DataParallel {
                 .zip(parts)
                 .enumerate()
                 .map(|(i, (replica, part))| {
+                    let share = &share;
                     scope.spawn(move || {
-                        // Intra-op thread counts are per calling thread in libtorch's pool.
-                        tch::set_num_threads(per_worker);
+                        share.enter();
                         random::seed(worker_seed(seed, i + 1));
-                        let result = backward_slice(&replica.1, &part.batch(), epsilon, scale);
+                        let result = backward_slice(&replica.1, &part, epsilon, scale);
                         (replica, result)
                     })
                 })
                 .collect();
-            tch::set_num_threads(per_worker);
             random::seed(seed);
-            let first_result = backward_slice(model, &first.batch(), epsilon, scale);
+            let first_result = backward_slice(model, &first, epsilon, scale);
             let helper_results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
             (first_result, helper_results)
         });
-        tch::set_num_threads(threads);
+        drop(share);
         let mut outputs = vec![first_result];
         let mut used = Vec::new();
         for joined in helper_results {
@@ -275,14 +205,12 @@ impl DataParallel {
                     outputs.push(result);
                     used.push(replica);
                 }
-                Err(_) => {
-                    outputs.push(Err(ModelError::Config("a training worker panicked".into())))
-                }
+                Err(_) => outputs.push(Err(StepError::WorkerPanicked(""))),
             }
         }
         // The helpers' gradients go into the model's, in worker order, through one small
         // backward pass (Σ var ⊙ grad), which also covers a variable without a gradient yet.
-        let result = (|| -> Result<LossOutput, ModelError> {
+        let result = (|| -> Result<LossOutput, StepError> {
             let (mut loss, mut nll, mut tokens) = (0.0, 0.0, 0i64);
             for out in outputs {
                 let out = out?;
@@ -330,10 +258,10 @@ impl DataParallel {
 /// Loss of one slice, and the backward pass of `loss × scale`.
 fn backward_slice(
     model: &Seq2Seq,
-    batch: &TeacherForced<'_>,
+    batch: &DeviceBatch,
     epsilon: f64,
     scale: f64,
-) -> Result<LossOutput, ModelError> {
+) -> Result<LossOutput, StepError> {
     let out = teacher_forced_loss(model, batch, epsilon, true)?;
     out.loss.f_mul_scalar(scale)?.f_backward()?;
     Ok(LossOutput {

@@ -1,9 +1,10 @@
 //! A training step split among worker threads: the same loss and gradient as one pass,
 //! reproducible dropout, and replicas that follow the weights.
 
-use model::data_parallel::{split_rows, teacher_forced_loss, DataParallel, TeacherForced};
 use model::{AttentionKind, CellKind, ModelConfig, Seq2Seq};
 use tch::{nn, Device, Tensor};
+use training::split_step::{split_rows, teacher_forced_loss, SplitStep};
+use training::trainable::DeviceBatch;
 
 fn config(dropout: f64) -> ModelConfig {
     ModelConfig {
@@ -20,23 +21,8 @@ fn config(dropout: f64) -> ModelConfig {
     }
 }
 
-/// A batch's tensors, owned.
-struct Batch(Tensor, Tensor, Tensor, Tensor, Vec<i64>);
-
-impl Batch {
-    fn view(&self) -> TeacherForced<'_> {
-        TeacherForced {
-            src: &self.0,
-            src_lengths: &self.1,
-            tgt_in: &self.2,
-            tgt_out: &self.3,
-            tgt_lengths: &self.4,
-        }
-    }
-}
-
 /// Six rows of different lengths.
-fn batch() -> Batch {
+fn batch() -> DeviceBatch {
     let src = Tensor::from_slice(&[
         9i64, 8, 7, 3, 6, 5, 3, 0, 4, 3, 0, 0, 5, 6, 7, 3, 8, 3, 0, 0, 10, 11, 3, 0,
     ])
@@ -50,7 +36,13 @@ fn batch() -> Batch {
         5i64, 6, 7, 3, 6, 7, 3, 0, 9, 3, 0, 0, 5, 5, 8, 3, 4, 3, 0, 0, 12, 13, 3, 0,
     ])
     .view([6, 4]);
-    Batch(src, src_lengths, tgt_in, tgt_out, vec![4, 3, 2, 4, 2, 3])
+    DeviceBatch {
+        src,
+        src_lengths,
+        tgt_in,
+        tgt_out,
+        tgt_lengths: vec![4, 3, 2, 4, 2, 3],
+    }
 }
 
 fn gradients(vars: &nn::VarStore) -> Vec<(String, Tensor)> {
@@ -94,10 +86,9 @@ fn workers_compute_the_loss_and_gradient_of_one_pass() {
     tch::manual_seed(3);
     let vars = nn::VarStore::new(Device::Cpu);
     let model = Seq2Seq::new(&vars.root(), &config(0.0)).unwrap();
-    let owned = batch();
-    let b = owned.view();
+    let b = batch();
     let scale = 1.0 / 18.0;
-    let parallel = DataParallel::new(&vars, &config(0.0), 3).unwrap();
+    let parallel = SplitStep::new(&vars, &config(0.0), 3).unwrap();
     for round in 0..2 {
         zero_grads(&vars);
         let one = teacher_forced_loss(&model, &b, 0.1, true).unwrap();
@@ -135,9 +126,8 @@ fn dropout_masks_depend_on_the_seed_only() {
     tch::manual_seed(4);
     let vars = nn::VarStore::new(Device::Cpu);
     let model = Seq2Seq::new(&vars.root(), &config(0.3)).unwrap();
-    let owned = batch();
-    let b = owned.view();
-    let parallel = DataParallel::new(&vars, &config(0.3), 2).unwrap();
+    let b = batch();
+    let parallel = SplitStep::new(&vars, &config(0.3), 2).unwrap();
     let run = |seed: u64| {
         zero_grads(&vars);
         let out = parallel

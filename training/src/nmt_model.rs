@@ -8,20 +8,9 @@ use model::bundle::{self, BundleConfig, BundleContents, BundleMetadata, WeightsD
 use model::search::{self, MaxLength};
 use model::{ModelConfig, Seq2Seq};
 
-use crate::loss::LossOutput;
+use crate::split_step::{teacher_forced_loss, SplitStep};
 use crate::trainable::{BundleInfo, DeviceBatch, DynError, TrainableModel};
-use model::data_parallel::{teacher_forced_loss, DataParallel, TeacherForced};
-
-/// The model crate's view of a batch.
-fn teacher_forced(batch: &DeviceBatch) -> TeacherForced<'_> {
-    TeacherForced {
-        src: &batch.src,
-        src_lengths: &batch.src_lengths,
-        tgt_in: &batch.tgt_in,
-        tgt_out: &batch.tgt_out,
-        tgt_lengths: &batch.tgt_lengths,
-    }
-}
+use model::loss::LossOutput;
 
 /// A `Seq2Seq` with its variables and what its bundles hold besides weights.
 pub struct NmtModel {
@@ -34,7 +23,7 @@ pub struct NmtModel {
     data_fingerprint: Option<String>,
     /// Replicas for the training step's worker threads, made at the first step (their
     /// weights are views of `vars`, so loading weights in place keeps them current).
-    parallel: std::sync::Mutex<Option<DataParallel>>,
+    parallel: std::sync::Mutex<Option<SplitStep>>,
 }
 
 impl NmtModel {
@@ -113,16 +102,11 @@ impl TrainableModel for NmtModel {
         train: bool,
         epsilon: f64,
     ) -> Result<LossOutput, DynError> {
-        Ok(teacher_forced_loss(
-            &self.net,
-            &teacher_forced(batch),
-            epsilon,
-            train,
-        )?)
+        Ok(teacher_forced_loss(&self.net, batch, epsilon, train)?)
     }
 
     /// On a CPU, one worker thread per intra-op thread, each on a slice of the rows
-    /// (`model::data_parallel`); on a GPU, one.
+    /// (`crate::split_step`); on a GPU, one.
     fn backward_gold_loss(
         &self,
         batch: &DeviceBatch,
@@ -140,17 +124,10 @@ impl TrainableModel for NmtModel {
             .lock()
             .map_err(|_| "a training worker panicked earlier")?;
         if parallel.as_ref().is_none_or(|p| p.workers() != workers) {
-            *parallel = Some(DataParallel::new(&self.vars, &self.config.model, workers)?);
+            *parallel = Some(SplitStep::new(&self.vars, &self.config.model, workers)?);
         }
         let parallel = parallel.as_ref().expect("set just above");
-        Ok(parallel.backward(
-            &self.net,
-            &self.vars,
-            &teacher_forced(batch),
-            epsilon,
-            scale,
-            seed,
-        )?)
+        Ok(parallel.backward(&self.net, &self.vars, batch, epsilon, scale, seed)?)
     }
 
     fn greedy(

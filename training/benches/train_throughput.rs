@@ -9,16 +9,17 @@
 //! steps before those changes.
 //!
 //! With more than one thread, the step is split among worker threads as nmt-train does
-//! (`model::data_parallel`; `--workers 1` for one pass with all threads).
+//! (`training::split_step`; `--workers 1` for one pass with all threads).
 //!
 //! Prints one JSON line with the throughput and where the time went
 //! (forward / loss / backward / optimizer, measured with the CPU's synchronous ops; with the
 //! fused loss, "loss" includes the output projection and its gradient GEMMs; with workers,
 //! forward, loss and backward run together and count as "backward").
 //!
-//! `cargo bench -p model --bench train_throughput -- --bundle DIR --batches FILE`
+//! `cargo bench -p training --bench train_throughput -- --bundle DIR --batches FILE`
 
-#[path = "common/mod.rs"]
+// The exchange files of the model crate's benchmarks (the `prepare` bench writes the batches).
+#[path = "../../model/benches/common/mod.rs"]
 mod common;
 
 use std::path::PathBuf;
@@ -27,11 +28,12 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 use model::bundle::load_weights;
-use model::data_parallel::{DataParallel, TeacherForced};
 use model::loss::{label_smoothed_nll, projected_label_smoothed_nll};
 use model::Seq2Seq;
 use tch::nn::{self, OptimizerConfig};
 use tch::Device;
+use training::split_step::SplitStep;
+use training::trainable::DeviceBatch;
 
 #[derive(Parser, Debug)]
 #[command(about = "Training steps per second of the Rust model on fixed batches")]
@@ -67,7 +69,7 @@ struct Args {
     #[arg(long)]
     padded: bool,
     /// Worker threads per step, each on a slice of the batch's rows with threads / workers
-    /// intra-op threads (`model::data_parallel`, what nmt-train does on a CPU); default: one
+    /// intra-op threads (`training::split_step`, what nmt-train does on a CPU); default: one
     /// per thread. Ignored with --logits-loss and --padded (one pass, as before).
     #[arg(long)]
     workers: Option<usize>,
@@ -132,7 +134,7 @@ fn main() -> Result<()> {
         args.workers.unwrap_or(args.threads.max(1) as usize)
     };
     let parallel = (workers > 1)
-        .then(|| DataParallel::new(&vars, &config.model, workers))
+        .then(|| SplitStep::new(&vars, &config.model, workers))
         .transpose()?;
 
     let mut step = |b: &common::TrainBatch, phases: &mut Phases| {
@@ -140,12 +142,12 @@ fn main() -> Result<()> {
         if let Some(parallel) = &parallel {
             // Forward, loss and backward happen together in the workers: one phase.
             opt.zero_grad();
-            let batch = TeacherForced {
-                src: &b.src,
-                src_lengths: &b.src_lengths,
-                tgt_in: &b.tgt_in,
-                tgt_out: &b.tgt_out,
-                tgt_lengths: &b.tgt_lengths,
+            let batch = DeviceBatch {
+                src: b.src.shallow_clone(),
+                src_lengths: b.src_lengths.shallow_clone(),
+                tgt_in: b.tgt_in.shallow_clone(),
+                tgt_out: b.tgt_out.shallow_clone(),
+                tgt_lengths: b.tgt_lengths.clone(),
             };
             let seed = model::random::seed_from_libtorch();
             let out = parallel
