@@ -8,12 +8,16 @@
 //! The corpus is generated (a word-reordering task over a made-up vocabulary), so these tests
 //! need nothing outside the repository.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::train_log;
 
 use tch::Tensor;
 
@@ -132,21 +136,39 @@ fn run_alone(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// One process with `update_freq = 2` on `cfg`, into `run`: the updates a 2-rank job makes.
+fn train_alone_update_freq_2(cfg: &str, run: &Path) {
+    let out = run_alone(&[
+        "--config",
+        cfg,
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        "training.update_freq=2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails unless every weight of the `last` checkpoints of runs `a` and `b` is within 1e-5.
+fn assert_same_weights(a: &Path, b: &Path) {
+    let (a, b) = (weights(a), weights(b));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, wa) in &a {
+        let diff = (wa - &b[name]).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "{name}: the job's weights differ by {diff}");
+    }
+}
+
 fn weights(run: &Path) -> BTreeMap<String, Tensor> {
     let file = run.join("last/model/model.safetensors");
     Tensor::read_safetensors(&file)
         .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
         .into_iter()
-        .collect()
-}
-
-fn train_log(run: &Path) -> Vec<(u64, String)> {
-    let Ok(text) = std::fs::read_to_string(run.join("train.jsonl")) else {
-        return vec![];
-    };
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
         .collect()
 }
 
@@ -158,20 +180,7 @@ fn two_ranks_make_the_updates_of_one_process_with_update_freq_2() {
     let alone = dir.path().join("alone");
     let job = dir.path().join("job");
 
-    let out = run_alone(&[
-        "--config",
-        cfg,
-        "--run-dir",
-        alone.to_str().unwrap(),
-        "--quiet",
-        "--set",
-        "training.update_freq=2",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_alone_update_freq_2(cfg, &alone);
     wait_ok(spawn_ranks(
         2,
         &[
@@ -183,12 +192,8 @@ fn two_ranks_make_the_updates_of_one_process_with_update_freq_2() {
         ],
     ));
 
-    let (a, b) = (weights(&alone), weights(&job));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, wa) in &a {
-        let diff = (wa - &b[name]).abs().max().double_value(&[]);
-        assert!(diff <= 1e-5, "{name}: the job's weights differ by {diff}");
-    }
+    assert_same_weights(&alone, &job);
+    let a = weights(&alone);
     // The tolerance tells updates apart: one batch per update (other updates) ends elsewhere.
     let other = dir.path().join("other");
     let out = run_alone(&[
@@ -228,11 +233,9 @@ fn two_ranks_make_the_updates_of_one_process_with_update_freq_2() {
     assert_eq!(valid.lines().count(), 2, "{valid}");
 }
 
-#[test]
-fn a_killed_rank_stops_the_other_with_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = fixture(dir.path());
-    let job = dir.path().join("job");
+/// A 2-rank job on `cfg` into `job`, told to run for ever (and `set`, one more override),
+/// returned once `steps` updates are logged; fails if a rank exits first.
+fn job_running_until(cfg: &Path, job: &Path, set: &str, steps: usize) -> Vec<Child> {
     let mut ranks = spawn_ranks(
         2,
         &[
@@ -244,11 +247,11 @@ fn a_killed_rank_stops_the_other_with_an_error_naming_it() {
             "--max-steps",
             "100000",
             "--set",
-            "training.dist_timeout_secs=10",
+            set,
         ],
     );
     let start = Instant::now();
-    while train_log(&job).len() < 3 {
+    while train_log(job).len() < steps {
         assert!(
             start.elapsed() < Duration::from_secs(240),
             "the job made no progress"
@@ -260,6 +263,15 @@ fn a_killed_rank_stops_the_other_with_an_error_naming_it() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    ranks
+}
+
+#[test]
+fn a_killed_rank_stops_the_other_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    let job = dir.path().join("job");
+    let mut ranks = job_running_until(&cfg, &job, "training.dist_timeout_secs=10", 3);
     let mut killed = ranks.pop().unwrap();
     killed.kill().unwrap(); // SIGKILL
     killed.wait().unwrap();
@@ -287,28 +299,7 @@ fn a_killed_job_resumes_on_the_same_loss_curve_and_world_sizes_must_keep_the_upd
     let cfg = fixture(dir.path());
     let job = dir.path().join("job");
     let job_str = job.to_str().unwrap();
-    let mut ranks = spawn_ranks(
-        2,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            job_str,
-            "--quiet",
-            "--max-steps",
-            "100000",
-            "--set",
-            "training.save_every=3",
-        ],
-    );
-    let start = Instant::now();
-    while train_log(&job).len() < 7 {
-        assert!(
-            start.elapsed() < Duration::from_secs(240),
-            "the job made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut ranks = job_running_until(&cfg, &job, "training.save_every=3", 7);
     for child in &mut ranks {
         child.kill().unwrap();
     }
@@ -451,26 +442,6 @@ fn torchrun_launches_a_job() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("launcher=torchrun"), "{stderr}");
     let alone = dir.path().join("alone");
-    let out = run_alone(&[
-        "--config",
-        cfg,
-        "--run-dir",
-        alone.to_str().unwrap(),
-        "--quiet",
-        "--set",
-        "training.update_freq=2",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (a, b) = (weights(&alone), weights(&job));
-    for (name, wa) in &a {
-        let diff = (wa - &b[name]).abs().max().double_value(&[]);
-        assert!(
-            diff <= 1e-5,
-            "{name}: the torchrun job's weights differ by {diff}"
-        );
-    }
+    train_alone_update_freq_2(cfg, &alone);
+    assert_same_weights(&alone, &job);
 }

@@ -1,10 +1,14 @@
 //! The `nmt-train` binary: a run killed with SIGKILL mid-training and resumed continues the
 //! same loss curve; bad invocations fail with a clear message.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::train_log;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nmt-train");
 const MULTI30K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/multi30k");
@@ -90,16 +94,6 @@ device = "cpu"
     )
     .unwrap();
     cfg
-}
-
-fn train_log(run: &Path) -> Vec<(u64, String)> {
-    let Ok(text) = std::fs::read_to_string(run.join("train.jsonl")) else {
-        return vec![];
-    };
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
-        .collect()
 }
 
 #[test]

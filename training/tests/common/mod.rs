@@ -208,3 +208,15 @@ pub fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// `(step, loss as written)` of every record of `<run>/train.jsonl` (empty when absent), for
+/// the tests that compare loss curves across kills and resumes.
+pub fn train_log(run: &Path) -> Vec<(u64, String)> {
+    let Ok(text) = std::fs::read_to_string(run.join("train.jsonl")) else {
+        return vec![];
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v["step"].as_u64()?, v["loss"].to_string())))
+        .collect()
+}
