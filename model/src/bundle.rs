@@ -67,7 +67,8 @@ pub struct BundleMetadata {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
-/// How weights are stored on disk. Loading always gives float32 weights.
+/// How weights are stored on disk. Loading always gives float32 weights. (On the command
+/// line: `f16`, `f32`; see [`crate::cli`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WeightsDtype {
     #[default]
@@ -77,16 +78,14 @@ pub enum WeightsDtype {
 }
 
 /// The number type a loaded model computes in (whatever its weights are stored in).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ComputeDtype {
     /// 32-bit floats, as trained.
     #[default]
-    #[value(name = "float32", alias = "f32")]
     Float32,
     /// bfloat16 weights and activations; log-probabilities and scores stay float32. Faster
     /// where the hardware multiplies bf16 (x86 CPUs with AMX or AVX512-BF16, recent GPUs);
     /// a few outputs change (docs/BENCHMARKS.md).
-    #[value(name = "bfloat16", alias = "bf16")]
     Bfloat16,
 }
 
@@ -102,9 +101,15 @@ impl ComputeDtype {
 impl std::str::FromStr for ComputeDtype {
     type Err = String;
 
+    /// `float32` (or `f32`), `bfloat16` (or `bf16`), in any case, spaces around ignored.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        <Self as clap::ValueEnum>::from_str(s.trim(), true)
-            .map_err(|_| format!("invalid compute dtype {s:?}: expected float32 or bfloat16"))
+        match s.trim().to_ascii_lowercase().as_str() {
+            "float32" | "f32" => Ok(Self::Float32),
+            "bfloat16" | "bf16" => Ok(Self::Bfloat16),
+            _ => Err(format!(
+                "invalid compute dtype {s:?}: expected float32 or bfloat16"
+            )),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod beam;
 pub mod bundle;
 pub mod cell;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod compress;
 pub mod config;
