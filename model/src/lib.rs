@@ -25,6 +25,8 @@ pub mod random;
 pub mod rnn;
 pub mod search;
 pub mod seq2seq;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod translate;
 
 pub use bundle::Bundle;
