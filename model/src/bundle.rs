@@ -310,7 +310,7 @@ fn encode_codebook(
 ) -> Result<(Tensor, Tensor, i64, Option<Tensor>), ModelError> {
     let n = t.size()[0];
     if rows.start < 0 || rows.end > n || rows.start >= rows.end {
-        return Err(ModelError::Config(format!(
+        return Err(ModelError::Input(format!(
             "weight {name}: rows {rows:?} outside its {n} rows"
         )));
     }
@@ -321,7 +321,7 @@ fn encode_codebook(
         .internal_unique(true, true);
     let k = levels.size()[0];
     if k > MAX_LEVELS {
-        return Err(ModelError::Config(format!(
+        return Err(ModelError::Input(format!(
             "weight {name} has {k} distinct values in the rows to store as codes (at most \
              {MAX_LEVELS}); round more coarsely or clip (--clip) to bound the values"
         )));
@@ -725,10 +725,10 @@ pub fn compress_low_rank(
                 let (base, part) = ["_svd_u", "_svd_v", "_svd_rest"]
                     .iter()
                     .find_map(|suffix| name.strip_suffix(suffix).map(|b| (b, *suffix)))
-                    .ok_or_else(|| ModelError::Config(format!("no weight for {name}")))?;
+                    .ok_or_else(|| ModelError::Input(format!("no weight for {name}")))?;
                 let w = source
                     .get(base)
-                    .ok_or_else(|| ModelError::Config(format!("no weight {base} to factor")))?;
+                    .ok_or_else(|| ModelError::Input(format!("no weight {base} to factor")))?;
                 let range = low_rank.row_range(hidden, w.size()[0]);
                 let (chosen, rest) = crate::cell::split_rows(w, &range, 0);
                 if !factored.contains_key(base) {
@@ -740,7 +740,7 @@ pub fn compress_low_rank(
                     "_svd_u" => u.shallow_clone(),
                     "_svd_v" => v.shallow_clone(),
                     _ => rest.ok_or_else(|| {
-                        ModelError::Config(format!("{name}: every row of {base} is factored"))
+                        ModelError::Input(format!("{name}: every row of {base} is factored"))
                     })?,
                 }
             };
@@ -776,7 +776,7 @@ pub fn average(
     dtype: WeightsDtype,
 ) -> Result<Bundle, ModelError> {
     let Some(first_dir) = inputs.first() else {
-        return Err(ModelError::Config(
+        return Err(ModelError::Input(
             "give at least one bundle to average".into(),
         ));
     };
