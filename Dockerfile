@@ -47,6 +47,7 @@ COPY model/ model/
 COPY training/ training/
 COPY serving/ serving/
 COPY evaluation/ evaluation/
+COPY nmt-eval/ nmt-eval/
 COPY analysis/ analysis/
 COPY figures/ figures/
 # A workspace member (nmt-train's c10d layer): cargo reads every member's manifest, though
@@ -60,7 +61,7 @@ RUN --mount=type=cache,id=lstm-nmt-cargo-registry,target=/usr/local/cargo/regist
     cargo build --release --locked \
       -p serving --bin nmt-serve \
       -p model --bin nmt-translate \
-      -p evaluation --bin nmt-eval \
+      -p nmt-eval --bin nmt-eval \
  && mkdir -p /out/bin \
  && cp target/release/nmt-serve target/release/nmt-translate target/release/nmt-eval /out/bin/
 

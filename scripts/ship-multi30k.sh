@@ -20,7 +20,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 best="$RUN/best/model"
 [[ -f "$best/config.json" ]] || { echo "ship-multi30k: no best checkpoint in $RUN" >&2; exit 1; }
-cargo build --release -q -p model --bin nmt-bundle -p evaluation --bin nmt-eval
+cargo build --release -q -p model --bin nmt-bundle -p nmt-eval --bin nmt-eval
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ship-multi30k.XXXXXX")
 trap 'rm -rf "$work"' EXIT

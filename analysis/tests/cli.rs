@@ -33,7 +33,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     let lines: Vec<&str> = DE.iter().chain(EN).copied().collect();
-    model::bundle::write_untrained_bundle(&bundle, &lines, 60, ("de", "en"), 4).unwrap();
+    model::testing::write_untrained_bundle(&bundle, &lines, 60, ("de", "en"), 4).unwrap();
     let src = dir.path().join("toy.de");
     let tgt = dir.path().join("toy.en");
     std::fs::write(&src, DE.join("\n") + "\n").unwrap();
@@ -93,7 +93,7 @@ fn is_png_and_svg(stem: &Path) {
 fn gates_writes_histograms_summary_and_figures_for_each_bundle() {
     let f = fixture();
     let other = f.dir.path().join("other");
-    model::bundle::write_untrained_bundle(
+    model::testing::write_untrained_bundle(
         &other,
         &DE.iter().chain(EN).copied().collect::<Vec<_>>(),
         60,
@@ -330,7 +330,7 @@ fn bad_input_is_a_clear_error() {
         &["cannot load model bundle"],
     );
     let fr = f.dir.path().join("fr");
-    model::bundle::write_untrained_bundle(
+    model::testing::write_untrained_bundle(
         &fr,
         &DE.iter().chain(EN).copied().collect::<Vec<_>>(),
         60,

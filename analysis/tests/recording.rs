@@ -49,7 +49,7 @@ fn bundle(dir: &Path, cell: CellKind) -> Bundle {
         min_frequency: 1,
         ..Default::default()
     };
-    model::bundle::write_untrained_bundle_with(dir, &lines, &train, ("de", "en"), 7, |m| {
+    model::testing::write_untrained_bundle_with(dir, &lines, &train, ("de", "en"), 7, |m| {
         model::ModelConfig {
             cell,
             hidden_dim: 12,

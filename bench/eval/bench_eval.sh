@@ -53,7 +53,7 @@ bench("sentence_bleu", sent)
 PY
 
 echo "== end to end (process start, file reading, scoring; median of $RUNS)"
-cargo build -q --release -p evaluation --bin nmt-eval
+cargo build -q --release -p nmt-eval --bin nmt-eval
 BIN=${CARGO_TARGET_DIR:-target}/release/nmt-eval
 time_cmd() {  # name, command...
   local name=$1; shift

@@ -25,7 +25,6 @@
 
 pub mod bleu;
 pub mod chrf;
-pub mod cli;
 pub mod error;
 pub mod io;
 pub mod report;

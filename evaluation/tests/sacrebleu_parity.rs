@@ -9,6 +9,7 @@
 //! If sacreBLEU cannot be installed the tests fail: they never pass without
 //! comparing.
 
+#[path = "../../test-support/sacrebleu.rs"]
 mod support;
 
 use std::path::Path;

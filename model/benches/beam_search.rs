@@ -111,7 +111,7 @@ fn main() -> Result<()> {
                             .map_err(|_| anyhow::anyhow!("poisoned"))?
                             .pop_front();
                         let Some(b) = next else { break };
-                        let hyps = beam_search(&model, &b.src, &b.lengths, opts);
+                        let hyps = beam_search(&model, &b.src, &b.lengths, opts)?;
                         let index: Vec<i64> = Vec::try_from(&b.index)?;
                         let best = hyps
                             .into_iter()

@@ -162,7 +162,7 @@ fn main() -> Result<()> {
             max_length: MaxLength { a: 1.5, b: 10 },
             ..Default::default()
         };
-        let hyps = beam_search_general(&model, &batch.src, &batch.src_lengths, &opts);
+        let hyps = beam_search_general(&model, &batch.src, &batch.src_lengths, &opts)?;
         let beam: Vec<serde_json::Value> = hyps
             .iter()
             .map(|n| serde_json::json!({"tokens": n[0].tokens, "score": n[0].score}))

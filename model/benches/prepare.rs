@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use model::bundle::write_untrained_bundle_with;
+use model::testing::write_untrained_bundle_with;
 use model::{Bundle, ModelConfig};
 use tch::Device;
 

@@ -67,7 +67,8 @@ pub struct BundleMetadata {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
-/// How weights are stored on disk. Loading always gives float32 weights.
+/// How weights are stored on disk. Loading always gives float32 weights. (On the command
+/// line: `f16`, `f32`; see [`crate::cli`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WeightsDtype {
     #[default]
@@ -77,16 +78,14 @@ pub enum WeightsDtype {
 }
 
 /// The number type a loaded model computes in (whatever its weights are stored in).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ComputeDtype {
     /// 32-bit floats, as trained.
     #[default]
-    #[value(name = "float32", alias = "f32")]
     Float32,
     /// bfloat16 weights and activations; log-probabilities and scores stay float32. Faster
     /// where the hardware multiplies bf16 (x86 CPUs with AMX or AVX512-BF16, recent GPUs);
     /// a few outputs change (docs/BENCHMARKS.md).
-    #[value(name = "bfloat16", alias = "bf16")]
     Bfloat16,
 }
 
@@ -102,9 +101,15 @@ impl ComputeDtype {
 impl std::str::FromStr for ComputeDtype {
     type Err = String;
 
+    /// `float32` (or `f32`), `bfloat16` (or `bf16`), in any case, spaces around ignored.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        <Self as clap::ValueEnum>::from_str(s.trim(), true)
-            .map_err(|_| format!("invalid compute dtype {s:?}: expected float32 or bfloat16"))
+        match s.trim().to_ascii_lowercase().as_str() {
+            "float32" | "f32" => Ok(Self::Float32),
+            "bfloat16" | "bf16" => Ok(Self::Bfloat16),
+            _ => Err(format!(
+                "invalid compute dtype {s:?}: expected float32 or bfloat16"
+            )),
+        }
     }
 }
 
@@ -305,7 +310,7 @@ fn encode_codebook(
 ) -> Result<(Tensor, Tensor, i64, Option<Tensor>), ModelError> {
     let n = t.size()[0];
     if rows.start < 0 || rows.end > n || rows.start >= rows.end {
-        return Err(ModelError::Config(format!(
+        return Err(ModelError::Input(format!(
             "weight {name}: rows {rows:?} outside its {n} rows"
         )));
     }
@@ -316,7 +321,7 @@ fn encode_codebook(
         .internal_unique(true, true);
     let k = levels.size()[0];
     if k > MAX_LEVELS {
-        return Err(ModelError::Config(format!(
+        return Err(ModelError::Input(format!(
             "weight {name} has {k} distinct values in the rows to store as codes (at most \
              {MAX_LEVELS}); round more coarsely or clip (--clip) to bound the values"
         )));
@@ -720,10 +725,10 @@ pub fn compress_low_rank(
                 let (base, part) = ["_svd_u", "_svd_v", "_svd_rest"]
                     .iter()
                     .find_map(|suffix| name.strip_suffix(suffix).map(|b| (b, *suffix)))
-                    .ok_or_else(|| ModelError::Config(format!("no weight for {name}")))?;
+                    .ok_or_else(|| ModelError::Input(format!("no weight for {name}")))?;
                 let w = source
                     .get(base)
-                    .ok_or_else(|| ModelError::Config(format!("no weight {base} to factor")))?;
+                    .ok_or_else(|| ModelError::Input(format!("no weight {base} to factor")))?;
                 let range = low_rank.row_range(hidden, w.size()[0]);
                 let (chosen, rest) = crate::cell::split_rows(w, &range, 0);
                 if !factored.contains_key(base) {
@@ -735,7 +740,7 @@ pub fn compress_low_rank(
                     "_svd_u" => u.shallow_clone(),
                     "_svd_v" => v.shallow_clone(),
                     _ => rest.ok_or_else(|| {
-                        ModelError::Config(format!("{name}: every row of {base} is factored"))
+                        ModelError::Input(format!("{name}: every row of {base} is factored"))
                     })?,
                 }
             };
@@ -771,7 +776,7 @@ pub fn average(
     dtype: WeightsDtype,
 ) -> Result<Bundle, ModelError> {
     let Some(first_dir) = inputs.first() else {
-        return Err(ModelError::Config(
+        return Err(ModelError::Input(
             "give at least one bundle to average".into(),
         ));
     };
@@ -830,98 +835,4 @@ pub fn average(
         dtype,
         &WeightStorage::default(),
     )
-}
-
-/// Writes a small, randomly initialised bundle with a joint vocabulary
-/// trained on `lines`: a real bundle in every respect but its weights. For
-/// tests and smoke checks of the tools that load bundles.
-pub fn write_untrained_bundle(
-    dir: &Path,
-    lines: &[&str],
-    vocab_size: usize,
-    langs: (&str, &str),
-    seed: i64,
-) -> Result<BundleConfig, ModelError> {
-    let train = vocab::TrainConfig {
-        vocab_size,
-        min_frequency: 1,
-        ..Default::default()
-    };
-    write_untrained_bundle_with(dir, lines.iter().copied(), &train, langs, seed, |m| m)
-}
-
-/// [`write_untrained_bundle`] with any vocabulary settings and architecture:
-/// `shape` gets a small default (embedding and hidden size 16, no dropout,
-/// shared embeddings, sized to the trained vocabulary) and returns the
-/// architecture to build (benchmarks use the presets' shapes).
-pub fn write_untrained_bundle_with<I, S>(
-    dir: &Path,
-    lines: I,
-    train: &vocab::TrainConfig,
-    (src_lang, tgt_lang): (&str, &str),
-    seed: i64,
-    shape: impl FnOnce(ModelConfig) -> ModelConfig,
-) -> Result<BundleConfig, ModelError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    let joint = vocab::train_lines(train, lines)?;
-    let scratch = tempfile_dir(dir)?;
-    let vocab_path = scratch.join("vocab.json");
-    vocab::Vocab::save(&joint, &vocab_path)?;
-    let n = vocab::Vocab::len(&joint) as i64;
-    tch::manual_seed(seed);
-    let vars = nn::VarStore::new(Device::Cpu);
-    let model = shape(ModelConfig {
-        embed_dim: 16,
-        hidden_dim: 16,
-        dropout: 0.0,
-        share_embeddings: true,
-        ..ModelConfig::new(n, n)
-    });
-    Seq2Seq::new(&vars.root(), &model)?;
-    let config = BundleConfig {
-        format_version: FORMAT_VERSION,
-        src_lang: src_lang.into(),
-        tgt_lang: tgt_lang.into(),
-        src_vocab: "vocab.json".into(),
-        tgt_vocab: "vocab.json".into(),
-        model,
-    };
-    let metadata = BundleMetadata {
-        format_version: FORMAT_VERSION,
-        ..Default::default()
-    };
-    let files = vec![("vocab.json".to_string(), vocab_path)];
-    let result = save(
-        dir,
-        &BundleContents {
-            config: &config,
-            metadata: &metadata,
-            vars: &vars,
-            vocab_files: &files,
-            dtype: WeightsDtype::Float32,
-        },
-    );
-    let _ = fs::remove_dir_all(&scratch);
-    result.map(|()| config)
-}
-
-/// A scratch directory beside `dir` (same filesystem), removed by the caller.
-fn tempfile_dir(dir: &Path) -> Result<PathBuf, ModelError> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
-    let scratch = parent.join(format!(
-        ".scratch-{}-{}",
-        std::process::id(),
-        dir.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    fs::create_dir_all(&scratch).map_err(|e| ModelError::io(&scratch, e))?;
-    Ok(scratch)
 }

@@ -1,16 +1,61 @@
-//! Command-line pieces shared by the binaries that decode (`nmt-translate`,
-//! `nmt-eval translate`): decoding flags and reading input text.
+//! Command-line pieces of the binaries that use this crate (feature `cli`, on by default;
+//! library users take `default-features = false` and get no clap or indicatif): the
+//! decoding flags and input reading of `nmt-translate` and `nmt-eval translate`, their
+//! progress bar, and the command-line names of the library's enums (`clap::ValueEnum`,
+//! implemented here rather than derived on the types, so that the types carry no CLI
+//! concern).
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::beam::{BeamOptions, LengthPenalty, UnkPolicy};
-use crate::bundle::ComputeDtype;
+use crate::bundle::{ComputeDtype, WeightsDtype};
+use crate::compress::ParamSet;
 use crate::gates::GateInference;
 use crate::search::MaxLength;
 use crate::translate::TranslateOptions;
+
+/// `impl ValueEnum` for a library enum: each variant with its command-line name, then
+/// optionally `alias "..."` and `help "..."` (shown by `--help`).
+macro_rules! value_enum {
+    ($ty:ident { $($variant:ident => $name:literal $(alias $alias:literal)? $(help $help:literal)?),+ $(,)? }) => {
+        impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($ty::$variant),+]
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(match self {
+                    $($ty::$variant => PossibleValue::new($name)$(.alias($alias))?$(.help($help))?,)+
+                })
+            }
+        }
+    };
+}
+
+value_enum!(ComputeDtype {
+    Float32 => "float32" alias "f32" help "32-bit floats, as trained",
+    Bfloat16 => "bfloat16" alias "bf16" help "bfloat16 weights and activations; log-probabilities \
+        and scores stay float32. Faster where the hardware multiplies bf16 (x86 CPUs with AMX or \
+        AVX512-BF16, recent GPUs); a few outputs change (docs/BENCHMARKS.md)",
+});
+value_enum!(GateInference {
+    Soft => "soft" help "The gate function's value (for `gumbel`, plain `σ(α)`)",
+    Hard => "hard" help "Steps: 1 where the pre-activation is ≥ 0, else 0",
+});
+value_enum!(WeightsDtype {
+    Float16 => "f16",
+    Float32 => "f32",
+});
+value_enum!(ParamSet {
+    Gates => "gates",
+    Recurrent => "recurrent",
+    All => "all",
+});
 
 /// Length penalty formula.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -176,7 +221,21 @@ pub fn read_text_lines(input: Option<&Path>) -> Result<Vec<String>, String> {
     Ok(lines)
 }
 
-/// The default model bundle, relative to the working directory.
-pub fn default_model_dir() -> PathBuf {
-    PathBuf::from("checkpoints/multi30k-de-en")
+/// The progress bar of a translation of `sentences` sentences; hidden with `quiet`. The
+/// template is a constant: an error is a bug, for the caller to show rather than hide.
+pub fn translation_progress(
+    sentences: usize,
+    quiet: bool,
+) -> Result<ProgressBar, indicatif::style::TemplateError> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(sentences as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sentences ({per_sec}, eta {eta})",
+        )?,
+    );
+    Ok(bar)
 }

@@ -82,14 +82,14 @@ impl RoundClip {
     /// Refuses a step or clip that is not a positive finite number.
     pub fn check(&self) -> Result<(), ModelError> {
         if !(self.round.is_finite() && self.round > 0.0) {
-            return Err(ModelError::Config(format!(
+            return Err(ModelError::Input(format!(
                 "--round must be a positive number, got {}",
                 self.round
             )));
         }
         if let Some(c) = self.clip {
             if !(c.is_finite() && c > 0.0) {
-                return Err(ModelError::Config(format!(
+                return Err(ModelError::Input(format!(
                     "--clip must be a positive number, got {c}"
                 )));
             }
@@ -133,7 +133,7 @@ pub fn round_clip(
 /// (fairseq's `average_checkpoints`). Every store must have the same variables and shapes.
 pub fn average_into(target: &nn::VarStore, sources: &[&nn::VarStore]) -> Result<(), ModelError> {
     if sources.is_empty() {
-        return Err(ModelError::Config("nothing to average".into()));
+        return Err(ModelError::Input("nothing to average".into()));
     }
     let target_vars = target.variables();
     let all: Vec<_> = sources.iter().map(|s| s.variables()).collect();
@@ -142,10 +142,10 @@ pub fn average_into(target: &nn::VarStore, sources: &[&nn::VarStore]) -> Result<
             let mut sum = Tensor::zeros(var.size(), (Kind::Double, var.device()));
             for (i, vars) in all.iter().enumerate() {
                 let t = vars.get(name).ok_or_else(|| {
-                    ModelError::Config(format!("checkpoint {} has no weight {name}", i + 1))
+                    ModelError::Input(format!("checkpoint {} has no weight {name}", i + 1))
                 })?;
                 if t.size() != var.size() {
-                    return Err(ModelError::Config(format!(
+                    return Err(ModelError::Input(format!(
                         "weight {name}: shape {:?} in checkpoint {}, {:?} in the first",
                         t.size(),
                         i + 1,
@@ -167,7 +167,7 @@ pub fn average_into(target: &nn::VarStore, sources: &[&nn::VarStore]) -> Result<
 pub fn low_rank_factors(w: &Tensor, rank: i64) -> Result<(Tensor, Tensor), ModelError> {
     let (r, c) = (w.size()[0], w.size()[1]);
     if rank < 1 || rank > r.min(c) {
-        return Err(ModelError::Config(format!(
+        return Err(ModelError::Input(format!(
             "rank {rank} for a {r}×{c} matrix: it must be in 1..={}",
             r.min(c)
         )));

@@ -83,44 +83,76 @@ pub enum AttentionKind {
     Mlp,
 }
 
-/// Everything needed to rebuild the network's shapes.
+/// Everything needed to rebuild the network's shapes: a bundle's `config.json` `model`, and
+/// a training config's `[model]` (without the vocabulary sizes, which come from the
+/// vocabulary). A missing key takes its value from [`ModelConfig::default`], the one set of
+/// defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// Source vocabulary size; 0 until the vocabulary is known (a training config's
+    /// `[model]` leaves it out).
+    #[serde(skip_serializing_if = "is_unset")]
     pub src_vocab_size: i64,
+    /// Target vocabulary size; 0 until the vocabulary is known.
+    #[serde(skip_serializing_if = "is_unset")]
     pub tgt_vocab_size: i64,
     pub embed_dim: i64,
     /// Hidden size of each direction of the encoder, and of the decoder.
     pub hidden_dim: i64,
     pub encoder_layers: i64,
     pub decoder_layers: i64,
-    #[serde(default = "default_true")]
     pub bidirectional: bool,
     /// Dropout on embeddings, between recurrent layers and before the output projection.
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
-    #[serde(default)]
+    /// `lstm` or `gru` (the older `fused-lstm` and `fused-gru` still load).
     pub cell: CellKind,
-    #[serde(default)]
+    /// `auto`, `fused` or `step`.
     pub executor: Executor,
-    /// The gate mode (G2-LSTM's Gumbel gates, the sharpened sigmoid, or standard).
-    #[serde(default)]
+    /// The gate mode (G2-LSTM's Gumbel gates, the sharpened sigmoid, or standard):
+    /// `kind`, `temperature`, `noise_prob`, `inference`.
     pub gates: GateConfig,
-    #[serde(default)]
+    /// `dot`, `general` or `mlp`.
     pub attention: AttentionKind,
     /// Feed the previous attentional vector into the next decoder step (Luong et al. 2015).
-    #[serde(default = "default_true")]
     pub input_feeding: bool,
     /// One embedding matrix for source and target (joint vocabulary only).
-    #[serde(default)]
     pub share_embeddings: bool,
     /// Tie the decoder's input embedding with the output projection.
-    #[serde(default)]
     pub tie_output: bool,
     /// Recurrent matrices stored and run as rank-K factors (`nmt-bundle compress
     /// --svd-rank K`); absent in trained models.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub low_rank: Option<LowRank>,
+}
+
+impl Default for ModelConfig {
+    /// The defaults of every key (vocabulary sizes unset): a small model, 2+2 bidirectional
+    /// LSTM layers of 256 with Luong `general` attention and input feeding.
+    fn default() -> Self {
+        Self {
+            src_vocab_size: 0,
+            tgt_vocab_size: 0,
+            embed_dim: 256,
+            hidden_dim: 256,
+            encoder_layers: 2,
+            decoder_layers: 2,
+            bidirectional: true,
+            dropout: 0.3,
+            cell: CellKind::Lstm,
+            executor: Executor::Auto,
+            gates: GateConfig::default(),
+            attention: AttentionKind::General,
+            input_feeding: true,
+            share_embeddings: false,
+            tie_output: false,
+            low_rank: None,
+        }
+    }
+}
+
+fn is_unset(size: &i64) -> bool {
+    *size == 0
 }
 
 /// Which rows of every recurrent layer's input and recurrent matrices are replaced by rank-K
@@ -162,34 +194,18 @@ impl LowRank {
     }
 }
 
-fn default_true() -> bool {
-    true
-}
-
-fn default_dropout() -> f64 {
-    0.3
-}
-
 impl ModelConfig {
-    /// A small default, overridden field by field by configs.
+    /// The defaults with these vocabulary sizes.
     pub fn new(src_vocab_size: i64, tgt_vocab_size: i64) -> Self {
+        Self::default().with_vocab_sizes(src_vocab_size, tgt_vocab_size)
+    }
+
+    /// This architecture with these vocabulary sizes.
+    pub fn with_vocab_sizes(&self, src_vocab_size: i64, tgt_vocab_size: i64) -> Self {
         Self {
             src_vocab_size,
             tgt_vocab_size,
-            embed_dim: 256,
-            hidden_dim: 256,
-            encoder_layers: 2,
-            decoder_layers: 2,
-            bidirectional: true,
-            dropout: 0.3,
-            cell: CellKind::Lstm,
-            executor: Executor::Auto,
-            gates: GateConfig::default(),
-            attention: AttentionKind::General,
-            input_feeding: true,
-            share_embeddings: false,
-            tie_output: false,
-            low_rank: None,
+            ..self.clone()
         }
     }
 

@@ -8,6 +8,10 @@ pub enum ModelError {
     /// The architecture description is inconsistent.
     #[error("invalid model config: {0}")]
     Config(String),
+    /// What a caller hands to the model is unusable: a batch of the wrong shape, kind or
+    /// ids, or compression and averaging settings or weights that do not fit.
+    #[error("invalid input: {0}")]
+    Input(String),
     /// A bundle file is missing, unreadable, truncated or does not match the config.
     #[error("{path}: {message}")]
     Bundle { path: PathBuf, message: String },

@@ -63,7 +63,7 @@ impl GateKind {
 }
 
 /// What the input and forget gates are at inference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum GateInference {
     /// The gate function's value (for `gumbel`, plain `σ(α)`).

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod beam;
 pub mod bundle;
 pub mod cell;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod compress;
 pub mod config;
@@ -23,6 +24,8 @@ pub mod random;
 pub mod rnn;
 pub mod search;
 pub mod seq2seq;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod threads;
 pub mod translate;
 

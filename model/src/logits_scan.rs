@@ -4,10 +4,10 @@
 //! Beam search needs exactly these two things from each `[V]` row of logits. Done with
 //! libtorch ops they are `logsumexp` (a max, a subtraction, an `exp` and a sum, each a
 //! pass over the whole `[rows, V]` tensor, which is far larger than the cache, plus a
-//! temporary of that size) and `topk` (another pass); on the 2-core CPU they took 27 % of
-//! a single-threaded beam-5 search. Here each row is read while it is still in the L1
-//! cache from the pass before: one pass finds the maximum and the best `k`, one sums
-//! `exp(logit - max)`.
+//! temporary of that size) and `topk` (another pass): a large share of a beam-5 search on
+//! the CPU (the figures: docs/BENCHMARKS.md, "one scan per row of the logits"). Here each
+//! row is read while it is still in the L1 cache from the pass before: one pass finds the
+//! maximum and the best `k`, one sums `exp(logit - max)`.
 //!
 //! Written by hand because no crate offers this fused scan; the exponential is Cephes'
 //! `expf` polynomial written branch-free so that the compiler vectorises it (the standard
@@ -38,20 +38,22 @@ pub struct RowScan {
 /// `log_softmax` followed by the bans would). On the CPU in float32 one fused scan per row
 /// ([`scan_logits`]); elsewhere libtorch's `logsumexp` and `topk`, which overwrite the
 /// banned columns of `logits` with -inf.
-pub fn best_per_row(logits: &Tensor, k: usize, banned: &[u32]) -> (Vec<f32>, Vec<i64>) {
+pub fn best_per_row(
+    logits: &Tensor,
+    k: usize,
+    banned: &[u32],
+) -> Result<(Vec<f32>, Vec<i64>), tch::TchError> {
     if let Some(scan) = scan_logits(logits, k, banned) {
-        return (scan.log_probs, scan.tokens);
+        return Ok((scan.log_probs, scan.tokens));
     }
     let log_norm = logits.logsumexp([-1i64].as_slice(), true);
     for &id in banned {
         let _ = logits.select(1, id as i64).fill_(f64::NEG_INFINITY);
     }
     let (best, tokens) = logits.topk(k as i64, -1, true, true);
-    let best: Vec<f32> =
-        Vec::try_from((best - &log_norm).to_device(Device::Cpu).view([-1])).unwrap_or_default();
-    let tokens: Vec<i64> =
-        Vec::try_from(tokens.to_device(Device::Cpu).view([-1])).unwrap_or_default();
-    (best, tokens)
+    let best: Vec<f32> = Vec::try_from((best - &log_norm).to_device(Device::Cpu).view([-1]))?;
+    let tokens: Vec<i64> = Vec::try_from(tokens.to_device(Device::Cpu).view([-1]))?;
+    Ok((best, tokens))
 }
 
 /// Scans a `[rows, V]` float32 tensor of logits on the CPU. `banned` tokens are never

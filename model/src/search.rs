@@ -1,7 +1,9 @@
-//! Decoding: greedy search (beam search joins it here).
+//! Decoding: greedy search, and what every search returns ([`Hypothesis`]); beam search is
+//! in [`crate::beam`].
 
 use tch::{Kind, Tensor};
 
+use crate::error::ModelError;
 use crate::logits_scan::best_per_row;
 use crate::seq2seq::Seq2Seq;
 
@@ -50,11 +52,10 @@ pub fn greedy(
     lengths: &Tensor,
     max_len: MaxLength,
     keep_attention: bool,
-) -> Vec<Hypothesis> {
+) -> Result<Vec<Hypothesis>, ModelError> {
     tch::no_grad(|| {
         let batch = src.size()[0];
-        let lengths_vec: Vec<i64> =
-            Vec::try_from(lengths.to_device(tch::Device::Cpu)).unwrap_or_default();
+        let lengths_vec: Vec<i64> = Vec::try_from(lengths.to_device(tch::Device::Cpu))?;
         let limits: Vec<i64> = lengths_vec.iter().map(|&l| max_len.for_source(l)).collect();
         let mut hyps: Vec<Hypothesis> = (0..batch)
             .map(|_| Hypothesis {
@@ -75,14 +76,13 @@ pub fn greedy(
         while !active.is_empty() {
             let step = model.search_step(prepared.as_ref(), &prev, &state, &enc, &ctx);
             let logits = model.project(&step.attentional).to_kind(Kind::Float);
-            let (best, ids) = best_per_row(&logits, 1, &[]);
+            let (best, ids) = best_per_row(&logits, 1, &[])?;
             let attention: Vec<Vec<f32>> = if keep_attention {
                 Vec::try_from(
                     step.attention
                         .to_device(tch::Device::Cpu)
                         .to_kind(Kind::Float),
-                )
-                .unwrap_or_default()
+                )?
             } else {
                 vec![]
             };
@@ -117,6 +117,6 @@ pub fn greedy(
                 prev = Tensor::from_slice(&ids).to_device(src.device());
             }
         }
-        hyps
+        Ok(hyps)
     })
 }

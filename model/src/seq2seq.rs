@@ -102,7 +102,7 @@ impl Seq2Seq {
     pub fn check_source(&self, src: &Tensor, lengths: &Tensor) -> Result<(), ModelError> {
         let size = src.size();
         if size.len() != 2 || lengths.size() != [size[0]] {
-            return Err(ModelError::Config(format!(
+            return Err(ModelError::Input(format!(
                 "source batch must be [B, S] with lengths [B], got {size:?} and {:?}",
                 lengths.size()
             )));
@@ -114,7 +114,7 @@ impl Seq2Seq {
                 lengths.max().int64_value(&[]),
             );
             if min < 1 || max > size[1] {
-                return Err(ModelError::Config(format!(
+                return Err(ModelError::Input(format!(
                     "source lengths must be in 1..={}, got {min}..={max}",
                     size[1]
                 )));
@@ -370,7 +370,7 @@ impl Seq2Seq {
 /// Every id must index the embedding: `0 <= id < vocab_size`.
 pub(crate) fn check_ids(what: &str, ids: &Tensor, vocab_size: i64) -> Result<(), ModelError> {
     if ids.kind() != Kind::Int64 {
-        return Err(ModelError::Config(format!(
+        return Err(ModelError::Input(format!(
             "{what} ids must be int64, got {:?}",
             ids.kind()
         )));
@@ -378,7 +378,7 @@ pub(crate) fn check_ids(what: &str, ids: &Tensor, vocab_size: i64) -> Result<(),
     if ids.numel() > 0 {
         let (min, max) = (ids.min().int64_value(&[]), ids.max().int64_value(&[]));
         if min < 0 || max >= vocab_size {
-            return Err(ModelError::Config(format!(
+            return Err(ModelError::Input(format!(
                 "{what} ids must be in 0..{vocab_size}, got {min}..={max}"
             )));
         }

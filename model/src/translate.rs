@@ -225,12 +225,7 @@ fn decode_batch(
     )
     .to_device(device);
     model.check_source(&src, &lengths)?;
-    Ok(beam_search(
-        model,
-        &src,
-        &lengths.to_kind(Kind::Int64),
-        beam,
-    ))
+    beam_search(model, &src, &lengths.to_kind(Kind::Int64), beam)
 }
 
 /// Text, score, alternatives and (when asked for) attention of one sentence's n-best list.

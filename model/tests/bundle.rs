@@ -352,7 +352,7 @@ fn atomic_writes_replace_whole_or_not_at_all() {
 fn untrained_bundles_load_and_translate() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tiny");
-    let config = bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
+    let config = model::testing::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
     let loaded = Bundle::load(&dir, Device::Cpu).unwrap();
     assert_eq!(loaded.config, config);
     assert_eq!(loaded.src_vocab.len() as i64, config.model.src_vocab_size);
@@ -585,7 +585,7 @@ fn convert_writes_a_float16_copy_that_keeps_everything_else() {
 fn bfloat16_compute_converts_every_weight_and_stays_close() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tiny");
-    bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
+    model::testing::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
     let mut loaded = Bundle::load(&dir, Device::Cpu).unwrap();
     let reference = logits(&loaded.model);
     let texts = vec![
@@ -660,7 +660,7 @@ fn unknown_tokens_are_replaced_by_the_most_attended_source_token() {
     use model::search::MaxLength;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tiny");
-    bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
+    model::testing::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), 3).unwrap();
     let loaded = Bundle::load(&dir, Device::Cpu).unwrap();
     // A model that says <unk> at every step.
     tch::no_grad(|| {

@@ -24,7 +24,7 @@ const LINES: &[&str] = &[
 
 fn original(root: &Path, seed: i64) -> PathBuf {
     let dir = root.join(format!("original-{seed}"));
-    bundle::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), seed).unwrap();
+    model::testing::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), seed).unwrap();
     dir
 }
 
@@ -520,7 +520,7 @@ fn factored_bundles_compute_what_their_dense_equivalent_does() {
             min_frequency: 1,
             ..Default::default()
         };
-        model::bundle::write_untrained_bundle_with(
+        model::testing::write_untrained_bundle_with(
             &dense_dir,
             LINES,
             &train,

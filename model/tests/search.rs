@@ -2,10 +2,28 @@
 
 mod common;
 
-use model::beam::{beam_search, beam_search_general, BeamOptions, LengthPenalty, UnkPolicy};
-use model::search::{greedy, MaxLength};
+use model::beam::{self, BeamOptions, LengthPenalty, UnkPolicy};
+use model::search::{self, Hypothesis, MaxLength};
 use model::{ModelConfig, Seq2Seq};
 use tch::{nn, Device, Tensor};
+
+// The searches of these tests never fail: their results, unwrapped.
+fn greedy(m: &Seq2Seq, src: &Tensor, len: &Tensor, max: MaxLength, att: bool) -> Vec<Hypothesis> {
+    search::greedy(m, src, len, max, att).unwrap()
+}
+
+fn beam_search(m: &Seq2Seq, src: &Tensor, len: &Tensor, o: &BeamOptions) -> Vec<Vec<Hypothesis>> {
+    beam::beam_search(m, src, len, o).unwrap()
+}
+
+fn beam_search_general(
+    m: &Seq2Seq,
+    src: &Tensor,
+    len: &Tensor,
+    o: &BeamOptions,
+) -> Vec<Vec<Hypothesis>> {
+    beam::beam_search_general(m, src, len, o).unwrap()
+}
 
 fn fixed_model(seed: i64) -> (nn::VarStore, Seq2Seq) {
     common::with_seed(seed, random_model)

@@ -14,7 +14,7 @@ const LINES: &[&str] = &[
 
 fn bundle(dir: &std::path::Path) -> std::path::PathBuf {
     let b = dir.join("bundle");
-    model::bundle::write_untrained_bundle(&b, LINES, 40, ("de", "en"), 5).unwrap();
+    model::testing::write_untrained_bundle(&b, LINES, 40, ("de", "en"), 5).unwrap();
     b
 }
 

@@ -150,7 +150,7 @@ env CARGO_TARGET_DIR="$BUILD_DIR" \
     "${RUSTFLAGS_EXTRA[@]}" \
     nice -n 10 cargo build --release -j "$JOBS" \
         --config "patch.crates-io.torch-sys.path=\"$BASE/torch-sys\"" \
-        -p model -p training -p evaluation --bins
+        -p model -p training -p nmt-eval --bins
 
 # the torch-sys build must have used the 2.11 tree
 grep -qx "cargo:libtorch_lib=$BASE/torch/lib" "$BUILD_DIR"/release/build/torch-sys-*/output

@@ -1,6 +1,6 @@
 //! Writes a randomly initialised bundle of a realistic size, for the serving
 //! load benchmark (bench/serve/run.sh) before a trained model exists. Like
-//! `model::bundle::write_untrained_bundle`, but with the architecture chosen
+//! `model::testing::write_untrained_bundle`, but with the architecture chosen
 //! on the command line instead of a 16-unit toy.
 //!
 //! `cargo run --release -p serving --example untrained_bundle -- --out DIR --lines a.txt --lines b.txt`
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use model::bundle::write_untrained_bundle_with;
+use model::testing::write_untrained_bundle_with;
 use model::ModelConfig;
 
 /// Write an untrained (random-weight) bundle.

@@ -69,16 +69,35 @@ impl CorpusParts {
     }
 }
 
-/// File format of the corpora (`auto` guesses from each file name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum CorpusFormat {
-    #[default]
-    Auto,
-    Plain,
-    IwsltTags,
-    IwsltXml,
-    WmtSgml,
+/// `data.format`: a corpus [`Format`], or `"auto"` (`None`: guessed from each file name).
+mod format_or_auto {
+    use serde::de::{Deserialize, Deserializer, Error, IntoDeserializer};
+    use serde::ser::{Serialize, Serializer};
+
+    use crate::data::Format;
+
+    const AUTO: &str = "auto";
+    /// What the key takes, for the error on anything else.
+    const CHOICES: &[&str] = &[AUTO, "plain", "iwslt-tags", "iwslt-xml", "wmt-sgml"];
+
+    pub fn serialize<S: Serializer>(format: &Option<Format>, s: S) -> Result<S::Ok, S::Error> {
+        match format {
+            None => s.serialize_str(AUTO),
+            Some(f) => f.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Format>, D::Error> {
+        let name = String::deserialize(d)?;
+        if name == AUTO {
+            return Ok(None);
+        }
+        let known: Result<Format, serde::de::value::Error> =
+            Format::deserialize(name.as_str().into_deserializer());
+        known
+            .map(Some)
+            .map_err(|_| D::Error::unknown_variant(&name, CHOICES))
+    }
 }
 
 /// `[data]`: where the parallel text is and how to filter it.
@@ -89,8 +108,10 @@ pub struct DataConfig {
     pub tgt_lang: String,
     pub train: CorpusParts,
     pub valid: CorpusParts,
-    #[serde(default)]
-    pub format: CorpusFormat,
+    /// `auto` (`None`: guessed from each file name), `plain`, `iwslt-tags`, `iwslt-xml` or
+    /// `wmt-sgml`.
+    #[serde(default, with = "format_or_auto")]
+    pub format: Option<crate::data::Format>,
     /// Skip (and count) malformed lines instead of failing.
     #[serde(default)]
     pub skip_bad_lines: bool,
@@ -118,15 +139,6 @@ pub enum VocabMode {
     Load,
 }
 
-/// Subword model to train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum VocabKind {
-    #[default]
-    Unigram,
-    Bpe,
-}
-
 /// `[vocab]`: train one (on the training corpus) or load one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -134,8 +146,8 @@ pub struct VocabConfig {
     pub mode: VocabMode,
     /// One vocabulary for both languages (needed for `model.share_embeddings`).
     pub joint: bool,
-    /// `train`: the subword model.
-    pub kind: VocabKind,
+    /// `train`: the subword algorithm (`unigram` or `bpe`).
+    pub kind: vocab::ModelType,
     /// `train`: vocabulary size, special tokens included.
     pub size: usize,
     /// `train`: use at most this many training sentences per side (0: all).
@@ -152,74 +164,13 @@ impl Default for VocabConfig {
         Self {
             mode: VocabMode::Train,
             joint: true,
-            kind: VocabKind::Unigram,
+            kind: vocab::ModelType::Unigram,
             size: 8000,
             max_sentences: 0,
             path: None,
             src_path: None,
             tgt_path: None,
         }
-    }
-}
-
-/// `[model]`: the architecture, i.e. `model::ModelConfig` without the vocabulary sizes (they
-/// come from the vocabulary). Kept as plain values here and turned into a `ModelConfig` through
-/// its own serde form ([`ModelSection::to_json`]), so the model crate alone decides what is valid.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelSection {
-    pub embed_dim: i64,
-    /// Hidden size of each encoder direction and of the decoder.
-    pub hidden_dim: i64,
-    pub encoder_layers: i64,
-    pub decoder_layers: i64,
-    pub bidirectional: bool,
-    pub dropout: f64,
-    /// `lstm` or `gru` (the older `fused-lstm` and `fused-gru` still load).
-    pub cell: model::CellKind,
-    /// `auto`, `fused` or `step` (`model::Executor`).
-    pub executor: model::Executor,
-    /// `[model.gates]`: `kind = "standard" | "gumbel" | "sharpened"`, `temperature`,
-    /// `noise_prob`, `inference = "soft" | "hard"` (`model::GateConfig`).
-    pub gates: model::GateConfig,
-    /// `dot`, `general` or `mlp`.
-    pub attention: String,
-    pub input_feeding: bool,
-    /// One embedding matrix for both languages (joint vocabulary only).
-    pub share_embeddings: bool,
-    /// Tie the decoder input embedding with the output projection.
-    pub tie_output: bool,
-}
-
-impl Default for ModelSection {
-    fn default() -> Self {
-        Self {
-            embed_dim: 256,
-            hidden_dim: 256,
-            encoder_layers: 2,
-            decoder_layers: 2,
-            bidirectional: true,
-            dropout: 0.3,
-            cell: model::CellKind::Lstm,
-            executor: model::Executor::Auto,
-            gates: model::GateConfig::default(),
-            attention: "general".into(),
-            input_feeding: true,
-            share_embeddings: false,
-            tie_output: false,
-        }
-    }
-}
-
-impl ModelSection {
-    /// The model configuration in `model::ModelConfig`'s serde form, with the vocabulary sizes.
-    pub fn to_json(&self, src_vocab_size: i64, tgt_vocab_size: i64) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("src_vocab_size".into(), src_vocab_size.into());
-            obj.insert("tgt_vocab_size".into(), tgt_vocab_size.into());
-        }
-        v
     }
 }
 
@@ -318,8 +269,11 @@ pub struct Config {
     pub data: DataConfig,
     #[serde(default)]
     pub vocab: VocabConfig,
+    /// `[model]`: the architecture; every key has `model::ModelConfig`'s default. The
+    /// vocabulary sizes come from the vocabulary and `low_rank` from `nmt-bundle compress`,
+    /// so neither may be set here.
     #[serde(default)]
-    pub model: ModelSection,
+    pub model: model::ModelConfig,
     #[serde(default)]
     pub training: TrainingConfig,
 }
@@ -470,17 +424,27 @@ impl Config {
                 format!("{} must be in [0, 1)", self.model.dropout),
             );
         }
+        for (key, set) in [
+            ("model.src_vocab_size", self.model.src_vocab_size != 0),
+            ("model.tgt_vocab_size", self.model.tgt_vocab_size != 0),
+        ] {
+            if set {
+                return err(key, "comes from the vocabulary; leave it out".into());
+            }
+        }
+        if self.model.low_rank.is_some() {
+            return err(
+                "model.low_rank",
+                "low-rank models are made from trained ones by `nmt-bundle compress \
+                 --svd-rank`, not trained"
+                    .into(),
+            );
+        }
         // The model crate alone decides which architectures are valid (fused kernels with
         // Gumbel gates, dot attention with a bidirectional encoder, ...): ask it now, with
         // stand-in vocabulary sizes, rather than after the vocabulary is trained.
-        let stand_in = self.model.to_json(8, 8);
-        match serde_json::from_value::<model::ModelConfig>(stand_in) {
-            Ok(m) => {
-                if let Err(e) = m.validate() {
-                    return err("model", e.to_string());
-                }
-            }
-            Err(e) => return err("model", e.to_string()),
+        if let Err(e) = self.model.with_vocab_sizes(8, 8).validate() {
+            return err("model", e.to_string());
         }
         if self.model.share_embeddings && !self.vocab.joint {
             return err(

@@ -138,7 +138,7 @@ impl TrainableModel for NmtModel {
         b: i64,
     ) -> Result<Vec<Vec<i64>>, DynError> {
         self.net.check_source(src, src_lengths)?;
-        let hyps = search::greedy(&self.net, src, src_lengths, MaxLength { a, b }, false);
+        let hyps = search::greedy(&self.net, src, src_lengths, MaxLength { a, b }, false)?;
         Ok(hyps
             .into_iter()
             .map(|h| h.tokens.into_iter().map(i64::from).collect())

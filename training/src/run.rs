@@ -16,13 +16,10 @@ use std::path::{Path, PathBuf};
 use tch::Device;
 
 use crate::checkpoint::{write_atomic, CheckpointError, RunDir};
-use crate::config::{
-    Config, ConfigError, CorpusFormat, CorpusPart, CorpusParts, VocabKind, VocabMode,
-};
+use crate::config::{Config, ConfigError, CorpusPart, CorpusParts, VocabMode};
 use crate::corpus_source::{ordered_batches, CorpusBatches};
 use crate::data::{
-    BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus, FilePair, Format,
-    LengthFilter, RawPairs, ReadOptions, TokenBatcher,
+    BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus, FilePair, LengthFilter, RawPairs, ReadOptions, TokenBatcher,
 };
 use crate::nmt_model::NmtModel;
 use crate::trainable::DynError;
@@ -133,16 +130,9 @@ fn corpus_spec(parts: &CorpusParts, src_lang: &str, tgt_lang: &str) -> CorpusSpe
 }
 
 fn read_options(cfg: &Config) -> ReadOptions {
-    let format = match cfg.data.format {
-        CorpusFormat::Auto => None,
-        CorpusFormat::Plain => Some(Format::Plain),
-        CorpusFormat::IwsltTags => Some(Format::IwsltTags),
-        CorpusFormat::IwsltXml => Some(Format::IwsltXml),
-        CorpusFormat::WmtSgml => Some(Format::WmtSgml),
-    };
     ReadOptions {
         skip_bad_lines: cfg.data.skip_bad_lines,
-        format,
+        format: cfg.data.format,
         ..Default::default()
     }
 }
@@ -236,10 +226,7 @@ fn train_vocab(cfg: &Config, dir: &Path) -> Result<(), RunError> {
         raw.len()
     };
     let tc = vocab::TrainConfig {
-        model: match v.kind {
-            VocabKind::Unigram => vocab::ModelType::Unigram,
-            VocabKind::Bpe => vocab::ModelType::Bpe,
-        },
+        model: v.kind,
         vocab_size: v.size,
         ..Default::default()
     };
@@ -426,11 +413,9 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
     let mut data = CorpusBatches::new(corpus, batcher);
     let (valid_batches, refs) = read_valid(&cfg, &vocabs)?;
 
-    let model_json = cfg
+    let model_cfg = cfg
         .model
-        .to_json(vocabs.src.len() as i64, vocabs.tgt.len() as i64);
-    let model_cfg: model::ModelConfig = serde_json::from_value(model_json)
-        .map_err(|e| RunError::Model(format!("[model] section: {e}")))?;
+        .with_vocab_sizes(vocabs.src.len() as i64, vocabs.tgt.len() as i64);
     // The initial weights come from libtorch's generator: seed it for a reproducible start.
     tch::manual_seed(cfg.training.seed as i64);
     let model = NmtModel::new(

@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::special::SPECIAL_PIECES;
 use crate::VocabError;
 
-/// Which subword model a vocabulary is.
+/// Which subword model a loaded vocabulary is: the algorithm it was trained with (as
+/// [`crate::ModelType`] names it) for a `tokenizer.json`, or a SentencePiece file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VocabKind {
     /// Hugging Face `tokenizers` Unigram model (`tokenizer.json`).

@@ -17,6 +17,8 @@
 //! ```
 
 pub mod error;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod hf;
 pub mod interface;
 pub mod load;

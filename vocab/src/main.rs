@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use vocab::stream::{decode_stream, encode_stream, EncodeOutput};
 use vocab::{load, train_files, ModelType, TrainConfig, Vocab, SPECIAL_PIECES};
 
@@ -13,14 +13,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Model {
-    /// SentencePiece-style unigram language model.
-    Unigram,
-    /// Byte-pair encoding.
-    Bpe,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Train a vocabulary on raw text files (one sentence per line) and save
@@ -28,7 +20,7 @@ enum Command {
     Train {
         /// Subword algorithm.
         #[arg(long, value_enum, default_value = "unigram")]
-        model: Model,
+        model: ModelType,
         /// Number of ids, the 4 special ones (pad, unk, bos, eos) included.
         #[arg(long, default_value_t = 8000)]
         vocab_size: usize,
@@ -99,10 +91,7 @@ fn main() -> anyhow::Result<()> {
             output,
         } => {
             let config = TrainConfig {
-                model: match model {
-                    Model::Unigram => ModelType::Unigram,
-                    Model::Bpe => ModelType::Bpe,
-                },
+                model,
                 vocab_size,
                 min_frequency,
                 character_coverage,

@@ -19,10 +19,13 @@ use crate::hf::{metaspace, normalizer, HfVocab, METASPACE};
 use crate::special::{NUM_SPECIAL, SPECIAL_PIECES, UNK_ID};
 use crate::VocabError;
 
-/// Which subword algorithm to train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which subword algorithm to train: the one spelling of it, for `nmt-vocab train --model`
+/// (see [`crate::cli`]) and a training config's `vocab.kind` (serde: `unigram`, `bpe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelType {
     /// SentencePiece-style unigram language model (Kudo 2018).
+    #[default]
     Unigram,
     /// Byte-pair encoding over characters (Sennrich et al. 2016).
     Bpe,

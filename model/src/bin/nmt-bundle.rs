@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use model::bundle::{self, WeightsDtype};
 use model::compress::{ParamSet, RoundClip};
 use model::config::LowRankRows;
@@ -35,8 +35,8 @@ enum Command {
         /// Directory to write (replaced atomically when it exists).
         output: PathBuf,
         /// Stored weight type.
-        #[arg(long, value_enum, default_value_t = Dtype::F16)]
-        dtype: Dtype,
+        #[arg(long, value_enum, default_value_t = WeightsDtype::Float16)]
+        dtype: WeightsDtype,
     },
     /// Write a copy of a bundle with weights compressed (bundle format 2; every tool loads
     /// it like any other). `--round R` rounds the chosen weights to multiples of R,
@@ -65,11 +65,11 @@ enum Command {
         /// Which weights: the input- and forget-gate rows of every recurrent layer's input
         /// and recurrent matrices (gates, what the paper compressed), all rows of those
         /// matrices (recurrent), or every weight (all).
-        #[arg(long, value_enum, default_value_t = Params::Gates)]
-        params: Params,
+        #[arg(long, value_enum, default_value_t = ParamSet::Gates)]
+        params: ParamSet,
         /// Stored type of the other weights.
-        #[arg(long, value_enum, default_value_t = Dtype::F16)]
-        dtype: Dtype,
+        #[arg(long, value_enum, default_value_t = WeightsDtype::Float16)]
+        dtype: WeightsDtype,
     },
     /// Average the weights of several checkpoints of one run (same architecture and
     /// vocabulary) into a new bundle: BUNDLE... OUTPUT.
@@ -78,41 +78,9 @@ enum Command {
         #[arg(num_args = 2.., required = true)]
         paths: Vec<PathBuf>,
         /// Stored weight type.
-        #[arg(long, value_enum, default_value_t = Dtype::F16)]
-        dtype: Dtype,
+        #[arg(long, value_enum, default_value_t = WeightsDtype::Float16)]
+        dtype: WeightsDtype,
     },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Params {
-    Gates,
-    Recurrent,
-    All,
-}
-
-impl From<Params> for ParamSet {
-    fn from(p: Params) -> Self {
-        match p {
-            Params::Gates => ParamSet::Gates,
-            Params::Recurrent => ParamSet::Recurrent,
-            Params::All => ParamSet::All,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Dtype {
-    F16,
-    F32,
-}
-
-impl From<Dtype> for WeightsDtype {
-    fn from(d: Dtype) -> Self {
-        match d {
-            Dtype::F16 => WeightsDtype::Float16,
-            Dtype::F32 => WeightsDtype::Float32,
-        }
-    }
 }
 
 fn main() -> Result<()> {
@@ -127,7 +95,7 @@ fn main() -> Result<()> {
             output,
             dtype,
         } => {
-            let converted = bundle::convert(&input, &output, dtype.into()).with_context(|| {
+            let converted = bundle::convert(&input, &output, dtype).with_context(|| {
                 format!("cannot convert {} to {}", input.display(), output.display())
             })?;
             println!("{}", serde_json::to_string_pretty(&describe(&converted)?)?);
@@ -145,19 +113,19 @@ fn main() -> Result<()> {
                 (Some(round), _) => bundle::compress_round_clip(
                     &input,
                     &output,
-                    params.into(),
+                    params,
                     RoundClip { round, clip },
-                    dtype.into(),
+                    dtype,
                 ),
                 (None, Some(rank)) => {
                     let rows = match params {
-                        Params::Gates => LowRankRows::Gates,
-                        Params::Recurrent => LowRankRows::All,
-                        Params::All => bail!(
+                        ParamSet::Gates => LowRankRows::Gates,
+                        ParamSet::Recurrent => LowRankRows::All,
+                        ParamSet::All => bail!(
                             "--svd-rank factors recurrent matrices: give --params gates or recurrent"
                         ),
                     };
-                    bundle::compress_low_rank(&input, &output, rows, rank, dtype.into())
+                    bundle::compress_low_rank(&input, &output, rows, rank, dtype)
                 }
                 // clap requires one of the two.
                 (None, None) => bail!("give --round or --svd-rank"),
@@ -174,7 +142,7 @@ fn main() -> Result<()> {
         Command::Average { mut paths, dtype } => {
             // clap's num_args = 2.. guarantees an output after at least one input.
             let output = paths.pop().context("no output directory")?;
-            let averaged = bundle::average(&paths, &output, dtype.into())
+            let averaged = bundle::average(&paths, &output, dtype)
                 .with_context(|| format!("cannot average into {}", output.display()))?;
             println!("{}", serde_json::to_string_pretty(&describe(&averaged)?)?);
         }

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use model::cli::{read_text_lines, DecodeArgs};
+use model::cli::{read_text_lines, translation_progress, DecodeArgs};
 use model::device::DeviceChoice;
 use model::translate::translate;
 use model::Bundle;
@@ -58,18 +57,7 @@ fn main() -> Result<()> {
     })?;
     cli.decode.apply_to(&mut bundle);
     let lines = read_text_lines(cli.input.as_deref()).map_err(anyhow::Error::msg)?;
-    let bar = if cli.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(lines.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sentences ({per_sec}, eta {eta})",
-        )
-        // A constant: an error here is a bug, shown rather than hidden behind a default.
-        .context("the progress bar's template")?,
-    );
+    let bar = translation_progress(lines.len(), cli.quiet).context("the progress bar's template")?;
     let results = translate(&bundle, &lines, &opts, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let truncated = results.iter().filter(|r| r.truncated).count();

@@ -55,7 +55,7 @@ pub fn bundle(root: &Path, name: &str, pair: (&str, &str), seed: i64) -> PathBuf
     let dir = root.join(name);
     let owned = lines();
     let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-    model::bundle::write_untrained_bundle(&dir, &refs, 200, pair, seed).unwrap();
+    model::testing::write_untrained_bundle(&dir, &refs, 200, pair, seed).unwrap();
     dir
 }
 

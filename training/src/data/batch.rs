@@ -162,7 +162,7 @@ impl TokenBatcher {
     /// sort passes (LSD radix on small integer keys) instead of a
     /// comparison sort: lengths are bounded by the budget, and a
     /// comparison sort over a shuffled order pays a cache miss per key
-    /// lookup (15 s instead of well under 1 s for 4.5M pairs).
+    /// lookup (docs/BENCHMARKS.md, "Corpus pipeline", has the figures).
     fn sort_by_lengths(&self, order: Vec<u32>) -> Vec<u32> {
         let by_tgt = counting_sort(&order, &self.tgt_pos);
         counting_sort(&by_tgt, &self.src_pos)

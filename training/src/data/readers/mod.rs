@@ -20,8 +20,9 @@ use crate::data::error::{DataError, LineProblem, Origin, Report, Side, SkipReaso
 
 pub use iwslt::TagLines;
 
-/// A corpus file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A corpus file format (a training config's `data.format`, with `auto` for none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// One sentence per line.
     Plain,

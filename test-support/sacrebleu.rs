@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests.
+//! The sacreBLEU reference and the corpora for the tests of `evaluation` and `nmt-eval`; each
+//! includes this file: `#[path = "../../test-support/sacrebleu.rs"] mod support;`.
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
@@ -8,10 +9,10 @@ use std::sync::OnceLock;
 /// The sacreBLEU release this crate reproduces and the tests compare against.
 pub const SACREBLEU_PIN: &str = "2.6.0";
 
-#[path = "../../../test-support/pypi.rs"]
+#[path = "pypi.rs"]
 mod pypi;
 
-/// The shared real data folder.
+/// The shared real data folder (beside the repository).
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
 }

@@ -1,6 +1,6 @@
-//! `nmt-eval translate`: decode a test set with a model bundle and score it.
-//! Part of the binary, not the library, because it needs the model crate
-//! (libtorch); the library stays pure Rust.
+//! `nmt-eval translate`: decode a test set with a model bundle and score it. Here, in the
+//! binary's crate, because it needs the model crate (libtorch); the `evaluation` library
+//! stays pure Rust.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,8 +12,7 @@ use evaluation::io::{check_line_counts, read_file, TextFile};
 use evaluation::{
     corpus_bleu, corpus_chrf, format_bleu, BleuOptions, ChrfOptions, OutputFormat, Style, Tokenizer,
 };
-use indicatif::{ProgressBar, ProgressStyle};
-use model::cli::DecodeArgs;
+use model::cli::{translation_progress, DecodeArgs};
 use model::device::DeviceChoice;
 use model::translate::translate;
 use model::Bundle;
@@ -60,16 +59,8 @@ impl TranslateArgs {
         let mut bundle = Bundle::load(&self.model, device)
             .with_context(|| format!("cannot load model bundle {}", self.model.display()))?;
         self.decode.apply_to(&mut bundle);
-        let bar = if self.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(src.lines.len() as u64)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sentences ({per_sec}, eta {eta})")
-                // A constant: an error here is a bug, shown rather than hidden.
-                .context("the progress bar's template")?,
-        );
+        let bar = translation_progress(src.lines.len(), self.quiet)
+            .context("the progress bar's template")?;
         let started = Instant::now();
         let translations = translate(&bundle, &src.lines, &opts, |n| bar.inc(n as u64))?;
         let seconds = started.elapsed().as_secs_f64();

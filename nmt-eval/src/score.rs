@@ -1,17 +1,17 @@
-//! Command-line arguments of `nmt-eval`'s scoring subcommands and their
-//! execution; the binary only parses and dispatches.
+//! `nmt-eval bleu` and `nmt-eval chrf`: their arguments and their execution with the
+//! `evaluation` library.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::bleu::{Bleu, BleuOptions, Smoothing, MAX_NGRAM_ORDER};
-use crate::chrf::{Chrf, ChrfOptions};
-use crate::error::EvalError;
-use crate::io::{check_line_counts, read_file, read_stream, TextFile, STDIN_NAME};
-use crate::report::{check_chrf_format, format_bleu, format_chrf, OutputFormat, Style};
-use crate::tokenizers::Tokenizer;
+use evaluation::bleu::{Bleu, BleuOptions, Smoothing, MAX_NGRAM_ORDER};
+use evaluation::chrf::{Chrf, ChrfOptions};
+use evaluation::error::EvalError;
+use evaluation::io::{check_line_counts, read_file, read_stream, TextFile, STDIN_NAME};
+use evaluation::report::{check_chrf_format, format_bleu, format_chrf, OutputFormat, Style};
+use evaluation::tokenizers::Tokenizer;
 
 /// Inputs and output options shared by `bleu` and `chrf`.
 #[derive(Debug, Clone, Args)]

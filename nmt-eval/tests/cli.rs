@@ -1,6 +1,7 @@
 //! The `nmt-eval` binary: output formats (checked against the `sacrebleu`
 //! command itself where sacreBLEU has the same format), flags and error handling.
 
+#[path = "../../test-support/sacrebleu.rs"]
 mod support;
 
 use std::io::Write;

@@ -1,12 +1,13 @@
-//! `nmt-eval`: sacreBLEU-exact BLEU and chrF from the command line.
-//!
-//! Thin wrapper: argument parsing lives in `evaluation::cli`, scoring in the library.
+//! `nmt-eval`: sacreBLEU-exact BLEU and chrF from the command line (the `evaluation`
+//! library), and translate-and-score with a model bundle (the `model` library).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use evaluation::cli::{BleuArgs, ChrfArgs};
 
-mod translate_cmd;
+mod score;
+mod translate;
+
+use score::{BleuArgs, ChrfArgs};
 
 /// Score translations against references as sacreBLEU 2.x does.
 #[derive(Parser)]
@@ -24,7 +25,7 @@ enum Command {
     Chrf(ChrfArgs),
     /// Translate a test set with a model bundle and score it: sacreBLEU (detokenized,
     /// cased, 13a), tokenized lowercased BLEU in the multi-bleu line format, and chrF.
-    Translate(translate_cmd::TranslateArgs),
+    Translate(translate::TranslateArgs),
 }
 
 fn main() -> Result<()> {
