@@ -314,6 +314,7 @@ fn run(
                         let hyp = Hypothesis {
                             tokens: parent.tokens.clone(),
                             score: score as f64,
+                            ranking_score: rank,
                             token_scores,
                             attention: parent.attention.clone(),
                         };
@@ -345,6 +346,7 @@ fn run(
                         Hypothesis {
                             tokens: b.tokens,
                             score: b.score,
+                            ranking_score: rank,
                             token_scores: b.token_scores,
                             attention: b.attention,
                         },
@@ -410,6 +412,7 @@ fn run(
                         Hypothesis {
                             tokens: b.tokens,
                             score: b.score,
+                            ranking_score: rank,
                             token_scores: b.token_scores,
                             attention: b.attention,
                         },
