@@ -60,7 +60,7 @@ pub struct NeuronRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 64))]
     pub neurons: Vec<usize>,
-    /// Also the most active units, at most 64 in all.
+    /// Also this many most active units (at most 64).
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub top: Option<usize>,
 }
@@ -93,15 +93,20 @@ impl NeuronRequest {
                 )))
             }
         };
-        let wanted = self.neurons.len() + self.top.unwrap_or(0);
-        if wanted == 0 {
+        if self.neurons.is_empty() && self.top.is_none() {
             return Err(AnalysisError::NoSuchUnit(
                 "ask for some units: `neurons` (indices) or `top` (most active)".into(),
             ));
         }
-        if wanted > MAX_NEURONS {
+        if self.top == Some(0) {
+            return Err(AnalysisError::NoSuchUnit(
+                "`top` must be at least 1".into(),
+            ));
+        }
+        let most = self.neurons.len().max(self.top.unwrap_or(0));
+        if most > MAX_NEURONS {
             return Err(AnalysisError::NoSuchUnit(format!(
-                "{wanted} units asked; at most {MAX_NEURONS} per request"
+                "{most} units asked; at most {MAX_NEURONS} listed and {MAX_NEURONS} most active per request"
             )));
         }
         if let Some(&bad) = self.neurons.iter().find(|&&n| n as i64 >= c.hidden_dim) {

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Load benchmark of nmt-serve on loopback, bounded in time (about 4 × DURATION + setup).
+# Load benchmark of nmt-serve on loopback, bounded in time (about 3 × (DURATION + 2 s) + setup).
 #
 #   bench/serve/run.sh                 # untrained 256-unit bundle built here
 #   BUNDLE=checkpoints/multi30k-de-en bench/serve/run.sh
+#   BIN=/path/to/nmt-serve BUNDLE=... bench/serve/run.sh   # another build of the server
 #
-# Cases (wrk, 2 threads, POST /v1/translate, one Multi30k test sentence per request,
-# beam 5):
+# Cases (serving/examples/load.rs: closed-loop keep-alive clients, 2 threads, POST
+# /v1/translate, one Multi30k test sentence per request, beam 5; a client sends its next
+# request as soon as an answer is in, whatever its status, as a client that retries at once):
 #   batched   32 connections, dynamic batching (defaults: 64 sentences, 5 ms wait)
 #   batch1    32 connections, --max-batch-sentences 1 (no batching)
-#   overload  128 connections (4×) against --queue-capacity 32: 503s expected,
-#             memory must stay flat (VmRSS sampled every second)
-# Reported: requests/s, p50/p99 latency, non-2xx answers and socket errors, peak RSS (VmHWM).
-# Needs: wrk (Debian package `wrk`), python3, curl.
+#   overload  128 connections (4×) against --queue-capacity 32: refusals (503) expected;
+#             the accepted requests must keep the throughput and latency of `batched`,
+#             and memory must stay flat (VmRSS sampled every second)
+# Reported: requests/s, accepted (2xx) requests/s, p50/p99 latency of the accepted
+# requests, p99 of all answers, non-2xx answers and socket errors, the mean batch, the
+# server's CPU use (both cores = 200%), peak RSS (VmHWM).
+# Extra server flags for every case: SERVE_ARGS="--reject-delay-ms 0".
+# Needs: python3, curl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-20}
@@ -22,12 +28,12 @@ DATA=${DATA:-../shared/data/multi30k}
 WORK=$(mktemp -d /tmp/nmt-serve-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-command -v wrk >/dev/null || { echo "wrk not installed (apt-get install -y wrk)" >&2; exit 1; }
 # PROFILE=dev uses the dev profile (dependencies at opt-level 2; libtorch does the work either way).
 PROFILE=${PROFILE:-release}
 if [[ $PROFILE == release ]]; then OUT=target/release; else OUT=target/debug; fi
-cargo build --profile "$PROFILE" -q -p serving --bin nmt-serve --example untrained_bundle
-BIN=$OUT/nmt-serve
+cargo build --profile "$PROFILE" -q -p serving --bin nmt-serve --example untrained_bundle --example load
+BIN=${BIN:-$OUT/nmt-serve}
+LOAD=$OUT/examples/load
 
 if [[ -z "${BUNDLE:-}" ]]; then
   BUNDLE="$WORK/untrained-de-en"
@@ -36,59 +42,51 @@ if [[ -z "${BUNDLE:-}" ]]; then
     --embed-dim 256 --hidden-dim 256 --layers 2 >&2
 fi
 
-# One request body per test sentence; wrk picks them round-robin.
-python3 - "$DATA/test.de" > "$WORK/post.lua" <<'PY'
+# One request body per test sentence; the clients take them in turn.
+python3 - "$DATA/test.de" > "$WORK/bodies.jsonl" <<'PY'
 import json, sys
 lines = [l.strip() for l in open(sys.argv[1], encoding="utf-8") if l.strip()][:500]
-bodies = [json.dumps({"text": l, "beam_size": 5}) for l in lines]
-print("local bodies = {" + ",".join(json.dumps(b) for b in bodies) + "}")
-print("""local i = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, "/v1/translate", nil, bodies[i])
-end""")
+for l in lines:
+    print(json.dumps({"text": l, "beam_size": 5}, ensure_ascii=False))
 PY
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_case() {
   local name=$1 connections=$2; shift 2
+  # shellcheck disable=SC2086
   "$BIN" --model "$BUNDLE" --addr "127.0.0.1:$PORT" --device cpu --torch-threads "$THREADS" \
-    --workers 2 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    --workers 2 ${SERVE_ARGS:-} "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   local pid=$!
   for _ in $(seq 1 600); do
     curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  # Warm-up, not measured.
-  wrk -t2 -c"$connections" -d2s -s "$WORK/post.lua" "http://127.0.0.1:$PORT" >/dev/null
   local rss_log="$WORK/$name.rss"
   ( while kill -0 "$pid" 2>/dev/null; do
       awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null; sleep 1
     done ) >"$rss_log" &
   local sampler=$!
-  wrk -t2 -c"$connections" -d"${DURATION}s" --timeout 90s --latency -s "$WORK/post.lua" \
-    "http://127.0.0.1:$PORT" >"$WORK/$name.wrk"
+  # 2 s of warm-up (not counted), then DURATION seconds measured; the server's CPU time is
+  # read over the measured part.
+  "$LOAD" --url "http://127.0.0.1:$PORT/v1/translate" --bodies "$WORK/bodies.jsonl" \
+    --connections "$connections" --duration "$DURATION" --warmup 2 >"$WORK/$name.json" &
+  local loader=$!
+  sleep 2
+  local t0; t0=$(cpu_ticks "$pid")
+  sleep "$DURATION"
+  local t1; t1=$(cpu_ticks "$pid")
+  wait "$loader"
   local hwm
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   curl -fs "http://127.0.0.1:$PORT/metrics" >"$WORK/$name.metrics" || true
   kill -TERM "$pid"; wait "$pid" || true
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
-  python3 - "$name" "$connections" "$WORK/$name.wrk" "$hwm" "$rss_log" "$WORK/$name.metrics" <<'PY'
-import re, sys
-name, conns, path, hwm, rss_log, metrics = sys.argv[1:]
-w = open(path).read()
-def lat(p):
-    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, w, re.M)
-    if not m: return float("nan")
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", w).group(1))
-total = int(re.search(r"(\d+) requests in", w).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", w)
-non2xx = int(non2xx.group(1)) if non2xx else 0
-sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", w)
-non2xx += sum(int(x) for x in sock.groups()) if sock else 0
+  python3 - "$name" "$WORK/$name.json" "$hwm" "$rss_log" "$WORK/$name.metrics" \
+    "$((t1 - t0))" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
+import json, re, sys
+name, path, hwm, rss_log, metrics, ticks, hz, duration = sys.argv[1:]
+r = json.load(open(path))
 rss = [int(x) for x in open(rss_log).read().split()] or [0]
 third = max(1, len(rss) // 3)
 batch = ""
@@ -99,17 +97,19 @@ try:
     batch = "%.1f" % (s / c) if c else ""
 except Exception:
     pass
-ok_rps = rps * (total - non2xx) / total if total else 0
-print("| %s | %s | %.1f | %.1f | %.0f | %.0f | %d | %s | %.0f | %.0f → %.0f |" % (
-    name, conns, rps, ok_rps, lat(50), lat(99), non2xx, batch, int(hwm) / 1024,
-    sum(rss[:third]) / third / 1024, sum(rss[-third:]) / third / 1024))
+cpu = 100.0 * int(ticks) / int(hz) / float(duration)
+fmt = lambda v: "–" if v is None else "%.0f" % v
+print("| %s | %d | %.1f | %.1f | %s | %s | %s | %d | %s | %.0f%% | %.0f | %.0f → %.0f |" % (
+    name, r["connections"], r["requests_per_s"], r["ok_per_s"], fmt(r["ok_p50_ms"]),
+    fmt(r["ok_p99_ms"]), fmt(r["p99_ms"]), r["non_2xx"] + r["socket_errors"], batch, cpu,
+    int(hwm) / 1024, sum(rss[:third]) / third / 1024, sum(rss[-third:]) / third / 1024))
 PY
 }
 
-echo "bundle: $BUNDLE; torch threads: $THREADS; duration: ${DURATION}s per case; $(nproc) cores"
+echo "bundle: $BUNDLE; server: $BIN ${SERVE_ARGS:-}; torch threads: $THREADS; duration: ${DURATION}s per case; $(nproc) cores"
 echo
-echo "| case | connections | requests/s | 2xx/s | p50 ms | p99 ms | non-2xx | mean batch | peak RSS MiB | RSS MiB first → last third |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| case | connections | requests/s | 2xx/s | 2xx p50 ms | 2xx p99 ms | all p99 ms | non-2xx | mean batch | server CPU | peak RSS MiB | RSS MiB first → last third |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 run_case batched "$CONNECTIONS"
 run_case batch1 "$CONNECTIONS" --max-batch-sentences 1
 run_case overload $((CONNECTIONS * 4)) --queue-capacity "$CONNECTIONS"

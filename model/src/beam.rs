@@ -129,10 +129,12 @@ impl Partial {
     }
 
     /// The finished hypothesis: the one place a [`Hypothesis`] is made here.
-    fn into_hypothesis(self) -> Hypothesis {
+    /// The finished hypothesis, ranked by `ranking_score` (what the n-best list is sorted by).
+    fn into_hypothesis(self, ranking_score: f64) -> Hypothesis {
         Hypothesis {
             tokens: self.tokens,
             score: self.score,
+            ranking_score,
             token_scores: self.token_scores,
             attention: self.attention,
         }
@@ -159,7 +161,7 @@ impl Sentence {
     }
 
     fn finish(&mut self, rank: f64, hypothesis: Partial) {
-        self.finished.push((rank, hypothesis.into_hypothesis()));
+        self.finished.push((rank, hypothesis.into_hypothesis(rank)));
     }
 
     /// True when `n` hypotheses are finished and no open beam can still rank

@@ -62,6 +62,10 @@ pub struct BundleMetadata {
     /// A hash of the training data, to tell which data a model saw.
     #[serde(default)]
     pub data_fingerprint: Option<String>,
+    /// What the model was trained on, in a few words for its users: the data and its
+    /// domain (`[data] description` in the training config, `nmt-bundle describe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Anything else a producer wants to record.
     #[serde(default, flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -493,6 +497,25 @@ fn write_bundle_files_with(
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let path = dir.join(WEIGHTS_FILE);
     Tensor::write_safetensors(&named, &path).map_err(|e| ModelError::bundle(&path, e.to_string()))
+}
+
+/// Sets (or with `None` removes) the description of the bundle in `dir` (its training data
+/// and domain, [`BundleMetadata::description`]): `metadata.json` is rewritten through a
+/// temporary file and a rename, so a crash leaves the old file or the new one.
+pub fn set_description(dir: &Path, description: Option<&str>) -> Result<BundleMetadata, ModelError> {
+    let path = dir.join(METADATA_FILE);
+    let mut metadata: BundleMetadata = read_json(&path)?;
+    metadata.description = description
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(String::from);
+    let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
+    write_json(&tmp, &metadata)?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ModelError::io(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| ModelError::io(&path, e))?;
+    Ok(metadata)
 }
 
 /// Saves a bundle atomically: `dir` holds the old bundle or the new one, never a mix.

@@ -33,6 +33,9 @@ pub struct Hypothesis {
     pub tokens: Vec<u32>,
     /// Sum of the log-probabilities of the tokens and of EOS (when reached).
     pub score: f64,
+    /// What n-best lists are sorted by: beam search's `score` over the length penalty's
+    /// divisor, plus the coverage term; greedy search's `score`.
+    pub ranking_score: f64,
     /// Log-probability of each token, then of EOS when reached.
     pub token_scores: Vec<f32>,
     /// Attention over the source tokens for each output position: `[len][src_len]`.
@@ -61,6 +64,7 @@ pub fn greedy(
             .map(|_| Hypothesis {
                 tokens: vec![],
                 score: 0.0,
+                ranking_score: 0.0,
                 token_scores: vec![],
                 attention: vec![],
             })
@@ -116,6 +120,9 @@ pub fn greedy(
                 state = step.state;
                 prev = Tensor::from_slice(&ids).to_device(src.device());
             }
+        }
+        for hyp in &mut hyps {
+            hyp.ranking_score = hyp.score;
         }
         Ok(hyps)
     })

@@ -56,7 +56,10 @@ impl Default for TranslateOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alternative {
     pub text: String,
+    /// Log-probability of the output under the model.
     pub score: f64,
+    /// What the n-best list is sorted by (see [`Translation::ranking_score`]).
+    pub ranking_score: f64,
 }
 
 /// The translation of one input line.
@@ -65,6 +68,9 @@ pub struct Translation {
     pub text: String,
     /// Log-probability of the output under the model (0 for empty input).
     pub score: f64,
+    /// What the n-best list is sorted by: beam search's length-normalised (and
+    /// coverage-penalised) score, greedy search's log-probability (0 for empty input).
+    pub ranking_score: f64,
     /// The rest of the n-best list, best first.
     pub alternatives: Vec<Alternative>,
     /// The source was longer than `max_source_tokens` and was cut.
@@ -250,6 +256,7 @@ fn to_translation(
     if let Some(best) = nbest.next() {
         result.text = bundle.tgt_vocab.decode(&best.tokens)?;
         result.score = best.score;
+        result.ranking_score = best.ranking_score;
         if opts.return_attention {
             result.source_tokens = ids
                 .iter()
@@ -273,6 +280,7 @@ fn to_translation(
         result.alternatives.push(Alternative {
             text: bundle.tgt_vocab.decode(&alt.tokens)?,
             score: alt.score,
+            ranking_score: alt.ranking_score,
         });
     }
     Ok(result)

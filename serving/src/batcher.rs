@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use crate::config::BatchSettings;
 use crate::errors::ApiError;
 use crate::metrics::Metrics;
-use crate::registry::{ModelInfo, Registry};
+use crate::registry::{ModelInfo, ModelShape, Registry};
 
 /// Decoding options; only jobs with equal options share a beam search call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -218,6 +218,12 @@ impl Batcher {
         }
     }
 
+    /// True when a job submitted now would be refused for lack of room: handlers ask
+    /// before they read a body, so a full queue costs as little as possible.
+    pub fn is_full(&self) -> bool {
+        self.depth() >= self.capacity
+    }
+
     /// Jobs accepted and not yet answered.
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::SeqCst)
@@ -256,9 +262,16 @@ fn load_all(
             name,
             source: bundle.config.src_lang.clone(),
             target: bundle.config.tgt_lang.clone(),
+            description: bundle.metadata.description.clone(),
             step: bundle.metadata.step,
             validation: bundle.metadata.validation.clone(),
             dir: dir.clone(),
+            shape: ModelShape {
+                encoder_layers: bundle.config.model.encoder_layers.max(0) as usize,
+                decoder_layers: bundle.config.model.decoder_layers.max(0) as usize,
+                bidirectional: bundle.config.model.bidirectional,
+                hidden_dim: bundle.config.model.hidden_dim.max(0) as usize,
+            },
         });
         bundles.push(bundle);
     }

@@ -10,6 +10,8 @@ use model::bundle::ComputeDtype;
 use model::device::DeviceChoice;
 use serde::Deserialize;
 
+use crate::ratelimit::RateLimits;
+
 /// Serve lstm-nmt model bundles over HTTP (JSON API, LibreTranslate-compatible
 /// API, Prometheus metrics, OpenAPI schema and a web page).
 ///
@@ -45,6 +47,20 @@ pub struct Cli {
     /// Retry-After [default: 256].
     #[arg(long, env = "NMT_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+    /// Milliseconds a refusal that says "come back later" (503 on a full queue, 429 over a
+    /// rate limit) is held before it is answered, so that clients retrying at once cannot
+    /// take the CPU from the model; 0 answers at once [default: 500].
+    #[arg(long, env = "NMT_REJECT_DELAY_MS")]
+    pub reject_delay_ms: Option<u64>,
+    /// Requests per minute one client may make to the translate and detect routes (a
+    /// client is its API key when the server checks keys, else its IP address); over it:
+    /// 429 with Retry-After. 0: no limit [default: 0].
+    #[arg(long, env = "NMT_REQ_LIMIT")]
+    pub req_limit: Option<u64>,
+    /// Characters per minute one client may send to the translate and detect routes
+    /// (files: their text); over it: 429 with Retry-After. 0: no limit [default: 0].
+    #[arg(long, env = "NMT_CHAR_BUDGET")]
+    pub char_budget: Option<u64>,
     /// Most sentences decoded in one batch; 1 turns dynamic batching off [default: 64].
     #[arg(long, env = "NMT_MAX_BATCH_SENTENCES")]
     pub max_batch_sentences: Option<usize>,
@@ -132,6 +148,9 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     pub torch_threads: Option<usize>,
     pub queue_capacity: Option<usize>,
+    pub reject_delay_ms: Option<u64>,
+    pub req_limit: Option<u64>,
+    pub char_budget: Option<u64>,
     pub max_batch_sentences: Option<usize>,
     pub max_batch_tokens: Option<usize>,
     pub batch_wait_ms: Option<u64>,
@@ -207,6 +226,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub shutdown_timeout_s: u64,
     pub files: FileSettings,
+    /// Per-client limits (`--req-limit`, `--char-budget`).
+    pub rate: RateLimits,
+    /// How long a 503 (queue full) or 429 is held before it is answered.
+    pub reject_delay_ms: u64,
 }
 
 /// A setting that cannot be used.
@@ -289,6 +312,7 @@ impl Settings {
             cli.cors_origins
         };
         let pick = |a: Option<usize>, b: Option<usize>, d: usize| a.or(b).unwrap_or(d);
+        let per_minute = |a: Option<u64>, b: Option<u64>| a.or(b).filter(|&n| n > 0);
         let settings = Settings {
             models,
             addr: cli
@@ -333,6 +357,11 @@ impl Settings {
                 ttl_s: cli.file_ttl_s.or(file.file_ttl_s).unwrap_or(1800),
                 max_stored: pick(cli.max_stored_files, file.max_stored_files, 100),
             },
+            rate: RateLimits {
+                requests_per_minute: per_minute(cli.req_limit, file.req_limit),
+                chars_per_minute: per_minute(cli.char_budget, file.char_budget),
+            },
+            reject_delay_ms: cli.reject_delay_ms.or(file.reject_delay_ms).unwrap_or(500),
         };
         settings.check()?;
         Ok(settings)

@@ -24,7 +24,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Seconds for `Retry-After` (503 on a full queue).
+    /// Seconds for `Retry-After` (503 on a full queue, 429).
     pub retry_after: Option<u64>,
 }
 
@@ -51,6 +51,14 @@ impl ApiError {
                 "queue_full",
                 format!("the translation queue is full ({capacity} requests waiting); retry later"),
             )
+        }
+    }
+
+    /// 429 over a per-client rate limit, with `Retry-After`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
         }
     }
 

@@ -15,5 +15,6 @@ pub mod files;
 pub mod markup;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod registry;
 pub mod server;

@@ -20,7 +20,8 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     /// `nmt_queue_depth`: requests accepted and not yet answered by the batcher.
     pub queue_depth: IntGauge,
-    /// `nmt_rejected_total{reason}`: `queue_full` or `deadline`.
+    /// `nmt_rejected_total{reason}`: `queue_full`, `deadline`, `rate_limit` (`--req-limit`)
+    /// or `char_budget` (`--char-budget`).
     pub rejected: IntCounterVec,
     /// `nmt_source_tokens_total` translated.
     pub source_tokens: IntCounter,
@@ -75,7 +76,7 @@ impl Metrics {
         let rejected = IntCounterVec::new(
             Opts::new(
                 "nmt_rejected_total",
-                "Translate requests refused (queue_full, deadline)",
+                "Requests refused (queue_full, deadline, rate_limit, char_budget)",
             ),
             &["reason"],
         )?;

@@ -22,6 +22,10 @@ pub struct ModelInfo {
     /// Target language code.
     #[schema(example = "en")]
     pub target: String,
+    /// What the model was trained on: its data and domain, in words (the bundle's
+    /// `metadata.json`, set with `nmt-bundle describe`); null when the bundle has none.
+    #[schema(example = "Multi30k (task 1): about 29,000 German-English pairs of Flickr30k image captions. Domain: short descriptions of photos.")]
+    pub description: Option<String>,
     /// Training step of the weights.
     pub step: u64,
     /// Validation scores recorded in the bundle (`bleu`, `ppl`, ...).
@@ -29,6 +33,18 @@ pub struct ModelInfo {
     pub validation: BTreeMap<String, f64>,
     #[serde(skip)]
     pub dir: PathBuf,
+    /// What `return_neurons` may ask for.
+    #[serde(skip)]
+    pub shape: ModelShape,
+}
+
+/// The layers and units of a model, as `return_neurons` (and the schema) needs them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelShape {
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    pub bidirectional: bool,
+    pub hidden_dim: usize,
 }
 
 /// The models, in `--model` order; a model's index is its id in the batcher.
@@ -73,19 +89,17 @@ impl Registry {
 
     /// Picks the model for a request. `model` wins; otherwise the models
     /// matching `source` and `target` (each optional; `auto` or empty means
-    /// any source) must be exactly one.
+    /// any) must be exactly one. Names and codes are compared exactly, as
+    /// LibreTranslate does (the schema lists them).
     pub fn resolve(
         &self,
         model: Option<&str>,
         source: Option<&str>,
         target: Option<&str>,
     ) -> Result<usize, ApiError> {
-        let norm = |s: Option<&str>| {
-            s.map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty() && s != "auto")
-        };
+        let norm = |s: Option<&str>| s.filter(|s| !s.is_empty() && *s != "auto").map(String::from);
         let (source, target) = (norm(source), norm(target));
-        if let Some(name) = model.filter(|m| !m.trim().is_empty()) {
+        if let Some(name) = model {
             let index = self
                 .models
                 .iter()
@@ -105,7 +119,7 @@ impl Registry {
                 (&target, &m.target, "target"),
             ] {
                 if let Some(asked) = asked {
-                    if asked != &has.to_ascii_lowercase() {
+                    if asked != has {
                         return Err(ApiError::bad_request(
                             "language_mismatch",
                             format!("model {name:?} has {what} language {has:?}, not {asked:?}"),
@@ -118,12 +132,8 @@ impl Registry {
         let matching: Vec<usize> = (0..self.models.len())
             .filter(|&i| {
                 let m = &self.models[i];
-                source
-                    .as_ref()
-                    .is_none_or(|s| *s == m.source.to_ascii_lowercase())
-                    && target
-                        .as_ref()
-                        .is_none_or(|t| *t == m.target.to_ascii_lowercase())
+                source.as_ref().is_none_or(|s| *s == m.source)
+                    && target.as_ref().is_none_or(|t| *t == m.target)
             })
             .collect();
         match matching.as_slice() {
@@ -169,10 +179,9 @@ impl Registry {
     /// The source languages of the models that translate into `target`, each once,
     /// in `--model` order: what `source: "auto"` chooses among.
     pub fn sources_into(&self, target: &str) -> Vec<String> {
-        let target = target.trim().to_ascii_lowercase();
         let mut out: Vec<String> = Vec::new();
         for m in &self.models {
-            if m.target.to_ascii_lowercase() == target && !out.contains(&m.source) {
+            if m.target == target && !out.contains(&m.source) {
                 out.push(m.source.clone());
             }
         }
@@ -217,9 +226,11 @@ mod tests {
             name: name.into(),
             source: s.into(),
             target: t.into(),
+            description: None,
             step: 0,
             validation: BTreeMap::new(),
             dir: PathBuf::from(name),
+            shape: ModelShape::default(),
         }
     }
 
@@ -255,8 +266,18 @@ mod tests {
         assert_eq!(en.targets, vec!["de".to_string()]);
         assert_eq!(en.name, "English");
         assert_eq!(
-            r.sources_into("EN"),
+            r.sources_into("en"),
             vec!["de".to_string(), "fr".to_string()]
+        );
+        // Codes are compared exactly, as LibreTranslate compares them.
+        assert!(r.sources_into("EN").is_empty());
+        assert_eq!(
+            r.resolve(None, Some("DE"), Some("en")).unwrap_err().code,
+            "unsupported_language_pair"
+        );
+        assert_eq!(
+            r.resolve(Some(""), None, None).unwrap_err().code,
+            "unknown_model"
         );
         assert!(r.sources_into("xx").is_empty());
         assert_eq!(r.codes(), vec!["de", "en", "fr"]);

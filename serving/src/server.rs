@@ -19,6 +19,7 @@ use crate::detect::LanguageDetector;
 use crate::errors::{extractor_error, ApiError};
 use crate::files::FileStore;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +44,18 @@ async fn not_found() -> actix_web::HttpResponse {
     ApiError::not_found("no such route; see GET /openapi.json").error_response()
 }
 
-async fn method_not_allowed() -> actix_web::HttpResponse {
-    ApiError::new(
+/// 405 naming the methods the route takes in `Allow` (RFC 9110, section 15.5.6).
+fn method_not_allowed(allow: &'static str) -> actix_web::HttpResponse {
+    let mut response = ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "method not allowed on this route; see GET /openapi.json",
+        format!("method not allowed on this route (it takes {allow}); see GET /openapi.json"),
     )
-    .error_response()
+    .error_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
 }
 
 fn check_origins(origins: &[String]) -> Result<(), ServeError> {
@@ -79,22 +85,48 @@ fn cors(origins: &[String]) -> Cors {
         .max_age(3600)
 }
 
+/// A resource that answers other methods with 405 and `Allow: {allow}`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move { method_not_allowed(allow) }))
+}
+
+/// A `GET` resource, which answers `HEAD` too (the same head, no body).
+fn get_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource(path, "GET, HEAD")
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+}
+
+/// A `POST` resource.
+fn post_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource(path, "POST").route(web::post().to(handler))
+}
+
 /// Registers every route on `cfg`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
-    cfg.service(resource("/v1/translate").route(web::post().to(api::v1::translate)))
-        .service(resource("/v1/models").route(web::get().to(api::v1::models)))
-        .service(resource("/translate").route(web::post().to(api::libre::translate)))
-        .service(resource("/detect").route(web::post().to(api::libre::detect)))
-        .service(resource("/languages").route(web::get().to(api::libre::languages)))
-        .service(resource("/frontend/settings").route(web::get().to(api::libre::frontend_settings)))
-        .service(resource("/translate_file").route(web::post().to(api::files::translate_file)))
-        .service(resource("/download_file/{name}").route(web::get().to(api::files::download_file)))
-        .service(resource("/health").route(web::get().to(api::ops::health)))
-        .service(resource("/ready").route(web::get().to(api::ops::ready)))
-        .service(resource("/metrics").route(web::get().to(api::ops::metrics)))
-        .service(resource("/openapi.json").route(web::get().to(api::ops::openapi)))
-        .service(resource("/").route(web::get().to(api::ops::index)));
+    cfg.service(post_resource("/v1/translate", api::v1::translate))
+        .service(get_resource("/v1/models", api::v1::models))
+        .service(post_resource("/translate", api::libre::translate))
+        .service(post_resource("/detect", api::libre::detect))
+        .service(get_resource("/languages", api::libre::languages))
+        .service(get_resource("/frontend/settings", api::libre::frontend_settings))
+        .service(post_resource("/translate_file", api::files::translate_file))
+        .service(get_resource("/download_file/{name}", api::files::download_file))
+        .service(get_resource("/health", api::ops::health))
+        .service(get_resource("/ready", api::ops::ready))
+        .service(get_resource("/metrics", api::ops::metrics))
+        .service(get_resource("/openapi.json", api::ops::openapi))
+        .service(get_resource("/", api::ops::index));
 }
 
 /// Loads the models, serves until a signal, drains. Blocks the calling thread.
@@ -116,6 +148,12 @@ pub fn run(settings: Settings) -> Result<(), ServeError> {
         compute_dtype = settings.batch.compute_dtype.name(),
         "models loaded"
     );
+    for m in registry.models.iter().filter(|m| m.description.is_none()) {
+        tracing::warn!(
+            model = %m.name,
+            "the bundle does not say what it was trained on; users see no domain (set it with `nmt-bundle describe DIR --text ...`)"
+        );
+    }
     let result = actix_web::rt::System::new().block_on(serve(settings, registry, batcher, metrics));
     // Every Batcher handle lived in the app state, dropped with the server:
     // the thread answers what is left in its queue and exits.
@@ -145,6 +183,10 @@ async fn serve(
         std::time::Duration::from_secs(settings.files.ttl_s),
         settings.files.max_stored,
     );
+    let limiter = RateLimiter::new(settings.rate);
+    let openapi = serde_json::to_vec(&crate::openapi::document(&settings, &registry))
+        .map_err(|e| ServeError::Io(std::io::Error::other(e)))?
+        .into();
     let state = web::Data::new(AppState {
         settings,
         registry,
@@ -152,6 +194,8 @@ async fn serve(
         metrics: metrics.clone(),
         detector,
         files,
+        limiter,
+        openapi,
     });
     let server = HttpServer::new(move || {
         let metrics = metrics.clone();

@@ -202,20 +202,35 @@ fn v1_translate_shapes_and_options() {
     )
     .json();
     let t = &rich["translations"][0];
-    // n_best 3: the best and exactly two alternatives, each with a log-probability.
+    // n_best 3: the best and exactly two alternatives, each with its ranking score and
+    // log-probability, sorted by the score they show (the ranking one).
     let alts = t["alternatives"].as_array().unwrap();
     assert_eq!(alts.len(), 2, "{t}");
+    let mut shown = vec![t["score"].as_f64().unwrap()];
     for a in alts {
         assert!(a["text"].is_string(), "{t}");
-        assert!(a["score"].as_f64().unwrap() < 0.0, "{t}");
+        assert!(a["log_prob"].as_f64().unwrap() < 0.0, "{t}");
+        shown.push(a["score"].as_f64().unwrap());
     }
+    assert!(
+        shown.windows(2).all(|w| w[0] >= w[1]),
+        "the n-best list is not in the order of its scores: {shown:?}"
+    );
     let src = t["source_tokens"].as_array().unwrap();
     let tgt = t["target_tokens"].as_array().unwrap();
     assert_eq!(src.last().unwrap(), "</s>");
     assert!(tgt.len() <= 7, "max_length caps the output: {t}");
-    // The score is the model's log-probability of the returned tokens, recomputed here
-    // teacher-forced from the bundle's weights.
-    let score = t["score"].as_f64().unwrap();
+    // `log_prob` is the model's log-probability of the returned tokens, recomputed here
+    // teacher-forced from the bundle's weights; `score` is it over the GNMT length penalty
+    // of the beam search (α 0.6, the length with EOS unless the output was cut).
+    let score = t["log_prob"].as_f64().unwrap();
+    let ranking = t["score"].as_f64().unwrap();
+    let gnmt = |len: usize| ((5.0 + len as f64) / 6.0).powf(0.6);
+    assert!(
+        (ranking - score / gnmt(tgt.len() + 1)).abs() < 1e-6
+            || (tgt.len() == 7 && (ranking - score / gnmt(tgt.len())).abs() < 1e-6),
+        "score {ranking} is not log_prob {score} over the length penalty"
+    );
     let pieces = |v: &[Value]| -> Vec<String> {
         v.iter().map(|p| p.as_str().unwrap().to_string()).collect()
     };

@@ -273,3 +273,58 @@ fn sigterm_drains_and_exits_0() {
 fn sigint_drains_and_exits_0() {
     shutdown_finishes_in_flight(nix::sys::signal::Signal::SIGINT);
 }
+
+#[test]
+fn full_queue_refuses_before_reading_the_body_and_holds_the_refusal() {
+    use std::io::{Read, Write};
+    let _one = one_server_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), "m", ("de", "en"), 15);
+    let s = Server::start(&[
+        "--model",
+        m.to_str().unwrap(),
+        "--queue-capacity",
+        "1",
+        "--batch-wait-ms",
+        "3000",
+        "--reject-delay-ms",
+        "400",
+    ]);
+    let url = s.url("/v1/translate");
+    let first = {
+        let url = url.clone();
+        thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[0]})))
+    };
+    wait_until("the first request in the queue", || queue_state(&s).0 == 1.0);
+    // A request that announces 100 kB of body and sends 8 bytes of it: with the queue full
+    // the server answers without waiting for the rest.
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let sent = Instant::now();
+    conn.write_all(
+        b"POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"text\":",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("queue_full") {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let held = sent.elapsed();
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("\"code\":\"queue_full\""), "{answer}");
+    // Held --reject-delay-ms before it went out (a lower bound: the refusal is paced).
+    assert!(held >= Duration::from_millis(400), "answered after {held:?}");
+    assert_eq!(first.join().unwrap().status, 200);
+    let metrics = get(&s.url("/metrics")).body;
+    assert_eq!(
+        metric(&metrics, "nmt_rejected_total{reason=\"queue_full\"}"),
+        1.0
+    );
+}

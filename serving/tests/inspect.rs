@@ -146,6 +146,11 @@ fn units_the_model_lacks_are_client_errors() {
             "ask for some units",
         ),
         (
+            json!({"side": "encoder", "layer": 0, "neurons": [1], "top": 0}),
+            "invalid_neurons",
+            "at least 1",
+        ),
+        (
             json!({"side": "middle", "layer": 0, "top": 1}),
             "invalid_field",
             "middle",

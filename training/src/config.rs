@@ -124,6 +124,10 @@ pub struct DataConfig {
     /// Validate on at most this many sentences (0: all).
     #[serde(default)]
     pub valid_max_sentences: usize,
+    /// A few words on the training data and its domain, recorded in every bundle's
+    /// `metadata.json` (shown by `nmt-bundle info` and `nmt-serve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 fn default_max_len() -> usize {

@@ -21,6 +21,8 @@ pub struct NmtModel {
     vocab_files: Vec<(String, PathBuf)>,
     /// Recorded in `metadata.json`.
     data_fingerprint: Option<String>,
+    /// Recorded in `metadata.json`: the training data and domain, in words.
+    description: Option<String>,
     /// Replicas for the training step's worker threads, made at the first step (their
     /// weights are views of `vars`, so loading weights in place keeps them current).
     parallel: std::sync::Mutex<Option<SplitStep>>,
@@ -57,8 +59,15 @@ impl NmtModel {
             config,
             vocab_files,
             data_fingerprint,
+            description: None,
             parallel: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Records `description` (the training data and its domain) in every bundle.
+    pub fn with_description(mut self, description: Option<String>) -> Self {
+        self.description = description;
+        self
     }
 
     /// The network.
@@ -152,6 +161,7 @@ impl TrainableModel for NmtModel {
             epoch: info.epoch,
             validation: info.validation.clone(),
             data_fingerprint: self.data_fingerprint.clone(),
+            description: self.description.clone(),
             ..Default::default()
         };
         // The checkpoint writer makes the whole checkpoint atomic, so the plain writer suffices.

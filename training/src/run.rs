@@ -425,7 +425,8 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         Some(fingerprint),
         device,
     )
-    .map_err(|e| RunError::Model(e.to_string()))?;
+    .map_err(|e| RunError::Model(e.to_string()))?
+    .with_description(cfg.data.description.clone());
     tracing::info!(parameters = model.num_parameters(), "model built");
 
     let mut trainer = Trainer::new(model, cfg.training.clone(), &args.run_dir, device)?;

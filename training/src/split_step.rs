@@ -3,9 +3,9 @@
 //!
 //! Why: on a CPU libtorch spreads every op over its intra-op threads, and the ops of this
 //! network are small (a decoder step multiplies a few hundred rows by 256-wide matrices), so
-//! a second intra-op thread mostly waits: measured on the 2-core development VM, training
-//! with 2 threads was only ~10 % faster than with 1. Two workers with one thread each, each
-//! on half of the rows, keep both cores busy instead.
+//! a second intra-op thread mostly waits (docs/BENCHMARKS.md, "Model speed vs PyTorch", has
+//! the figures). Two workers with one thread each, each on half of the rows, keep both cores
+//! busy instead.
 //!
 //! The step stays the same step: the loss is a sum over target tokens, so its gradient is
 //! the sum of the slices' gradients (added in worker order), and every worker draws its

@@ -10,7 +10,7 @@ use model::compress::{ParamSet, RoundClip};
 use model::config::LowRankRows;
 use model::Bundle;
 
-/// Inspect model bundles, convert their weights (float16 halves the size
+/// Inspect and describe model bundles, convert their weights (float16 halves the size
 /// for shipping; loading always computes in float32), compress them (round/clip) or average
 /// checkpoints.
 #[derive(Parser, Debug)]
@@ -27,6 +27,19 @@ enum Command {
     Info {
         /// Bundle directory.
         bundle: PathBuf,
+    },
+    /// Set the bundle's description: a few words on its training data and domain, which
+    /// `nmt-bundle info`, `nmt-serve`'s /v1/models and its web page show (rewrites
+    /// metadata.json in place).
+    Describe {
+        /// Bundle directory.
+        bundle: PathBuf,
+        /// The description, e.g. "Multi30k: 29k image captions, German to English".
+        #[arg(long, required_unless_present = "clear", conflicts_with = "clear")]
+        text: Option<String>,
+        /// Remove the description.
+        #[arg(long)]
+        clear: bool,
     },
     /// Write a copy of a bundle with its weights stored as --dtype.
     Convert {
@@ -86,6 +99,13 @@ enum Command {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Info { bundle: dir } => {
+            let loaded = Bundle::load(&dir, tch::Device::Cpu)
+                .with_context(|| format!("cannot load bundle {}", dir.display()))?;
+            println!("{}", serde_json::to_string_pretty(&describe(&loaded)?)?);
+        }
+        Command::Describe { bundle: dir, text, .. } => {
+            bundle::set_description(&dir, text.as_deref())
+                .with_context(|| format!("cannot describe bundle {}", dir.display()))?;
             let loaded = Bundle::load(&dir, tch::Device::Cpu)
                 .with_context(|| format!("cannot load bundle {}", dir.display()))?;
             println!("{}", serde_json::to_string_pretty(&describe(&loaded)?)?);
@@ -160,6 +180,7 @@ fn describe(b: &Bundle) -> Result<serde_json::Value> {
         "dir": b.dir,
         "src_lang": b.config.src_lang,
         "tgt_lang": b.config.tgt_lang,
+        "description": b.metadata.description,
         "model": b.config.model,
         "parameters": parameters,
         "weights_bytes": bytes,

@@ -84,7 +84,8 @@ fn main() -> Result<()> {
                 let value = serde_json::json!({
                     "text": r.text,
                     "score": r.score,
-                    "alternatives": r.alternatives.iter().map(|a| serde_json::json!({"text": a.text, "score": a.score})).collect::<Vec<_>>(),
+                    "ranking_score": r.ranking_score,
+                    "alternatives": r.alternatives.iter().map(|a| serde_json::json!({"text": a.text, "score": a.score, "ranking_score": a.ranking_score})).collect::<Vec<_>>(),
                     "source_tokens": r.source_tokens,
                     "target_tokens": r.target_tokens,
                     "attention": r.attention,

@@ -48,7 +48,8 @@ pub struct TranslateRequest {
     /// over the pieces it reads (`<s>`, then the translation).
     #[serde(default)]
     pub return_gates: bool,
-    /// Include chosen units' `h` values per token of one layer (at most 64 units).
+    /// Include chosen units' `h` values per token of one layer (at most 64 listed and 64
+    /// most active).
     pub return_neurons: Option<NeuronRequest>,
 }
 
@@ -56,18 +57,27 @@ pub struct TranslateRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlternativeOut {
     pub text: String,
-    /// Log-probability (with `return_scores`).
+    /// The score the n-best list is sorted by (with `return_scores`): see `TranslationOut`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// Log-probability under the model (with `return_scores`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_prob: Option<f64>,
 }
 
 /// The translation of one text.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TranslationOut {
     pub text: String,
-    /// Log-probability under the model (with `return_scores`).
+    /// The score the n-best list is sorted by (with `return_scores`): the log-probability
+    /// divided by the GNMT length penalty `((5 + length) / 6)^0.6` (length in tokens, end of
+    /// sentence included), so longer outputs are not ranked down for their length alone;
+    /// with `beam_size` 1 the log-probability itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// Log-probability of the output under the model (with `return_scores`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_prob: Option<f64>,
     /// The rest of the n-best list, best first (when `n_best` > 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alternatives: Option<Vec<AlternativeOut>>,

@@ -11,7 +11,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::dto::{TranslateFileForm, TranslateFileResponse, Upload};
 use super::form::{self, BodyKind};
 use super::libre::{is_auto, required, route_auto, translate_inputs};
-use super::{check_api_key, check_each_text, media_type, read_body, AppState};
+use super::{
+    char_count, check_api_key, check_each_text, check_rate, media_type, read_body,
+    room_in_queue, AppState,
+};
 use crate::batcher::DecodeOptions;
 use crate::errors::{ApiError, ErrorBody};
 use crate::files::{safe_name, Document, FileFormat, StoredFile, EXTENSIONS};
@@ -67,6 +70,7 @@ fn supported() -> String {
         (status = 403, description = "Invalid API key, or file translation turned off", body = ErrorBody),
         (status = 413, description = "Request over --max-body-bytes", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
+        (status = 429, description = "Over a per-client rate limit (`--req-limit`, `--char-budget`), with Retry-After", body = ErrorBody),
         (status = 503, description = "Queue full (with Retry-After)", body = ErrorBody),
         (status = 504, body = ErrorBody),
     )
@@ -91,9 +95,10 @@ pub async fn translate_file(
             "send the file as multipart/form-data (fields file, source, target, api_key)",
         ));
     }
+    room_in_queue(&state).await?;
     let body = read_body(payload, state.settings.limits.max_body_bytes).await?;
     let form = TranslateFileForm::from_parts(form::multipart_parts(&req, body).await?)?;
-    check_api_key(&state, &req, form.api_key.as_deref())?;
+    let client = check_api_key(&state, &req, form.api_key.as_deref())?;
     let Some(file) = form.file else {
         return Err(ApiError::bad_request(
             "no_file",
@@ -140,6 +145,7 @@ pub async fn translate_file(
         ));
     }
     check_each_text(&state.settings, &texts, "file text")?;
+    check_rate(&state, &client, char_count(&texts)).await?;
     // A file is one document: `auto` detects its language once, from all its text.
     let model = if is_auto(&source) {
         let whole = [texts.join("\n")];

@@ -52,6 +52,26 @@ fn invalid_form(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_form", format!("invalid multipart body: {e}"))
 }
 
+/// What a form field may be named: ASCII letters, digits and `_ . - [ ]` (the schema's
+/// `propertyNames`). Unknown fields are ignored, as LibreTranslate ignores them, but a name
+/// outside this set is refused, in url-encoded and multipart bodies alike.
+pub const FIELD_NAME_PATTERN: &str = "^[A-Za-z0-9_.\\[\\]-]+$";
+
+fn check_field_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-[]".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_form",
+            format!("invalid form field name {name:?}: use ASCII letters, digits and _ . - [ ]"),
+        ))
+    }
+}
+
 /// Splits a multipart body (already read, so already within `--max-body-bytes`) into its parts.
 pub async fn multipart_parts(req: &HttpRequest, body: Bytes) -> Result<Vec<Part>, ApiError> {
     let limit = body.len();
@@ -61,6 +81,7 @@ pub async fn multipart_parts(req: &HttpRequest, body: Bytes) -> Result<Vec<Part>
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(invalid_form)?;
         let name = field.name().unwrap_or_default().to_string();
+        check_field_name(&name)?;
         let filename = field
             .content_disposition()
             .and_then(|cd| cd.get_filename())
@@ -89,8 +110,16 @@ pub async fn text_fields(
     body: Bytes,
 ) -> Result<Vec<(String, String)>, ApiError> {
     match kind {
-        BodyKind::UrlEncoded => serde_urlencoded::from_str(body_text(&body)?)
-            .map_err(|e| ApiError::bad_request("invalid_form", format!("invalid form body: {e}"))),
+        BodyKind::UrlEncoded => {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(body_text(&body)?)
+                .map_err(|e| {
+                    ApiError::bad_request("invalid_form", format!("invalid form body: {e}"))
+                })?;
+            for (name, _) in &pairs {
+                check_field_name(name)?;
+            }
+            Ok(pairs)
+        }
         BodyKind::Multipart => multipart_parts(req, body)
             .await?
             .into_iter()

@@ -19,8 +19,8 @@ use super::dto::{
 };
 use super::form::{self, BodyKind};
 use super::{
-    body_text, check_api_key, check_options, check_texts, media_type, parse_json, read_body,
-    run_job, AppState,
+    body_text, char_count, check_api_key, check_options, check_rate, check_texts, media_type,
+    parse_json, read_body, room_in_queue, run_job, AppState,
 };
 use crate::batcher::DecodeOptions;
 use crate::errors::{ApiError, ErrorBody};
@@ -40,7 +40,7 @@ fn from_fields(pairs: Vec<(String, String)>) -> Result<LibreRequest, ApiError> {
             "format" => request.format = Some(value),
             "api_key" => request.api_key = Some(value),
             "alternatives" => {
-                request.alternatives = Some(value.trim().parse().map_err(|_| {
+                request.alternatives = Some(value.parse().map_err(|_| {
                     ApiError::bad_request(
                         "invalid_field",
                         format!("alternatives must be a non-negative integer, not {value:?}"),
@@ -78,7 +78,6 @@ async fn read_request(
 /// A required language field, or 400 naming it as LibreTranslate does.
 pub fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
     value
-        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
             ApiError::bad_request(
@@ -90,7 +89,7 @@ pub fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
 
 /// True for LibreTranslate's `source: "auto"`.
 pub fn is_auto(source: &str) -> bool {
-    source.trim().eq_ignore_ascii_case("auto")
+    source == "auto"
 }
 
 /// Where `source: "auto"` sends one text: the model and what was detected.
@@ -239,6 +238,7 @@ pub async fn translate_inputs(
         (status = 403, description = "Invalid API key", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
+        (status = 429, description = "Over a per-client rate limit (`--req-limit`, `--char-budget`), with Retry-After", body = ErrorBody),
         (status = 503, description = "Queue full (with Retry-After)", body = ErrorBody),
         (status = 504, body = ErrorBody),
     )
@@ -249,8 +249,9 @@ pub async fn translate(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let arrived = Instant::now();
+    room_in_queue(&state).await?;
     let request = read_request(&state, &req, payload).await?;
-    check_api_key(&state, &req, request.api_key.as_deref())?;
+    let client = check_api_key(&state, &req, request.api_key.as_deref())?;
     let Some(q) = request.q else {
         return Err(ApiError::bad_request(
             "no_text",
@@ -259,8 +260,8 @@ pub async fn translate(
     };
     let source = required(request.source, "source")?;
     let target = required(request.target, "target")?;
-    let html = match request.format.as_deref().map(str::trim) {
-        None | Some("") | Some("text") => false,
+    let html = match request.format.as_deref() {
+        None | Some("text") => false,
         Some("html") => true,
         Some(other) => {
             return Err(ApiError::bad_request(
@@ -292,6 +293,7 @@ pub async fn translate(
         ));
     }
     check_options(&state.settings, &options)?;
+    check_rate(&state, &client, char_count(&inputs)).await?;
     let auto = is_auto(&source);
     // The model for each input, and with `auto` what was detected.
     let (models, detected): (Vec<usize>, Vec<DetectedLanguage>) = if auto {
@@ -375,6 +377,7 @@ pub async fn translate(
         (status = 403, description = "Invalid API key", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
+        (status = 429, description = "Over a per-client rate limit (`--req-limit`, `--char-budget`), with Retry-After", body = ErrorBody),
     )
 )]
 pub async fn detect(
@@ -394,7 +397,7 @@ pub async fn detect(
             }
         }
     };
-    check_api_key(&state, &req, request.api_key.as_deref())?;
+    let client = check_api_key(&state, &req, request.api_key.as_deref())?;
     let Some(q) = request.q else {
         return Err(ApiError::bad_request(
             "no_text",
@@ -406,6 +409,7 @@ pub async fn detect(
         OneOrMany::Many(v) => v,
     };
     check_texts(&state.settings, &texts)?;
+    check_rate(&state, &client, char_count(&texts)).await?;
     let codes = state.registry.codes();
     let candidates: Vec<&str> = codes.iter().map(String::as_str).collect();
     let found = state

@@ -26,6 +26,7 @@ use crate::detect::LanguageDetector;
 use crate::errors::ApiError;
 use crate::files::FileStore;
 use crate::metrics::Metrics;
+use crate::ratelimit::{Limited, RateLimiter};
 use crate::registry::Registry;
 
 /// What every handler shares.
@@ -38,6 +39,65 @@ pub struct AppState {
     pub detector: LanguageDetector,
     /// Translated files waiting for download.
     pub files: FileStore,
+    /// Per-client request and character budgets.
+    pub limiter: RateLimiter,
+    /// `GET /openapi.json`, made once at start-up ([`crate::openapi::document`]).
+    pub openapi: Bytes,
+}
+
+/// Holds a refusal that says "come back later" (503, 429) for `--reject-delay-ms` before
+/// it goes out. A client that retries as soon as it is refused then sends a request per
+/// delay instead of as many as the CPU can refuse, and the model keeps the CPU.
+pub async fn paced(state: &AppState, err: ApiError) -> ApiError {
+    let later = err.status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        || err.status == actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+    if later && state.settings.reject_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(state.settings.reject_delay_ms)).await;
+    }
+    err
+}
+
+/// 503 `queue_full` (paced) when the batcher's queue has no room, before anything of the
+/// request is read: under overload a refusal costs the least it can.
+pub async fn room_in_queue(state: &AppState) -> Result<(), ApiError> {
+    if !state.batcher.is_full() {
+        return Ok(());
+    }
+    state
+        .metrics
+        .rejected
+        .with_label_values(&["queue_full"])
+        .inc();
+    Err(paced(state, ApiError::queue_full(state.batcher.capacity(), 1)).await)
+}
+
+/// Counts a request of `chars` characters against `client`'s limits (`--req-limit`,
+/// `--char-budget`); over one: 429 with `Retry-After` (paced), counted in
+/// `nmt_rejected_total{reason="rate_limit"|"char_budget"}`.
+pub async fn check_rate(state: &AppState, client: &str, chars: usize) -> Result<(), ApiError> {
+    let Err(limited) = state.limiter.check(client, chars as u64) else {
+        return Ok(());
+    };
+    let retry = limited.retry_after_s();
+    let (reason, code, message) = match limited {
+        Limited::Requests { limit, .. } => (
+            "rate_limit",
+            "too_many_requests",
+            format!("this client made {limit} requests in the last minute, the limit (--req-limit); retry in {retry} s"),
+        ),
+        Limited::Characters { limit, .. } => (
+            "char_budget",
+            "too_many_characters",
+            format!("this client sent {limit} characters in the last minute, its budget (--char-budget); retry in {retry} s"),
+        ),
+    };
+    state.metrics.rejected.with_label_values(&[reason]).inc();
+    Err(paced(state, ApiError::too_many(code, message, retry)).await)
+}
+
+/// Characters in `texts`, as `--char-budget` counts them.
+pub fn char_count(texts: &[String]) -> usize {
+    texts.iter().map(|t| t.chars().count()).sum()
 }
 
 /// Reads the whole body, refusing more than `--max-body-bytes` with 413.
@@ -70,14 +130,32 @@ pub fn body_text(body: &[u8]) -> Result<&str, ApiError> {
 }
 
 /// Parses JSON; syntax errors are `invalid_json`, wrong fields or types `invalid_field`.
+/// A number with a zero fraction (`2.0`, `1e1`) is an integer, as JSON Schema counts it.
 pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
-    serde_json::from_str(text).map_err(|e| {
-        let code = match e.classify() {
-            serde_json::error::Category::Data => "invalid_field",
-            _ => "invalid_json",
-        };
-        ApiError::bad_request(code, format!("invalid JSON body: {e}"))
-    })
+    let mut value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
+    integral_floats_to_integers(&mut value);
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("invalid_field", format!("invalid JSON body: {e}")))
+}
+
+/// Rewrites every float with a zero fraction that an integer type holds exactly as that
+/// integer, so that integer fields take `2.0` like `2`.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                // Within ±2^53 every integer is exact in an f64 and in an i64.
+                if f.abs() <= 9_007_199_254_740_992.0 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// The media type of the request, lower-cased, without parameters; `None` when absent.
@@ -95,15 +173,19 @@ pub fn media_type(req: &HttpRequest) -> Option<String> {
 }
 
 /// Checks the API key (when the server has any): `Authorization: Bearer KEY`
-/// or the body's `api_key`. Missing: 401; wrong: 403.
+/// or the body's `api_key`. Missing: 401; wrong: 403. Returns who the client is for the
+/// rate limits: its key when keys are checked, its IP address otherwise (an unchecked key
+/// could be changed at will).
 pub fn check_api_key(
     state: &AppState,
     req: &HttpRequest,
     body_key: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<String, ApiError> {
     let keys = &state.settings.api_keys;
     if keys.is_empty() {
-        return Ok(());
+        return Ok(req
+            .peer_addr()
+            .map_or_else(|| "address:unknown".into(), |a| format!("address:{}", a.ip())));
     }
     let bearer = req
         .headers()
@@ -126,7 +208,7 @@ pub fn check_api_key(
         found | bool::from(k.as_bytes().ct_eq(given.as_bytes()))
     });
     if ok {
-        Ok(())
+        Ok(format!("key:{given}"))
     } else {
         Err(ApiError::new(
             actix_web::http::StatusCode::FORBIDDEN,
@@ -246,14 +328,17 @@ pub async fn run_job_inspected(
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let deadline = arrived + timeout;
     let (reply, rx) = oneshot::channel();
-    state.batcher.submit(Job {
+    let submitted = state.batcher.submit(Job {
         model,
         texts,
         options,
         inspect,
         deadline,
         reply,
-    })?;
+    });
+    if let Err(e) = submitted {
+        return Err(paced(state, e).await);
+    }
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(left, rx).await {
         Ok(Ok(Ok(output))) => Ok(output),

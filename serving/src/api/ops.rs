@@ -2,11 +2,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use utoipa::OpenApi;
 
 use super::dto::StatusResponse;
 use super::AppState;
-use crate::openapi::ApiDoc;
 
 /// The single-file web page (text box, translate button, alternatives, attention heatmap).
 pub const INDEX_HTML: &str = include_str!("../../static/index.html");
@@ -63,15 +61,17 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
-/// This schema.
+/// This schema, with this server's limits, models and languages.
 #[utoipa::path(
     get,
     path = "/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document (JSON)"))
+    responses((status = 200, description = "OpenAPI 3.1 document (JSON)", content_type = "application/json", body = Object))
 )]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
 }
 
 /// The web page.

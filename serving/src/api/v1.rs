@@ -8,8 +8,8 @@ use super::dto::{
     AlternativeOut, ModelsResponse, TranslateRequest, TranslateResponse, TranslationOut,
 };
 use super::{
-    body_text, check_api_key, check_options, check_texts, media_type, parse_json, read_body,
-    run_job_inspected, AppState,
+    body_text, char_count, check_api_key, check_options, check_rate, check_texts, media_type,
+    parse_json, read_body, room_in_queue, run_job_inspected, AppState,
 };
 use crate::batcher::{DecodeOptions, InspectRequest};
 use crate::errors::{ApiError, ErrorBody};
@@ -27,6 +27,7 @@ use crate::errors::{ApiError, ErrorBody};
         (status = 403, description = "Wrong API key", body = ErrorBody),
         (status = 413, description = "Body over --max-body-bytes", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 429, description = "Over a per-client rate limit (`--req-limit`, `--char-budget`), with Retry-After", body = ErrorBody),
         (status = 503, description = "Queue full (with Retry-After) or shutting down", body = ErrorBody),
         (status = 504, description = "Request deadline passed", body = ErrorBody),
     )
@@ -37,7 +38,8 @@ pub async fn translate(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let arrived = Instant::now();
-    check_api_key(&state, &req, None)?;
+    room_in_queue(&state).await?;
+    let client = check_api_key(&state, &req, None)?;
     match media_type(&req).as_deref() {
         None | Some("application/json") => {}
         Some(other) => {
@@ -80,6 +82,7 @@ pub async fn translate(
         request.source.as_deref(),
         request.target.as_deref(),
     )?;
+    check_rate(&state, &client, char_count(&texts)).await?;
     let inspect =
         (request.return_gates || request.return_neurons.is_some()).then_some(InspectRequest {
             gates: request.return_gates,
@@ -101,13 +104,15 @@ pub async fn translate(
             let seen = inspections.next().unwrap_or_default();
             TranslationOut {
                 text: t.text,
-                score: scores.then_some(t.score),
+                score: scores.then_some(t.ranking_score),
+                log_prob: scores.then_some(t.score),
                 alternatives: (options.n_best > 1).then(|| {
                     t.alternatives
                         .into_iter()
                         .map(|a| AlternativeOut {
                             text: a.text,
-                            score: scores.then_some(a.score),
+                            score: scores.then_some(a.ranking_score),
+                            log_prob: scores.then_some(a.score),
                         })
                         .collect()
                 }),
