@@ -49,7 +49,6 @@ serve: setup
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} target/release/nmt-serve --model "$(MODEL)" --addr "$(ADDR)"
 
 bench: setup
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	bench/eval/bench_eval.sh
 	bench/corpus/run.sh
 	bench/run_model_benchmarks.sh

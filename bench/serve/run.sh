@@ -3,7 +3,7 @@
 #
 #   bench/serve/run.sh                 # untrained 256-unit bundle built here
 #   BUNDLE=checkpoints/multi30k-de-en bench/serve/run.sh
-#   BIN=/path/to/nmt-serve BUNDLE=... bench/serve/run.sh   # another build of the server
+#   BIN=/path/to/nmt-serve LOAD=/path/to/load BUNDLE=... bench/serve/run.sh   # other builds, none made
 #
 # Cases (serving/examples/load.rs: closed-loop keep-alive clients, 2 threads, POST
 # /v1/translate, one Multi30k test sentence per request, beam 5; a client sends its next
@@ -31,9 +31,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 # PROFILE=dev uses the dev profile (dependencies at opt-level 2; libtorch does the work either way).
 PROFILE=${PROFILE:-release}
 if [[ $PROFILE == release ]]; then OUT=target/release; else OUT=target/debug; fi
-cargo build --profile "$PROFILE" -q -p serving --bin nmt-serve --example untrained_bundle --example load
+# BIN and LOAD (the load generator) may name binaries built elsewhere; then nothing is built.
+if [[ -z "${BIN:-}" || -z "${LOAD:-}" || -z "${BUNDLE:-}" ]]; then
+  cargo build --profile "$PROFILE" -q -p serving --bin nmt-serve --example untrained_bundle --example load
+fi
 BIN=${BIN:-$OUT/nmt-serve}
-LOAD=$OUT/examples/load
+LOAD=${LOAD:-$OUT/examples/load}
 
 if [[ -z "${BUNDLE:-}" ]]; then
   BUNDLE="$WORK/untrained-de-en"
