@@ -158,9 +158,13 @@ pub fn read_config(dir: &Path) -> Result<BundleConfig, ModelError> {
     let raw: serde_json::Value = read_json(&path)?;
     match raw.get("format_version").and_then(|v| v.as_u64()) {
         Some(v)
-            if [FORMAT_VERSION, FORMAT_VERSION_COMPRESSED, FORMAT_VERSION_INT8]
-                .map(u64::from)
-                .contains(&v) => {}
+            if [
+                FORMAT_VERSION,
+                FORMAT_VERSION_COMPRESSED,
+                FORMAT_VERSION_INT8,
+            ]
+            .map(u64::from)
+            .contains(&v) => {}
         Some(v) => {
             return Err(ModelError::bundle(
                 &path,
@@ -282,7 +286,8 @@ pub fn load_weights(vars: &mut nn::VarStore, path: &Path) -> Result<(), ModelErr
                     ),
                 ));
             }
-            let float = |k: Kind| matches!(k, Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double);
+            let float =
+                |k: Kind| matches!(k, Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double);
             // Int8 variables (int8 bundles' codes) take int8 values only, the others floats.
             if var.kind() == Kind::Int8 && value.kind() != Kind::Int8 {
                 return Err(ModelError::bundle(
@@ -763,9 +768,12 @@ fn derived_vars(
                     let (chosen, rest) = crate::cell::split_rows(w, &rows_of(w.size()[0]), 0);
                     derived.insert(base.to_string(), derive(&chosen, rest)?);
                 }
-                derived[base][part].as_ref().map(Tensor::shallow_clone).ok_or_else(|| {
-                    ModelError::Config(format!("{name}: every row of {base} is compressed"))
-                })?
+                derived[base][part]
+                    .as_ref()
+                    .map(Tensor::shallow_clone)
+                    .ok_or_else(|| {
+                        ModelError::Config(format!("{name}: every row of {base} is compressed"))
+                    })?
             };
             var.f_copy_(&value)?;
         }
@@ -807,10 +815,22 @@ pub fn compress_low_rank(
         "params": rows_name(rows),
         "tensors": count,
     });
+    write_compressed(output, &bundle, (&config, &target), note, dtype)
+}
+
+/// [`write_derived`] for a compression that changed the architecture's weights (`config`,
+/// `vars`): the method's `note` under `compression`, no codebooks.
+fn write_compressed(
+    output: &Path,
+    source: &Bundle,
+    derived: (&BundleConfig, &nn::VarStore),
+    note: serde_json::Value,
+    dtype: WeightsDtype,
+) -> Result<Bundle, ModelError> {
     write_derived(
         output,
-        &bundle,
-        (&config, &target),
+        source,
+        derived,
         Some(("compression", note)),
         dtype,
         &WeightStorage::default(),
@@ -847,8 +867,8 @@ pub fn compress_int8(
         &["_int8_q", INT8_SCALE, "_int8_rest"],
         |n| rows.range(hidden, n),
         |chosen, rest| {
-            let (q, step) = quantized::quantize_rows(chosen)
-                .map_err(|e| ModelError::Config(e.to_string()))?;
+            let (q, step) =
+                quantized::quantize_rows(chosen).map_err(|e| ModelError::Config(e.to_string()))?;
             Ok(vec![Some(q), Some(step), rest])
         },
     )?;
@@ -861,14 +881,7 @@ pub fn compress_int8(
             quantized::QMAX
         ),
     });
-    write_derived(
-        output,
-        &bundle,
-        (&config, &target),
-        Some(("compression", note)),
-        dtype,
-        &WeightStorage::default(),
-    )
+    write_compressed(output, &bundle, (&config, &target), note, dtype)
 }
 
 /// Writes the average of the bundles in `inputs` (checkpoints of one run: the same

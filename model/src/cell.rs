@@ -82,6 +82,24 @@ pub fn join_rows(chosen: &Tensor, rest: Option<&Tensor>, start: i64, dim: i64) -
 }
 
 impl Matrix {
+    /// An int8 matrix on the same codes (`q`, shared) and rows as another, with its own
+    /// columns, steps and float rows.
+    fn int8_like(
+        q: &Arc<Int8Weight>,
+        rows: &Range<i64>,
+        columns: Range<i64>,
+        scale: Tensor,
+        rest: Option<Tensor>,
+    ) -> Matrix {
+        Matrix::Int8 {
+            q: Arc::clone(q),
+            columns,
+            scale,
+            rows: rows.clone(),
+            rest,
+        }
+    }
+
     /// The dense tensor, when this matrix is one.
     pub fn dense(&self) -> Option<&Tensor> {
         match self {
@@ -106,13 +124,13 @@ impl Matrix {
                 scale,
                 rows,
                 rest,
-            } => Matrix::Int8 {
-                q: Arc::clone(q),
-                columns: columns.clone(),
-                scale: scale.shallow_clone(),
-                rows: rows.clone(),
-                rest: rest.as_ref().map(Tensor::shallow_clone),
-            },
+            } => Matrix::int8_like(
+                q,
+                rows,
+                columns.clone(),
+                scale.shallow_clone(),
+                rest.as_ref().map(Tensor::shallow_clone),
+            ),
         }
     }
 
@@ -173,13 +191,13 @@ impl Matrix {
                 scale,
                 rows,
                 rest,
-            } => Matrix::Int8 {
-                q: Arc::clone(q),
-                columns: columns.start + start..columns.start + start + len,
-                scale: scale.shallow_clone(),
-                rows: rows.clone(),
-                rest: rest.as_ref().map(|r| r.narrow(1, start, len)),
-            },
+            } => Matrix::int8_like(
+                q,
+                rows,
+                columns.start + start..columns.start + start + len,
+                scale.shallow_clone(),
+                rest.as_ref().map(|r| r.narrow(1, start, len)),
+            ),
         }
     }
 
@@ -217,13 +235,13 @@ impl Matrix {
             } => {
                 // The int8 rows keep their codes; the factor joins their steps.
                 let (factor_q, factor_rest) = factors(&scale.unsqueeze(1), rows, rest);
-                Matrix::Int8 {
-                    q: Arc::clone(q),
-                    columns: columns.clone(),
-                    scale: scale * factor_q.squeeze_dim(1),
-                    rows: rows.clone(),
-                    rest: scaled_rest(rest, factor_rest),
-                }
+                Matrix::int8_like(
+                    q,
+                    rows,
+                    columns.clone(),
+                    scale * factor_q.squeeze_dim(1),
+                    scaled_rest(rest, factor_rest),
+                )
             }
         }
     }

@@ -16,14 +16,9 @@ use model::Bundle;
 use quantized::{dequantize_rows, error_bound, quantize_rows, Int8Weight};
 use tch::{Device, Kind, Tensor};
 
-const LINES: &[&str] = &[
-    "ein hund läuft über die wiese",
-    "zwei männer spielen fußball im park",
-    "eine frau liest ein buch",
-    "a dog runs across the meadow",
-    "two men play soccer in the park",
-    "a woman reads a book",
-];
+#[allow(dead_code)] // the shared helpers this binary does not call
+mod common;
+use common::LINES;
 
 fn original(root: &Path, name: &str, cell: model::CellKind) -> PathBuf {
     let dir = root.join(name);
@@ -40,20 +35,30 @@ fn original(root: &Path, name: &str, cell: model::CellKind) -> PathBuf {
 }
 
 fn random(shape: &[i64], seed: i64) -> Tensor {
-    tch::manual_seed(seed);
-    Tensor::randn(shape, (Kind::Float, Device::Cpu))
+    common::with_seed(seed, || Tensor::randn(shape, (Kind::Float, Device::Cpu)))
 }
 
 /// `y` against `reference` row block by row block: the int8 rows (`rows`) within the
 /// kernel's bound for the dequantized weights `deq` (`[rows, C]`, already scaled as the
 /// matrix is), the float rows to float32 rounding.
-fn assert_within_bound(y: &Tensor, reference: &Tensor, x: &Tensor, deq: &Tensor, rows: &Range<i64>) {
+fn assert_within_bound(
+    y: &Tensor,
+    reference: &Tensor,
+    x: &Tensor,
+    deq: &Tensor,
+    rows: &Range<i64>,
+) {
     let n = rows.end - rows.start;
     let diff = (y - reference).abs();
     let int8_part = diff.narrow(-1, rows.start, n);
     let slack = 1e-5 * (1.0 + reference.abs().max().double_value(&[]));
-    let excess = (int8_part - error_bound(x, deq) - slack).max().double_value(&[]);
-    assert!(excess <= 0.0, "int8 rows off by {excess} more than the bound");
+    let excess = (int8_part - error_bound(x, deq) - slack)
+        .max()
+        .double_value(&[]);
+    assert!(
+        excess <= 0.0,
+        "int8 rows off by {excess} more than the bound"
+    );
     let r = y.size()[y.dim() - 1];
     for (a, b) in [(0, rows.start), (rows.end, r)] {
         if b > a {
@@ -82,10 +87,28 @@ fn int8_matrices_match_the_dequantized_reference_in_every_form_the_executors_use
         let dense = model::cell::join_rows(&deq, m_rest(&m).as_ref(), rows.start, 0);
         // Plain, with a bias, on a [B, T, C] batch.
         let x = random(&[5, 10], 3);
-        assert_within_bound(&m.linear(&x, None), &x.linear::<&Tensor>(&dense, None), &x, &deq, &rows);
-        assert_within_bound(&m.linear(&x, Some(&bias)), &x.linear(&dense, Some(&bias)), &x, &deq, &rows);
+        assert_within_bound(
+            &m.linear(&x, None),
+            &x.linear::<&Tensor>(&dense, None),
+            &x,
+            &deq,
+            &rows,
+        );
+        assert_within_bound(
+            &m.linear(&x, Some(&bias)),
+            &x.linear(&dense, Some(&bias)),
+            &x,
+            &deq,
+            &rows,
+        );
         let x3 = random(&[2, 3, 10], 4);
-        assert_within_bound(&m.linear(&x3, Some(&bias)), &x3.linear(&dense, Some(&bias)), &x3, &deq, &rows);
+        assert_within_bound(
+            &m.linear(&x3, Some(&bias)),
+            &x3.linear(&dense, Some(&bias)),
+            &x3,
+            &deq,
+            &rows,
+        );
         // Column blocks (the prepared decoder's ahead and late columns).
         for (start, len) in [(0, 7), (7, 3)] {
             let xc = random(&[4, len], 5 + start);
@@ -100,7 +123,10 @@ fn int8_matrices_match_the_dequantized_reference_in_every_form_the_executors_use
         }
         // Rows scaled (a gate temperature folded in): the first 12 rows times 2.
         let factor = Tensor::cat(
-            &[Tensor::full([12, 1], 2.0, (Kind::Float, Device::Cpu)), Tensor::ones([12, 1], (Kind::Float, Device::Cpu))],
+            &[
+                Tensor::full([12, 1], 2.0, (Kind::Float, Device::Cpu)),
+                Tensor::ones([12, 1], (Kind::Float, Device::Cpu)),
+            ],
             0,
         );
         let scaled = m.scale_rows(|t| t * &factor);
@@ -112,7 +138,10 @@ fn int8_matrices_match_the_dequantized_reference_in_every_form_the_executors_use
             &deq_scaled,
             &rows,
         );
-        assert!(m.dense().is_none(), "int8 matrices must keep the fused kernels away");
+        assert!(
+            m.dense().is_none(),
+            "int8 matrices must keep the fused kernels away"
+        );
     }
 }
 
@@ -126,10 +155,14 @@ fn m_rest(m: &Matrix) -> Option<Tensor> {
 #[test]
 fn int8_bundles_store_the_quantized_rows_round_trip_and_translate() {
     let root = tempfile::tempdir().unwrap();
-    let texts: Vec<String> = ["ein hund läuft über die wiese", "eine frau liest", "two men play"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let texts: Vec<String> = [
+        "ein hund läuft über die wiese",
+        "eine frau liest",
+        "two men play",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for cell in [model::CellKind::Lstm, model::CellKind::Gru] {
         let input = original(root.path(), &format!("float-{cell:?}"), cell);
         let float = Bundle::load(&input, Device::Cpu).unwrap();
@@ -152,8 +185,14 @@ fn int8_bundles_store_the_quantized_rows_round_trip_and_translate() {
                 // What was loaded back from disk is what quantizing the original gives.
                 let (q_expected, step_expected) = quantize_rows(&chosen).unwrap();
                 assert_eq!(q.kind(), Kind::Int8);
-                assert!(q.equal(&q_expected), "{name}: codes changed through save/load");
-                assert!(vars[&format!("{name}_int8_scale")].equal(&step_expected), "{name}");
+                assert!(
+                    q.equal(&q_expected),
+                    "{name}: codes changed through save/load"
+                );
+                assert!(
+                    vars[&format!("{name}_int8_scale")].equal(&step_expected),
+                    "{name}"
+                );
                 match (rest, vars.get(&format!("{name}_int8_rest"))) {
                     (Some(a), Some(b)) => assert!(a.equal(b), "{name}: float rows changed"),
                     (None, None) => {}
@@ -185,13 +224,26 @@ fn int8_nonsense_is_a_clear_error() {
     let int8_dir = root.path().join("int8");
     bundle::compress_int8(&input, &int8_dir, LowRankRows::All, WeightsDtype::Float16).unwrap();
     // Twice: names the input.
-    let err = bundle::compress_int8(&int8_dir, &root.path().join("twice"), LowRankRows::All, WeightsDtype::Float16)
+    let err = bundle::compress_int8(
+        &int8_dir,
+        &root.path().join("twice"),
+        LowRankRows::All,
+        WeightsDtype::Float16,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("compressed already") && err.contains("int8"),
+        "{err}"
+    );
+    // On CUDA: refused at load, naming config.json (no CUDA work is done before).
+    let err = Bundle::load(&int8_dir, Device::Cuda(0))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("compressed already") && err.contains("int8"), "{err}");
-    // On CUDA: refused at load, naming config.json (no CUDA work is done before).
-    let err = Bundle::load(&int8_dir, Device::Cuda(0)).unwrap_err().to_string();
-    assert!(err.contains("config.json") && err.contains("CPU only"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("CPU only"),
+        "{err}"
+    );
     // Codes stored as floats: names the file and the weight.
     let broken = root.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
@@ -201,24 +253,40 @@ fn int8_nonsense_is_a_clear_error() {
     }
     let weights = broken.join(bundle::WEIGHTS_FILE);
     let mut named = Tensor::read_safetensors(&weights).unwrap();
-    let (name, t) = named.iter_mut().find(|(n, _)| n.ends_with("_int8_q")).unwrap();
+    let (name, t) = named
+        .iter_mut()
+        .find(|(n, _)| n.ends_with("_int8_q"))
+        .unwrap();
     let name = name.clone();
     *t = t.to_kind(Kind::Float);
     Tensor::write_safetensors(&named, &weights).unwrap();
     let err = Bundle::load(&broken, Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("model.safetensors") && err.contains(&name) && err.contains("int8"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains(&name) && err.contains("int8"),
+        "{err}"
+    );
     // The command line: --params all and --int8 with --round are refused, naming the flags.
     let bin = env!("CARGO_BIN_EXE_nmt-bundle");
     let run = |args: &[&str]| {
         let o = Command::new(bin).args(args).output().unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (i, o) = (input.to_str().unwrap(), root.path().join("cli"));
     let o = o.to_str().unwrap();
     let (ok, _, err) = run(&["compress", i, o, "--int8", "--params", "all"]);
-    assert!(!ok && err.contains("--int8") && err.contains("--params"), "{err}");
+    assert!(
+        !ok && err.contains("--int8") && err.contains("--params"),
+        "{err}"
+    );
     let (ok, _, err) = run(&["compress", i, o, "--int8", "--round", "0.5"]);
-    assert!(!ok && err.contains("--round") && err.contains("--int8"), "{err}");
+    assert!(
+        !ok && err.contains("--round") && err.contains("--int8"),
+        "{err}"
+    );
     let (ok, out, err) = run(&["compress", i, o, "--int8"]);
     assert!(ok, "{err}");
     let info: serde_json::Value = serde_json::from_str(&out).unwrap();

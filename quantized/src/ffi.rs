@@ -9,8 +9,7 @@ use tch::Tensor;
 pub type CTensor = *mut c_void;
 
 extern "C" {
-    pub fn nmt_q8_pack(q: *const c_void, packed: *mut CTensor, err: *mut *mut c_char)
-        -> i32;
+    pub fn nmt_q8_pack(q: *const c_void, packed: *mut CTensor, err: *mut *mut c_char) -> i32;
     #[allow(clippy::too_many_arguments)]
     pub fn nmt_q8_linear(
         x: *const c_void,

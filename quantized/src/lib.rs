@@ -23,7 +23,9 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
     /// The int8 kernels are fbgemm's, CPU-only.
-    #[error("int8 weights run on the CPU only (libtorch's fbgemm kernels); {what} is on {device:?}")]
+    #[error(
+        "int8 weights run on the CPU only (libtorch's fbgemm kernels); {what} is on {device:?}"
+    )]
     NotCpu { what: &'static str, device: Device },
     /// Tensors of the wrong shape or type.
     #[error("int8 linear: {0}")]
@@ -100,7 +102,9 @@ struct Packed {
 
 impl Packed {
     fn new(q: &Tensor, columns: &Range<i64>) -> Result<Self, QuantError> {
-        let q = q.f_narrow(1, columns.start, columns.end - columns.start)?.f_contiguous()?;
+        let q = q
+            .f_narrow(1, columns.start, columns.end - columns.start)?
+            .f_contiguous()?;
         // SAFETY: q is a live int8 tensor for the duration of the call.
         let packed = unsafe {
             ffi::returning_tensor(|out, err| ffi::nmt_q8_pack(q.as_ptr() as *const _, out, err))
@@ -137,7 +141,10 @@ impl std::fmt::Debug for Int8Weight {
         let inner = self.lock();
         f.debug_struct("Int8Weight")
             .field("shape", &inner.q.size())
-            .field("packed_column_ranges", &inner.packs.keys().collect::<Vec<_>>())
+            .field(
+                "packed_column_ranges",
+                &inner.packs.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -181,7 +188,11 @@ impl Int8Weight {
         row_scale: &Tensor,
         bias: Option<&Tensor>,
     ) -> Result<Tensor, QuantError> {
-        for (what, t) in [("the input", Some(x)), ("the row scale", Some(row_scale)), ("the bias", bias)] {
+        for (what, t) in [
+            ("the input", Some(x)),
+            ("the row scale", Some(row_scale)),
+            ("the bias", bias),
+        ] {
             if let Some(t) = t {
                 if t.device() != Device::Cpu {
                     return Err(QuantError::NotCpu {

@@ -13,7 +13,8 @@ fn random(shape: &[i64], seed: i64) -> Tensor {
 #[test]
 fn quantized_rows_are_within_half_a_step() {
     // Rows of very different scales: per-row steps must follow each row.
-    let w = random(&[48, 40], 1) * Tensor::logspace(-3.0, 1.0, 48, 10.0, (Kind::Float, Device::Cpu)).unsqueeze(1);
+    let w = random(&[48, 40], 1)
+        * Tensor::logspace(-3.0, 1.0, 48, 10.0, (Kind::Float, Device::Cpu)).unsqueeze(1);
     let (q, step) = quantize_rows(&w).unwrap();
     assert_eq!(q.kind(), Kind::Int8);
     assert!(q.abs().max().int64_value(&[]) <= QMAX);
@@ -27,7 +28,13 @@ fn quantized_rows_are_within_half_a_step() {
 
 #[test]
 fn zero_rows_stay_zero() {
-    let w = Tensor::cat(&[random(&[3, 8], 2), Tensor::zeros([2, 8], (Kind::Float, Device::Cpu))], 0);
+    let w = Tensor::cat(
+        &[
+            random(&[3, 8], 2),
+            Tensor::zeros([2, 8], (Kind::Float, Device::Cpu)),
+        ],
+        0,
+    );
     let (q, step) = quantize_rows(&w).unwrap();
     assert_eq!(q.narrow(0, 3, 2).abs().sum(Kind::Int64).int64_value(&[]), 0);
     assert!(bool::try_from(step.isfinite().all()).unwrap());
@@ -35,7 +42,12 @@ fn zero_rows_stay_zero() {
 
 /// Checks `layer.linear(x, columns)` against the reference within the bound, for inputs of
 /// several signs and shapes (all-positive inputs are the worst case for int16 saturation).
-fn check_against_reference(w: &Tensor, x: &Tensor, columns: std::ops::Range<i64>, bias: Option<&Tensor>) {
+fn check_against_reference(
+    w: &Tensor,
+    x: &Tensor,
+    columns: std::ops::Range<i64>,
+    bias: Option<&Tensor>,
+) {
     let (q, step) = quantize_rows(w).unwrap();
     let layer = Int8Weight::new(q.shallow_clone());
     let y = layer.linear(x, columns.clone(), &step, bias).unwrap();
@@ -44,9 +56,16 @@ fn check_against_reference(w: &Tensor, x: &Tensor, columns: std::ops::Range<i64>
     assert_eq!(y.size(), reference.size());
     let bound = error_bound(x, &deq);
     // float32 sums of C products: a relative 1e-5 of the magnitudes involved is ample.
-    let slack = x.abs().max().double_value(&[]) * deq.abs().sum(Kind::Float).double_value(&[]) * 1e-6 + 1e-6;
-    let excess = ((y - &reference).abs() - bound - slack).max().double_value(&[]);
-    assert!(excess <= 0.0, "int8 output off the reference by {excess} more than the bound");
+    let slack =
+        x.abs().max().double_value(&[]) * deq.abs().sum(Kind::Float).double_value(&[]) * 1e-6
+            + 1e-6;
+    let excess = ((y - &reference).abs() - bound - slack)
+        .max()
+        .double_value(&[]);
+    assert!(
+        excess <= 0.0,
+        "int8 output off the reference by {excess} more than the bound"
+    );
 }
 
 #[test]
@@ -80,9 +99,13 @@ fn int8_linear_is_close_to_float32() {
 fn bad_inputs_are_errors() {
     let (q, step) = quantize_rows(&random(&[8, 4], 13)).unwrap();
     let layer = Int8Weight::new(q);
-    let err = layer.linear(&random(&[2, 5], 14), 0..4, &step, None).unwrap_err();
+    let err = layer
+        .linear(&random(&[2, 5], 14), 0..4, &step, None)
+        .unwrap_err();
     assert!(matches!(err, QuantError::Shape(_)), "{err}");
-    let err = layer.linear(&random(&[2, 4], 15), 2..6, &step, None).unwrap_err();
+    let err = layer
+        .linear(&random(&[2, 4], 15), 2..6, &step, None)
+        .unwrap_err();
     assert!(err.to_string().contains("columns 2..6"), "{err}");
     assert!(quantize_rows(&Tensor::zeros([3], (Kind::Float, Device::Cpu))).is_err());
     let err = Int8Weight::new(Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)))
@@ -91,7 +114,12 @@ fn bad_inputs_are_errors() {
     assert!(err.to_string().contains("expected int8"), "{err}");
     if tch::Cuda::is_available() {
         let err = layer
-            .linear(&random(&[2, 4], 17).to_device(Device::Cuda(0)), 0..4, &step, None)
+            .linear(
+                &random(&[2, 4], 17).to_device(Device::Cuda(0)),
+                0..4,
+                &step,
+                None,
+            )
             .unwrap_err();
         assert!(matches!(err, QuantError::NotCpu { .. }), "{err}");
     }
