@@ -53,6 +53,8 @@ COPY figures/ figures/
 # A workspace member (nmt-train's c10d layer): cargo reads every member's manifest, though
 # the image builds no binary that links it.
 COPY distributed/ distributed/
+# The int8 kernels' shim (model links it: nmt-bundle compress --int8 and int8 bundles).
+COPY quantized/ quantized/
 # No debug info and stripped: the shipped binaries are for running, not profiling.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=symbols

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The compression study of docs/RESULTS.md (round/clip and low rank): compresses each bundle with each
+# The compression study of docs/RESULTS.md (round/clip, low rank, int8): compresses each bundle with each
 # setting (nmt-bundle compress), scores every copy on Multi30k test 2016 with beam 5
 # (nmt-eval translate), and prints one line per bundle: name, weights size, BLEU, 13a
 # lowercased BLEU, chrF.
 #
-#   scripts/compress-study.sh --out DIR [--bin DIR] [--data DIR] [BUNDLE...]
+#   scripts/compress-study.sh --out DIR [--bin DIR] [--data DIR] [--only TAG,...] [BUNDLE...]
 #
-# Defaults: the two shipped bundles, target/release, ../shared/data/multi30k.
+# Defaults: the two shipped bundles, target/release, ../shared/data/multi30k, every setting
+# (--only int8-recurrent,int8-gates: those settings alone, by the tags below).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 OUT=""
+ONLY=""
 BIN="$ROOT/target/release"
 DATA="$ROOT/../shared/data/multi30k"
 BUNDLES=()
@@ -19,7 +21,8 @@ while [[ $# -gt 0 ]]; do
     --out) mkdir -p "$2"; OUT="$(cd "$2" && pwd)"; shift 2 ;;
     --bin) BIN="$(cd "$2" && pwd)"; shift 2 ;;
     --data) DATA="$(cd "$2" && pwd)"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --only) ONLY=",$2,"; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     -*) echo "compress-study: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) BUNDLES+=("$1"); shift ;;
   esac
@@ -42,6 +45,8 @@ SETTINGS=(
   "svd16-gates:--svd-rank 16 --params gates"
   "svd32-recurrent:--svd-rank 32 --params recurrent"
   "svd16-recurrent:--svd-rank 16 --params recurrent"
+  "int8-recurrent:--int8 --params recurrent"
+  "int8-gates:--int8 --params gates"
 )
 score() {
   OMP_WAIT_POLICY=PASSIVE "$BIN/nmt-eval" translate --model "$1" --src "$DATA/test.de" \
@@ -54,6 +59,7 @@ for b in "${BUNDLES[@]}"; do
   printf '%-44s %10s %s\n' "$name" "$(stat -c %s "$b/model.safetensors")" "$(score "$b" "$OUT/$name.eval.json")"
   for s in "${SETTINGS[@]}"; do
     tag="${s%%:*}"; read -r -a args <<<"${s#*:}"
+    [[ -z "$ONLY" || "$ONLY" == *",$tag,"* ]] || continue
     copy="$OUT/$name-$tag"
     "$BIN/nmt-bundle" compress "$b" "$copy" "${args[@]}" > "$copy.info.json"
     printf '%-44s %10s %s\n' "$name-$tag" "$(stat -c %s "$copy/model.safetensors")" "$(score "$copy" "$copy.eval.json")"

@@ -28,8 +28,15 @@ use crate::seq2seq::Seq2Seq;
 /// so that older builds read them too.
 pub const FORMAT_VERSION: u32 = 1;
 /// The format of bundles with compressed weights (a codebook and packed indices per
-/// compressed tensor, see [`WeightStorage`]). This code reads both versions.
+/// compressed tensor, see [`WeightStorage`]; rank-K factors). This code reads every version.
 pub const FORMAT_VERSION_COMPRESSED: u32 = 2;
+/// The format of bundles with int8 weights (`model.int8` in `config.json`; per matrix `W`,
+/// `W_int8_q` int8, `W_int8_scale` float32 per-row steps, `W_int8_rest` the float rows). A
+/// version of its own, so that builds without int8 kernels refuse these bundles by version.
+pub const FORMAT_VERSION_INT8: u32 = 3;
+/// Suffix of an int8 matrix's per-row steps, stored in float32 whatever the other weights'
+/// type (they multiply every output of their row; float16 would add its own rounding).
+const INT8_SCALE: &str = "_int8_scale";
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const METADATA_FILE: &str = "metadata.json";
@@ -159,13 +166,20 @@ pub fn read_config(dir: &Path) -> Result<BundleConfig, ModelError> {
     // instead of failing on a field it does not know.
     let raw: serde_json::Value = read_json(&path)?;
     match raw.get("format_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == FORMAT_VERSION as u64 || v == FORMAT_VERSION_COMPRESSED as u64 => {}
+        Some(v)
+            if [
+                FORMAT_VERSION,
+                FORMAT_VERSION_COMPRESSED,
+                FORMAT_VERSION_INT8,
+            ]
+            .map(u64::from)
+            .contains(&v) => {}
         Some(v) => {
             return Err(ModelError::bundle(
                 &path,
                 format!(
-                    "bundle format version {v}, this build reads versions {FORMAT_VERSION} \
-                     and {FORMAT_VERSION_COMPRESSED}"
+                    "bundle format version {v}, this build reads versions {FORMAT_VERSION}, \
+                     {FORMAT_VERSION_COMPRESSED} and {FORMAT_VERSION_INT8}"
                 ),
             ))
         }
@@ -185,6 +199,17 @@ impl Bundle {
     pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<Self, ModelError> {
         let dir = dir.as_ref();
         let config = read_config(dir)?;
+        if config.model.int8.is_some() {
+            // fbgemm's int8 kernels are CPU-only; say so now rather than at the first step.
+            let refuse = |why: String| ModelError::bundle(dir.join(CONFIG_FILE), why);
+            if device != Device::Cpu {
+                return Err(refuse(format!(
+                    "this bundle has int8 weights, which run on the CPU only (fbgemm), not \
+                     on {device:?}: load it with --device cpu, or use the float bundle"
+                )));
+            }
+            quantized::check_supported().map_err(|e| refuse(e.to_string()))?;
+        }
         let metadata: BundleMetadata = read_json(&dir.join(METADATA_FILE))?;
         let src_vocab = load_vocab(dir, &config.src_vocab, config.model.src_vocab_size)?;
         let tgt_vocab = load_vocab(dir, &config.tgt_vocab, config.model.tgt_vocab_size)?;
@@ -270,10 +295,16 @@ pub fn load_weights(vars: &mut nn::VarStore, path: &Path) -> Result<(), ModelErr
                     ),
                 ));
             }
-            if !matches!(
-                value.kind(),
-                Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double
-            ) {
+            let float =
+                |k: Kind| matches!(k, Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double);
+            // Int8 variables (int8 bundles' codes) take int8 values only, the others floats.
+            if var.kind() == Kind::Int8 && value.kind() != Kind::Int8 {
+                return Err(ModelError::bundle(
+                    path,
+                    format!("weight {name} has type {:?}, expected int8", value.kind()),
+                ));
+            }
+            if var.kind() != Kind::Int8 && !float(value.kind()) {
                 return Err(ModelError::bundle(
                     path,
                     format!("weight {name} has non-float type {:?}", value.kind()),
@@ -476,7 +507,13 @@ fn write_bundle_files_with(
     for (name, var) in contents.vars.variables() {
         let t = var.detach().to_device(Device::Cpu);
         let Some(rows) = storage.codebooks.get(&name) else {
-            named.push((name, t.to_kind(stored_kind).contiguous()));
+            // int8 codes keep their type, their steps stay float32 (INT8_SCALE).
+            let kind = if !t.is_floating_point() || name.ends_with(INT8_SCALE) {
+                t.kind()
+            } else {
+                stored_kind
+            };
+            named.push((name, t.to_kind(kind).contiguous()));
             continue;
         };
         // The codebook takes the values as they are (rounded values are exact in float16
@@ -532,9 +569,16 @@ pub fn save_with_storage(
 ) -> Result<(), ModelError> {
     let mut config = contents.config.clone();
     let mut metadata = contents.metadata.clone();
-    if !storage.codebooks.is_empty() || config.model.low_rank.is_some() {
-        config.format_version = FORMAT_VERSION_COMPRESSED;
-        metadata.format_version = FORMAT_VERSION_COMPRESSED;
+    let version = if config.model.int8.is_some() {
+        Some(FORMAT_VERSION_INT8)
+    } else if !storage.codebooks.is_empty() || config.model.low_rank.is_some() {
+        Some(FORMAT_VERSION_COMPRESSED)
+    } else {
+        None
+    };
+    if let Some(version) = version {
+        config.format_version = version;
+        metadata.format_version = version;
     }
     let contents = BundleContents {
         config: &config,
@@ -681,15 +725,8 @@ pub fn compress_round_clip(
     rc: crate::compress::RoundClip,
     dtype: WeightsDtype,
 ) -> Result<Bundle, ModelError> {
-    refuse_same_dir(input, output)?;
     rc.check()?;
-    let bundle = Bundle::load(input, Device::Cpu)?;
-    if bundle.metadata.extra.contains_key("compression") {
-        return Err(ModelError::bundle(
-            input,
-            "this bundle is compressed already; compress the original",
-        ));
-    }
+    let bundle = load_uncompressed(input, output)?;
     let chosen = crate::compress::round_clip(&bundle.vars, &bundle.config.model, set, rc)?;
     let note = serde_json::json!({
         "method": if rc.clip.is_some() { "round_clip" } else { "round" },
@@ -711,6 +748,68 @@ pub fn compress_round_clip(
     )
 }
 
+/// Loads `input` for a compression that changes the architecture's weights: refuses writing
+/// onto it and compressing a bundle twice.
+fn load_uncompressed(input: &Path, output: &Path) -> Result<Bundle, ModelError> {
+    refuse_same_dir(input, output)?;
+    let bundle = Bundle::load(input, Device::Cpu)?;
+    if bundle.metadata.extra.contains_key("compression") {
+        return Err(ModelError::bundle(
+            input,
+            "this bundle is compressed already; compress the original",
+        ));
+    }
+    Ok(bundle)
+}
+
+/// The variables of a model built from `config` (on the CPU), filled from `source`: those it
+/// shares by name are copied; each new one, named `base` + one of `suffixes`, comes from
+/// `derive(base's rows chosen by rows_of, the other rows)`, which returns one tensor per
+/// suffix (in order, `None` for the rest's suffix when every row is chosen). `derive` runs
+/// once per base matrix. Returns the store and how many matrices were derived.
+fn derived_vars(
+    source: &nn::VarStore,
+    config: &ModelConfig,
+    suffixes: &[&str],
+    rows_of: impl Fn(i64) -> std::ops::Range<i64>,
+    mut derive: impl FnMut(&Tensor, Option<Tensor>) -> Result<Vec<Option<Tensor>>, ModelError>,
+) -> Result<(nn::VarStore, usize), ModelError> {
+    let target = nn::VarStore::new(Device::Cpu);
+    Seq2Seq::new(&target.root(), config)?;
+    let source = source.variables();
+    // base name → one tensor per suffix.
+    let mut derived: BTreeMap<String, Vec<Option<Tensor>>> = BTreeMap::new();
+    tch::no_grad(|| -> Result<(), ModelError> {
+        for (name, mut var) in target.variables() {
+            let value = if let Some(t) = source.get(&name) {
+                t.shallow_clone()
+            } else {
+                let (base, part) = suffixes
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, suffix)| name.strip_suffix(suffix).map(|b| (b, i)))
+                    .ok_or_else(|| ModelError::Input(format!("no weight for {name}")))?;
+                let w = source
+                    .get(base)
+                    .ok_or_else(|| ModelError::Input(format!("no weight {base} to compress")))?;
+                if !derived.contains_key(base) {
+                    let (chosen, rest) = crate::cell::split_rows(w, &rows_of(w.size()[0]), 0);
+                    derived.insert(base.to_string(), derive(&chosen, rest)?);
+                }
+                derived[base][part]
+                    .as_ref()
+                    .map(Tensor::shallow_clone)
+                    .ok_or_else(|| {
+                        ModelError::Input(format!("{name}: every row of {base} is compressed"))
+                    })?
+            };
+            var.f_copy_(&value)?;
+        }
+        Ok(())
+    })?;
+    Ok((target, derived.len()))
+}
+
 /// Copies the bundle in `input` to `output` with the chosen rows of every recurrent
 /// layer's input and recurrent matrices replaced by their best rank-`rank` factors, stored
 /// as factors and run as two GEMMs (`model.low_rank` in `config.json`, format version 2).
@@ -722,72 +821,95 @@ pub fn compress_low_rank(
     rank: i64,
     dtype: WeightsDtype,
 ) -> Result<Bundle, ModelError> {
-    refuse_same_dir(input, output)?;
-    let bundle = Bundle::load(input, Device::Cpu)?;
-    if bundle.metadata.extra.contains_key("compression") {
-        return Err(ModelError::bundle(
-            input,
-            "this bundle is compressed already; compress the original",
-        ));
-    }
+    let bundle = load_uncompressed(input, output)?;
     let low_rank = crate::config::LowRank { rank, rows };
     let mut config = bundle.config.clone();
     config.model.low_rank = Some(low_rank);
     config.model.validate()?;
-    let target = nn::VarStore::new(Device::Cpu);
-    Seq2Seq::new(&target.root(), &config.model)?;
-    let source = bundle.vars.variables();
     let hidden = config.model.hidden_dim;
-    // base name → (u, v), one SVD per matrix.
-    let mut factored: BTreeMap<String, (Tensor, Tensor)> = BTreeMap::new();
-    tch::no_grad(|| -> Result<(), ModelError> {
-        for (name, mut var) in target.variables() {
-            let value = if let Some(t) = source.get(&name) {
-                t.shallow_clone()
-            } else {
-                let (base, part) = ["_svd_u", "_svd_v", "_svd_rest"]
-                    .iter()
-                    .find_map(|suffix| name.strip_suffix(suffix).map(|b| (b, *suffix)))
-                    .ok_or_else(|| ModelError::Input(format!("no weight for {name}")))?;
-                let w = source
-                    .get(base)
-                    .ok_or_else(|| ModelError::Input(format!("no weight {base} to factor")))?;
-                let range = low_rank.row_range(hidden, w.size()[0]);
-                let (chosen, rest) = crate::cell::split_rows(w, &range, 0);
-                if !factored.contains_key(base) {
-                    let uv = crate::compress::low_rank_factors(&chosen, rank)?;
-                    factored.insert(base.to_string(), uv);
-                }
-                let (u, v) = &factored[base];
-                match part {
-                    "_svd_u" => u.shallow_clone(),
-                    "_svd_v" => v.shallow_clone(),
-                    _ => rest.ok_or_else(|| {
-                        ModelError::Input(format!("{name}: every row of {base} is factored"))
-                    })?,
-                }
-            };
-            var.f_copy_(&value)?;
-        }
-        Ok(())
-    })?;
+    let (target, count) = derived_vars(
+        &bundle.vars,
+        &config.model,
+        &["_svd_u", "_svd_v", "_svd_rest"],
+        |n| low_rank.row_range(hidden, n),
+        |chosen, rest| {
+            let (u, v) = crate::compress::low_rank_factors(chosen, rank)?;
+            Ok(vec![Some(u), Some(v), rest])
+        },
+    )?;
     let note = serde_json::json!({
         "method": "svd",
         "rank": rank,
-        "params": match rows {
-            crate::config::LowRankRows::Gates => "gates",
-            crate::config::LowRankRows::All => "recurrent",
-        },
-        "tensors": factored.len(),
+        "params": rows_name(rows),
+        "tensors": count,
     });
+    write_compressed(output, &bundle, (&config, &target), note, dtype)
+}
+
+/// [`write_derived`] for a compression that changed the architecture's weights (`config`,
+/// `vars`): the method's `note` under `compression`, no codebooks.
+fn write_compressed(
+    output: &Path,
+    source: &Bundle,
+    derived: (&BundleConfig, &nn::VarStore),
+    note: serde_json::Value,
+    dtype: WeightsDtype,
+) -> Result<Bundle, ModelError> {
     write_derived(
         output,
-        &bundle,
-        (&config, &target),
+        source,
+        derived,
         Some(("compression", note)),
         dtype,
         &WeightStorage::default(),
     )
+}
+
+/// `--params` of a row choice.
+fn rows_name(rows: crate::config::LowRankRows) -> &'static str {
+    match rows {
+        crate::config::LowRankRows::Gates => "gates",
+        crate::config::LowRankRows::All => "recurrent",
+    }
+}
+
+/// Copies the bundle in `input` to `output` with the chosen rows of every recurrent layer's
+/// input and recurrent matrices in int8 with per-row steps ([`quantized::quantize_rows`]),
+/// run by fbgemm's int8 kernel on the CPU (`model.int8` in `config.json`, format version
+/// [`FORMAT_VERSION_INT8`]). The other weights are stored as `dtype`; `metadata.json`
+/// records the method.
+pub fn compress_int8(
+    input: &Path,
+    output: &Path,
+    rows: crate::config::LowRankRows,
+    dtype: WeightsDtype,
+) -> Result<Bundle, ModelError> {
+    let bundle = load_uncompressed(input, output)?;
+    let mut config = bundle.config.clone();
+    config.model.int8 = Some(crate::config::Int8 { rows });
+    config.model.validate()?;
+    let hidden = config.model.hidden_dim;
+    let (target, count) = derived_vars(
+        &bundle.vars,
+        &config.model,
+        &["_int8_q", INT8_SCALE, "_int8_rest"],
+        |n| rows.range(hidden, n),
+        |chosen, rest| {
+            let (q, step) =
+                quantized::quantize_rows(chosen).map_err(|e| ModelError::Config(e.to_string()))?;
+            Ok(vec![Some(q), Some(step), rest])
+        },
+    )?;
+    let note = serde_json::json!({
+        "method": "int8",
+        "params": rows_name(rows),
+        "tensors": count,
+        "quantization": format!(
+            "per-row symmetric, |q| <= {} (7 bits: fbgemm's AVX2 path saturates at 8)",
+            quantized::QMAX
+        ),
+    });
+    write_compressed(output, &bundle, (&config, &target), note, dtype)
 }
 
 /// Writes the average of the bundles in `inputs` (checkpoints of one run: the same

@@ -9,14 +9,17 @@
 //! of the equations; the fast executors in [`crate::rnn`] are held equal to them by tests.
 
 use std::ops::Range;
+use std::sync::Arc;
 
+use quantized::Int8Weight;
 use tch::Tensor;
 
 use crate::gates::{GateActivation, GateConfig};
 
-/// A weight matrix `W` (`[R, C]`) of a recurrent layer: dense, or with some of its rows
+/// A weight matrix `W` (`[R, C]`) of a recurrent layer: dense, with some of its rows
 /// replaced by rank-K factors `U V` (`nmt-bundle compress --svd-rank K`), which run as two
-/// thin GEMMs instead of one full one.
+/// thin GEMMs instead of one full one, or with some rows in int8 (`nmt-bundle compress
+/// --int8`), run by fbgemm's int8 kernel on the CPU.
 #[derive(Debug)]
 pub enum Matrix {
     Dense(Tensor),
@@ -29,6 +32,22 @@ pub enum Matrix {
         rows: Range<i64>,
         /// The other rows of `W`, in order (`[R − rows.len(), C]`); `None` when every row
         /// is factored.
+        rest: Option<Tensor>,
+    },
+    /// `W[rows] ≈ diag(scale) · q[:, columns]`, `q` int8 (CPU only).
+    Int8 {
+        /// The int8 rows, all columns (`[rows.len(), C_all]`), and their packed forms: shared
+        /// by the column blocks of one matrix, so each block is packed once.
+        q: Arc<Int8Weight>,
+        /// Which columns of `q` this matrix is (all, or a block the step executor runs apart).
+        columns: Range<i64>,
+        /// `[rows.len()]`: the rows' quantization steps, times any factor [`Self::scale_rows`]
+        /// folded in.
+        scale: Tensor,
+        /// Which rows of `W` are int8.
+        rows: Range<i64>,
+        /// The other rows of `W`, in order, as floats (`[R − rows.len(), C]`); `None` when
+        /// every row is int8.
         rest: Option<Tensor>,
     },
 }
@@ -63,11 +82,29 @@ pub fn join_rows(chosen: &Tensor, rest: Option<&Tensor>, start: i64, dim: i64) -
 }
 
 impl Matrix {
+    /// An int8 matrix on the same codes (`q`, shared) and rows as another, with its own
+    /// columns, steps and float rows.
+    fn int8_like(
+        q: &Arc<Int8Weight>,
+        rows: &Range<i64>,
+        columns: Range<i64>,
+        scale: Tensor,
+        rest: Option<Tensor>,
+    ) -> Matrix {
+        Matrix::Int8 {
+            q: Arc::clone(q),
+            columns,
+            scale,
+            rows: rows.clone(),
+            rest,
+        }
+    }
+
     /// The dense tensor, when this matrix is one.
     pub fn dense(&self) -> Option<&Tensor> {
         match self {
             Matrix::Dense(t) => Some(t),
-            Matrix::LowRank { .. } => None,
+            Matrix::LowRank { .. } | Matrix::Int8 { .. } => None,
         }
     }
 
@@ -81,20 +118,58 @@ impl Matrix {
                 rows: rows.clone(),
                 rest: rest.as_ref().map(Tensor::shallow_clone),
             },
+            Matrix::Int8 {
+                q,
+                columns,
+                scale,
+                rows,
+                rest,
+            } => Matrix::int8_like(
+                q,
+                rows,
+                columns.clone(),
+                scale.shallow_clone(),
+                rest.as_ref().map(Tensor::shallow_clone),
+            ),
         }
     }
 
     /// `x W^T (+ b)`. x: `[.., C]` → `[.., R]`
+    ///
+    /// # Panics
+    /// Like tch's own ops, when libtorch fails; for an int8 matrix, also when the int8 kernel
+    /// refuses (`x` off the CPU: [`crate::Bundle::load`] refuses int8 bundles there first).
     pub fn linear(&self, x: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        // The chosen rows' product, then the float rest's beside them, then the bias.
+        let with_rest = |chosen: Tensor, rows: &Range<i64>, rest: &Option<Tensor>| {
+            let other = rest.as_ref().map(|r| x.linear::<&Tensor>(r, None));
+            let out = join_rows(&chosen, other.as_ref(), rows.start, -1);
+            match bias {
+                Some(b) => out + b,
+                None => out,
+            }
+        };
         match self {
             Matrix::Dense(w) => x.linear(w, bias),
             Matrix::LowRank { u, v, rows, rest } => {
                 let factored = x.linear::<&Tensor>(v, None).linear::<&Tensor>(u, None);
-                let other = rest.as_ref().map(|r| x.linear::<&Tensor>(r, None));
-                let out = join_rows(&factored, other.as_ref(), rows.start, -1);
-                match bias {
-                    Some(b) => out + b,
-                    None => out,
+                with_rest(factored, rows, rest)
+            }
+            Matrix::Int8 {
+                q,
+                columns,
+                scale,
+                rows,
+                rest,
+            } => {
+                // Without float rows the kernel's output takes the bias in the same op.
+                let own_bias = if rest.is_none() { bias } else { None };
+                let int8 = q
+                    .linear(x, columns.clone(), scale, own_bias)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                match rest {
+                    None => int8,
+                    Some(_) => with_rest(int8, rows, rest),
                 }
             }
         }
@@ -110,6 +185,19 @@ impl Matrix {
                 rows: rows.clone(),
                 rest: rest.as_ref().map(|r| r.narrow(1, start, len)),
             },
+            Matrix::Int8 {
+                q,
+                columns,
+                scale,
+                rows,
+                rest,
+            } => Matrix::int8_like(
+                q,
+                rows,
+                columns.start + start..columns.start + start + len,
+                scale.shallow_clone(),
+                rest.as_ref().map(|r| r.narrow(1, start, len)),
+            ),
         }
     }
 
@@ -117,19 +205,43 @@ impl Matrix {
     /// matrix would be scaled by `f` (the gate temperature folded in, [`crate::gates`]).
     /// `f` must scale rows independently.
     pub fn scale_rows(&self, f: impl Fn(Tensor) -> Tensor) -> Matrix {
+        // The factor of each row of W, from f applied to a column of ones: `[chosen, 1]` for
+        // the rows in `rows`, and the rest's.
+        let factors = |chosen: &Tensor, rows: &Range<i64>, rest: &Option<Tensor>| {
+            let total = chosen.size()[0] + rest.as_ref().map_or(0, |r| r.size()[0]);
+            let ones = Tensor::ones([total, 1], (chosen.kind(), chosen.device()));
+            split_rows(&f(ones), rows, 0)
+        };
+        let scaled_rest = |rest: &Option<Tensor>, factor: Option<Tensor>| {
+            rest.as_ref().zip(factor).map(|(r, fr)| r * fr)
+        };
         match self {
             Matrix::Dense(w) => Matrix::Dense(f(w.shallow_clone())),
             Matrix::LowRank { u, v, rows, rest } => {
-                let total = u.size()[0] + rest.as_ref().map_or(0, |r| r.size()[0]);
-                // The factor of each row of W, from f applied to a column of ones.
-                let ones = Tensor::ones([total, 1], (u.kind(), u.device()));
-                let (factor_u, factor_rest) = split_rows(&f(ones), rows, 0);
+                let (factor_u, factor_rest) = factors(u, rows, rest);
                 Matrix::LowRank {
                     u: u * factor_u,
                     v: v.shallow_clone(),
                     rows: rows.clone(),
-                    rest: rest.as_ref().zip(factor_rest).map(|(r, fr)| r * fr),
+                    rest: scaled_rest(rest, factor_rest),
                 }
+            }
+            Matrix::Int8 {
+                q,
+                columns,
+                scale,
+                rows,
+                rest,
+            } => {
+                // The int8 rows keep their codes; the factor joins their steps.
+                let (factor_q, factor_rest) = factors(&scale.unsqueeze(1), rows, rest);
+                Matrix::int8_like(
+                    q,
+                    rows,
+                    columns.clone(),
+                    scale * factor_q.squeeze_dim(1),
+                    scaled_rest(rest, factor_rest),
+                )
             }
         }
     }

@@ -124,6 +124,19 @@ pub struct ModelConfig {
     /// --svd-rank K`); absent in trained models.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub low_rank: Option<LowRank>,
+    /// Recurrent matrices stored and run as int8 (`nmt-bundle compress --int8`); absent in
+    /// trained models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Int8>,
+}
+
+/// Which rows of every recurrent layer's input and recurrent matrices are int8 (per-row
+/// scales, [`quantized::quantize_rows`]), run by fbgemm's int8 kernel on the CPU; the other
+/// rows stay float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Int8 {
+    pub rows: LowRankRows,
 }
 
 impl Default for ModelConfig {
@@ -147,6 +160,7 @@ impl Default for ModelConfig {
             share_embeddings: false,
             tie_output: false,
             low_rank: None,
+            int8: None,
         }
     }
 }
@@ -275,6 +289,22 @@ impl ModelConfig {
                 return Err(ModelError::Config(
                     "low_rank needs the step executor (executor = \"auto\" or \"step\"): \
                      libtorch's fused kernels take dense matrices"
+                        .into(),
+                ));
+            }
+        }
+        if self.int8.is_some() {
+            if self.low_rank.is_some() {
+                return Err(ModelError::Config(
+                    "int8 and low_rank together are not supported: int8 quantizes dense \
+                     recurrent matrices"
+                        .into(),
+                ));
+            }
+            if self.executor == Executor::Fused {
+                return Err(ModelError::Config(
+                    "int8 needs the step executor (executor = \"auto\" or \"step\"): \
+                     libtorch's fused kernels take float matrices"
                         .into(),
                 ));
             }

@@ -88,7 +88,7 @@ impl Decoder {
             ..Default::default()
         };
         Self {
-            rnn: RnnStack::with_low_rank(&(path / "rnn"), shape, cfg.low_rank),
+            rnn: RnnStack::compressed(&(path / "rnn"), shape, cfg.low_rank, cfg.int8),
             attention: Attention::new(
                 &(path / "attention"),
                 cfg.attention,

@@ -65,7 +65,7 @@ impl Encoder {
             dropout: cfg.dropout,
         };
         Self {
-            rnn: RnnStack::with_low_rank(&(path / "rnn"), shape, cfg.low_rank),
+            rnn: RnnStack::compressed(&(path / "rnn"), shape, cfg.low_rank, cfg.int8),
             dropout: cfg.dropout,
         }
     }

@@ -18,7 +18,7 @@ use crate::dropout::dropout;
 use crate::cell::{
     gru_gates, lstm_apply, lstm_gates, lstm_gates_from, LayerWeights, LstmGates, Matrix,
 };
-use crate::config::{CellKind, Executor, LowRank};
+use crate::config::{CellKind, Executor, Int8, LowRank};
 use crate::executor::{pick, Exec, RnnPart};
 use crate::gates::{GateSide, GateSite, RecordedGates, StepContext};
 
@@ -106,17 +106,44 @@ pub struct RnnStack {
     weights: Vec<Vec<LayerWeights>>,
 }
 
-/// A recurrent matrix's parameters under `path`: dense (`name`, `[rows, cols]`), or with the
+/// A recurrent matrix's parameters under `path`: dense (`name`, `[rows, cols]`); or with the
 /// rows `low_rank` chooses as factors `name_svd_u` (`[chosen, K]`) and `name_svd_v`
-/// (`[K, cols]`), the other rows as `name_svd_rest`.
+/// (`[K, cols]`), the other rows as `name_svd_rest`; or with the rows `int8` chooses as
+/// `name_int8_q` (int8 `[chosen, cols]`, not trainable) and their steps `name_int8_scale`
+/// (`[chosen]`), the other rows as `name_int8_rest`.
 fn matrix_var(
     path: &nn::Path,
     name: &str,
     (rows, cols): (i64, i64),
     hidden: i64,
-    low_rank: Option<LowRank>,
+    (low_rank, int8): (Option<LowRank>, Option<Int8>),
     init: nn::Init,
 ) -> Matrix {
+    if let Some(int8) = int8 {
+        let range = int8.rows.range(hidden, rows);
+        let chosen = range.end - range.start;
+        let rest = (chosen < rows)
+            .then(|| path.var(&format!("{name}_int8_rest"), &[rows - chosen, cols], init));
+        let device = path.device();
+        // Placeholders that loading overwrites in place; packing waits for the first use.
+        let q = path.add(
+            &format!("{name}_int8_q"),
+            Tensor::zeros([chosen, cols], (Kind::Int8, device)),
+            false,
+        );
+        let scale = path.add(
+            &format!("{name}_int8_scale"),
+            Tensor::ones([chosen], (Kind::Float, device)),
+            false,
+        );
+        return Matrix::Int8 {
+            q: std::sync::Arc::new(quantized::Int8Weight::new(q)),
+            columns: 0..cols,
+            scale,
+            rows: range,
+            rest,
+        };
+    }
     match low_rank {
         None => Matrix::Dense(path.var(name, &[rows, cols], init)),
         Some(lr) => {
@@ -143,6 +170,17 @@ impl RnnStack {
 
     /// [`Self::new`] with the input and recurrent matrices factored as `low_rank` says.
     pub fn with_low_rank(path: &nn::Path, shape: RnnShape, low_rank: Option<LowRank>) -> Self {
+        Self::compressed(path, shape, low_rank, None)
+    }
+
+    /// [`Self::new`] with the input and recurrent matrices factored as `low_rank` says, or
+    /// partly int8 as `int8` says.
+    pub fn compressed(
+        path: &nn::Path,
+        shape: RnnShape,
+        low_rank: Option<LowRank>,
+        int8: Option<Int8>,
+    ) -> Self {
         let h = shape.hidden_dim;
         let rows = shape.cell.gate_count() * h;
         let bound = 1.0 / (h as f64).sqrt();
@@ -166,7 +204,7 @@ impl RnnStack {
                                 &format!("weight_ih_l{layer}{suffix}"),
                                 (rows, input),
                                 h,
-                                low_rank,
+                                (low_rank, int8),
                                 init,
                             ),
                             w_hh: matrix_var(
@@ -174,7 +212,7 @@ impl RnnStack {
                                 &format!("weight_hh_l{layer}{suffix}"),
                                 (rows, h),
                                 h,
-                                low_rank,
+                                (low_rank, int8),
                                 init,
                             ),
                             b_ih: path.var(&format!("bias_ih_l{layer}{suffix}"), &[rows], init),
@@ -237,7 +275,8 @@ impl RnnStack {
         }
     }
 
-    /// Whether some matrices are rank-K factors (then only the step executors run it).
+    /// Whether some matrices are not dense: rank-K factors or int8 (then only the step
+    /// executors run it).
     fn factored(&self) -> bool {
         self.weights
             .iter()
@@ -247,7 +286,8 @@ impl RnnStack {
 
     /// How this stack runs `part` in the pass `ctx` on `device`.
     pub fn exec(&self, part: RnnPart, ctx: &StepContext<'_>, device: Device) -> Exec {
-        // Factored matrices run on the step executors only (the fused kernels take dense ones).
+        // Factored and int8 matrices run on the step executors only (the fused kernels take
+        // dense float ones).
         let executor = if self.factored() {
             Executor::Step
         } else {
@@ -685,7 +725,8 @@ pub struct PreparedStack {
 enum StepWeights {
     /// `[W_ih (late columns for layer 0) | W_hh]`, `[4H, I' + H]`: one GEMM of `[x; h]`.
     Joint(Tensor),
-    /// Factored matrices ([`Matrix::LowRank`]) cannot be joined: `x W_ih^T + h W_hh^T`.
+    /// Factored or int8 matrices ([`Matrix::LowRank`], [`Matrix::Int8`]) cannot be joined:
+    /// `x W_ih^T + h W_hh^T`.
     Split { ih: Matrix, hh: Matrix },
 }
 

@@ -13,14 +13,9 @@ use model::translate::{translate, TranslateOptions};
 use model::Bundle;
 use tch::{Device, Tensor};
 
-const LINES: &[&str] = &[
-    "ein hund läuft über die wiese",
-    "zwei männer spielen fußball im park",
-    "eine frau liest ein buch",
-    "a dog runs across the meadow",
-    "two men play soccer in the park",
-    "a woman reads a book",
-];
+#[allow(dead_code)] // the shared helpers this binary does not call
+mod common;
+use common::LINES;
 
 fn original(root: &Path, seed: i64) -> PathBuf {
     let dir = root.join(format!("original-{seed}"));

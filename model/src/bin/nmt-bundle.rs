@@ -11,8 +11,8 @@ use model::config::LowRankRows;
 use model::Bundle;
 
 /// Inspect and describe model bundles, convert their weights (float16 halves the size
-/// for shipping; loading always computes in float32), compress them (round/clip) or average
-/// checkpoints.
+/// for shipping; loading always computes in float32), compress them (round/clip, low rank,
+/// int8) or average checkpoints.
 #[derive(Parser, Debug)]
 #[command(name = "nmt-bundle", version)]
 struct Cli {
@@ -56,7 +56,10 @@ enum Command {
     /// `--clip C` then clips them to [-C, C] (the G2-LSTM paper's setting: --round 0.5
     /// --clip 1); they are stored as a codebook and 4- or 8-bit indices and load as float
     /// weights. `--svd-rank K` replaces the chosen rows of the recurrent matrices by their
-    /// best rank-K factors, stored as factors and run as two GEMMs.
+    /// best rank-K factors, stored as factors and run as two GEMMs. `--int8` stores the chosen
+    /// rows of the recurrent matrices as int8 with one scale per row (symmetric, 7 bits),
+    /// run by libtorch's fbgemm int8 kernel: CPU only, always on the step executor (bundle
+    /// format 3).
     Compress {
         /// Bundle to read.
         input: PathBuf,
@@ -65,21 +68,28 @@ enum Command {
         /// Round the chosen weights to multiples of this step (> 0).
         #[arg(
             long,
-            required_unless_present = "svd_rank",
-            conflicts_with = "svd_rank"
+            required_unless_present_any = ["svd_rank", "int8"],
+            conflicts_with_all = ["svd_rank", "int8"]
         )]
         round: Option<f64>,
         /// Factor the chosen rows with this rank (--params gates or recurrent).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "int8")]
         svd_rank: Option<i64>,
+        /// Store the chosen rows as int8 with per-row scales, run by int8 kernels on the CPU
+        /// (--params recurrent, the default with --int8: every row of every recurrent
+        /// layer's input and recurrent matrix; gates: only the input- and forget-gate rows,
+        /// the others stay float and run as a second, float GEMM). Attention, embeddings and
+        /// the output layer stay float (--params all is refused).
+        #[arg(long)]
+        int8: bool,
         /// Then clip them to [-CLIP, CLIP] (> 0).
         #[arg(long, requires = "round")]
         clip: Option<f64>,
         /// Which weights: the input- and forget-gate rows of every recurrent layer's input
         /// and recurrent matrices (gates, what the paper compressed), all rows of those
-        /// matrices (recurrent), or every weight (all).
-        #[arg(long, value_enum, default_value_t = ParamSet::Gates)]
-        params: ParamSet,
+        /// matrices (recurrent), or every weight (all). Default: gates; recurrent with --int8.
+        #[arg(long, value_enum)]
+        params: Option<ParamSet>,
         /// Stored type of the other weights.
         #[arg(long, value_enum, default_value_t = WeightsDtype::Float16)]
         dtype: WeightsDtype,
@@ -125,30 +135,41 @@ fn main() -> Result<()> {
             output,
             round,
             svd_rank,
+            int8,
             clip,
             params,
             dtype,
         } => {
+            let rows = |params: ParamSet, flag: &str| match params {
+                ParamSet::Gates => Ok(LowRankRows::Gates),
+                ParamSet::Recurrent => Ok(LowRankRows::All),
+                ParamSet::All => Err(anyhow::anyhow!(
+                    "{flag} compresses recurrent matrices only: give --params gates or recurrent"
+                )),
+            };
             let result = match (round, svd_rank) {
+                _ if int8 => bundle::compress_int8(
+                    &input,
+                    &output,
+                    rows(params.unwrap_or(ParamSet::Recurrent), "--int8")?,
+                    dtype,
+                ),
                 (Some(round), _) => bundle::compress_round_clip(
                     &input,
                     &output,
-                    params,
+                    params.unwrap_or(ParamSet::Gates),
                     RoundClip { round, clip },
                     dtype,
                 ),
-                (None, Some(rank)) => {
-                    let rows = match params {
-                        ParamSet::Gates => LowRankRows::Gates,
-                        ParamSet::Recurrent => LowRankRows::All,
-                        ParamSet::All => bail!(
-                            "--svd-rank factors recurrent matrices: give --params gates or recurrent"
-                        ),
-                    };
-                    bundle::compress_low_rank(&input, &output, rows, rank, dtype)
-                }
-                // clap requires one of the two.
-                (None, None) => bail!("give --round or --svd-rank"),
+                (None, Some(rank)) => bundle::compress_low_rank(
+                    &input,
+                    &output,
+                    rows(params.unwrap_or(ParamSet::Gates), "--svd-rank")?,
+                    rank,
+                    dtype,
+                ),
+                // clap requires one of the three.
+                (None, None) => bail!("give --round, --svd-rank or --int8"),
             };
             let compressed = result.with_context(|| {
                 format!(

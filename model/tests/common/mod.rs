@@ -9,6 +9,17 @@ use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 pub const VOCAB: i64 = 14;
 
+/// A few German and English lines to train the tiny vocabularies of test bundles on.
+#[allow(dead_code)] // not every test binary writes bundles
+pub const LINES: &[&str] = &[
+    "ein hund läuft über die wiese",
+    "zwei männer spielen fußball im park",
+    "eine frau liest ein buch",
+    "a dog runs across the meadow",
+    "two men play soccer in the park",
+    "a woman reads a book",
+];
+
 /// libtorch's default generator is one for the whole process, and the tests of a binary run
 /// in parallel threads: whoever seeds it must keep the others off it until done drawing.
 static GLOBAL_RNG: Mutex<()> = Mutex::new(());
