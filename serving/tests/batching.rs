@@ -258,6 +258,9 @@ fn shutdown_finishes_in_flight(signal: nix::sys::signal::Signal) {
         Some(0),
         "exit status after {signal:?}; stderr:\n{stderr}"
     );
+    // Logs into a pipe are plain text: no ANSI colour codes.
+    assert!(stderr.contains("listening"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "colour codes in piped logs:\n{stderr}");
     assert!(
         try_request("GET", &url, &[], b"").is_err(),
         "no longer listening"
