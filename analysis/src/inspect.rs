@@ -99,9 +99,7 @@ impl NeuronRequest {
             ));
         }
         if self.top == Some(0) {
-            return Err(AnalysisError::NoSuchUnit(
-                "`top` must be at least 1".into(),
-            ));
+            return Err(AnalysisError::NoSuchUnit("`top` must be at least 1".into()));
         }
         let most = self.neurons.len().max(self.top.unwrap_or(0));
         if most > MAX_NEURONS {

@@ -457,8 +457,7 @@ impl<'a> Search<'a> {
             // Stop once the n-best are settled (not when `k` have finished): with one
             // output per sentence, the steps spent finishing k - 1 hypotheses nobody
             // asked for are saved.
-            if sent.beams.is_empty() || sent.cannot_improve(self.n_best, self.opts.length_penalty)
-            {
+            if sent.beams.is_empty() || sent.cannot_improve(self.n_best, self.opts.length_penalty) {
                 continue;
             }
             next.sentences.push(s);

@@ -539,7 +539,10 @@ fn write_bundle_files_with(
 /// Sets (or with `None` removes) the description of the bundle in `dir` (its training data
 /// and domain, [`BundleMetadata::description`]): `metadata.json` is rewritten through a
 /// temporary file and a rename, so a crash leaves the old file or the new one.
-pub fn set_description(dir: &Path, description: Option<&str>) -> Result<BundleMetadata, ModelError> {
+pub fn set_description(
+    dir: &Path,
+    description: Option<&str>,
+) -> Result<BundleMetadata, ModelError> {
     let path = dir.join(METADATA_FILE);
     let mut metadata: BundleMetadata = read_json(&path)?;
     metadata.description = description

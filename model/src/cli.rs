@@ -232,10 +232,8 @@ pub fn translation_progress(
     } else {
         ProgressBar::new(sentences as u64)
     };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sentences ({per_sec}, eta {eta})",
-        )?,
-    );
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} sentences ({per_sec}, eta {eta})",
+    )?);
     Ok(bar)
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn, Device};
 
-use crate::bundle::{save, BundleConfig, BundleContents, BundleMetadata, WeightsDtype, FORMAT_VERSION};
+use crate::bundle::{
+    save, BundleConfig, BundleContents, BundleMetadata, WeightsDtype, FORMAT_VERSION,
+};
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::seq2seq::Seq2Seq;

@@ -24,7 +24,9 @@ pub struct ModelInfo {
     pub target: String,
     /// What the model was trained on: its data and domain, in words (the bundle's
     /// `metadata.json`, set with `nmt-bundle describe`); null when the bundle has none.
-    #[schema(example = "Multi30k (task 1): about 29,000 German-English pairs of Flickr30k image captions. Domain: short descriptions of photos.")]
+    #[schema(
+        example = "Multi30k (task 1): about 29,000 German-English pairs of Flickr30k image captions. Domain: short descriptions of photos."
+    )]
     pub description: Option<String>,
     /// Training step of the weights.
     pub step: u64,
@@ -97,7 +99,10 @@ impl Registry {
         source: Option<&str>,
         target: Option<&str>,
     ) -> Result<usize, ApiError> {
-        let norm = |s: Option<&str>| s.filter(|s| !s.is_empty() && *s != "auto").map(String::from);
+        let norm = |s: Option<&str>| {
+            s.filter(|s| !s.is_empty() && *s != "auto")
+                .map(String::from)
+        };
         let (source, target) = (norm(source), norm(target));
         if let Some(name) = model {
             let index = self

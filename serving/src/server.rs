@@ -119,9 +119,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post_resource("/translate", api::libre::translate))
         .service(post_resource("/detect", api::libre::detect))
         .service(get_resource("/languages", api::libre::languages))
-        .service(get_resource("/frontend/settings", api::libre::frontend_settings))
+        .service(get_resource(
+            "/frontend/settings",
+            api::libre::frontend_settings,
+        ))
         .service(post_resource("/translate_file", api::files::translate_file))
-        .service(get_resource("/download_file/{name}", api::files::download_file))
+        .service(get_resource(
+            "/download_file/{name}",
+            api::files::download_file,
+        ))
         .service(get_resource("/health", api::ops::health))
         .service(get_resource("/ready", api::ops::ready))
         .service(get_resource("/metrics", api::ops::metrics))

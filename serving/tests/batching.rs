@@ -260,7 +260,10 @@ fn shutdown_finishes_in_flight(signal: nix::sys::signal::Signal) {
     );
     // Logs into a pipe are plain text: no ANSI colour codes.
     assert!(stderr.contains("listening"), "{stderr}");
-    assert!(!stderr.contains('\x1b'), "colour codes in piped logs:\n{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in piped logs:\n{stderr}"
+    );
     assert!(
         try_request("GET", &url, &[], b"").is_err(),
         "no longer listening"
@@ -298,12 +301,15 @@ fn full_queue_refuses_before_reading_the_body_and_holds_the_refusal() {
         let url = url.clone();
         thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[0]})))
     };
-    wait_until("the first request in the queue", || queue_state(&s).0 == 1.0);
+    wait_until("the first request in the queue", || {
+        queue_state(&s).0 == 1.0
+    });
     // A request that announces 100 kB of body and sends 8 bytes of it: with the queue full
     // the server answers without waiting for the rest.
     let addr = s.base.trim_start_matches("http://").to_string();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let sent = Instant::now();
     conn.write_all(
         b"POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"text\":",
@@ -320,10 +326,16 @@ fn full_queue_refuses_before_reading_the_body_and_holds_the_refusal() {
     let held = sent.elapsed();
     let answer = String::from_utf8_lossy(&answer).to_string();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
     assert!(answer.contains("\"code\":\"queue_full\""), "{answer}");
     // Held --reject-delay-ms before it went out (a lower bound: the refusal is paced).
-    assert!(held >= Duration::from_millis(400), "answered after {held:?}");
+    assert!(
+        held >= Duration::from_millis(400),
+        "answered after {held:?}"
+    );
     assert_eq!(first.join().unwrap().status, 200);
     let metrics = get(&s.url("/metrics")).body;
     assert_eq!(

@@ -37,7 +37,10 @@ fn request_limit_is_per_client_and_answers_429_with_retry_after() {
         request(
             "POST",
             &url,
-            &[("Content-Type", "application/json"), ("Authorization", &auth)],
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+            ],
             body.to_string().as_bytes(),
         )
     };
@@ -213,16 +216,34 @@ fn schema_and_models_say_the_servers_own_limits_models_and_descriptions() {
     );
     assert_eq!(req["additionalProperties"], false);
     // `text` or `texts`: one of two.
-    assert_eq!(req["allOf"][0]["oneOf"].as_array().map(Vec::len), Some(2), "{req}");
+    assert_eq!(
+        req["allOf"][0]["oneOf"].as_array().map(Vec::len),
+        Some(2),
+        "{req}"
+    );
     // n_best at most the beam: one branch per possible n_best.
-    assert_eq!(req["allOf"][1]["anyOf"].as_array().map(Vec::len), Some(4), "{req}");
+    assert_eq!(
+        req["allOf"][1]["anyOf"].as_array().map(Vec::len),
+        Some(4),
+        "{req}"
+    );
     // One model must match: a branch per model.
-    assert_eq!(req["allOf"][2]["oneOf"].as_array().map(Vec::len), Some(2), "{req}");
+    assert_eq!(
+        req["allOf"][2]["oneOf"].as_array().map(Vec::len),
+        Some(2),
+        "{req}"
+    );
 
     let libre = &schemas["LibreRequest"];
     assert_eq!(libre["required"], json!(["q", "source", "target"]));
-    assert_eq!(libre["properties"]["q"]["oneOf"][1]["minItems"], 1, "{libre}");
-    assert_eq!(libre["properties"]["q"]["oneOf"][1]["maxItems"], 5, "{libre}");
+    assert_eq!(
+        libre["properties"]["q"]["oneOf"][1]["minItems"], 1,
+        "{libre}"
+    );
+    assert_eq!(
+        libre["properties"]["q"]["oneOf"][1]["maxItems"], 5,
+        "{libre}"
+    );
     assert_eq!(libre["properties"]["alternatives"]["maximum"], 3, "{libre}");
     assert_eq!(
         libre["properties"]["source"]["enum"],

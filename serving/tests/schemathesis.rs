@@ -100,7 +100,14 @@ fn schemathesis_finds_nothing_with_all_checks() {
         .args(["run", &schema])
         .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--workers", "2", "--seed", "1", "--generation-database", "none"])
+        .args([
+            "--workers",
+            "2",
+            "--seed",
+            "1",
+            "--generation-database",
+            "none",
+        ])
         .args(["--request-timeout", "30"])
         // Nothing of the run is left in the source tree.
         .current_dir(dir.path())

@@ -19,7 +19,8 @@ use crate::checkpoint::{write_atomic, CheckpointError, RunDir};
 use crate::config::{Config, ConfigError, CorpusPart, CorpusParts, VocabMode};
 use crate::corpus_source::{ordered_batches, CorpusBatches};
 use crate::data::{
-    BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus, FilePair, LengthFilter, RawPairs, ReadOptions, TokenBatcher,
+    BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus, FilePair, LengthFilter,
+    RawPairs, ReadOptions, TokenBatcher,
 };
 use crate::nmt_model::NmtModel;
 use crate::trainable::DynError;

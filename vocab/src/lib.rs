@@ -16,9 +16,9 @@
 //! # Ok::<(), vocab::VocabError>(())
 //! ```
 
-pub mod error;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod error;
 pub mod hf;
 pub mod interface;
 pub mod load;

@@ -113,7 +113,9 @@ fn main() -> Result<()> {
                 .with_context(|| format!("cannot load bundle {}", dir.display()))?;
             println!("{}", serde_json::to_string_pretty(&describe(&loaded)?)?);
         }
-        Command::Describe { bundle: dir, text, .. } => {
+        Command::Describe {
+            bundle: dir, text, ..
+        } => {
             bundle::set_description(&dir, text.as_deref())
                 .with_context(|| format!("cannot describe bundle {}", dir.display()))?;
             let loaded = Bundle::load(&dir, tch::Device::Cpu)

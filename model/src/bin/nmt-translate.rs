@@ -57,7 +57,8 @@ fn main() -> Result<()> {
     })?;
     cli.decode.apply_to(&mut bundle);
     let lines = read_text_lines(cli.input.as_deref()).map_err(anyhow::Error::msg)?;
-    let bar = translation_progress(lines.len(), cli.quiet).context("the progress bar's template")?;
+    let bar =
+        translation_progress(lines.len(), cli.quiet).context("the progress bar's template")?;
     let results = translate(&bundle, &lines, &opts, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let truncated = results.iter().filter(|r| r.truncated).count();

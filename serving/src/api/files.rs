@@ -12,8 +12,8 @@ use super::dto::{TranslateFileForm, TranslateFileResponse, Upload};
 use super::form::{self, BodyKind};
 use super::libre::{is_auto, required, route_auto, translate_inputs};
 use super::{
-    char_count, check_api_key, check_each_text, check_rate, media_type, read_body,
-    room_in_queue, AppState,
+    char_count, check_api_key, check_each_text, check_rate, media_type, read_body, room_in_queue,
+    AppState,
 };
 use crate::batcher::DecodeOptions;
 use crate::errors::{ApiError, ErrorBody};

@@ -77,14 +77,12 @@ async fn read_request(
 
 /// A required language field, or 400 naming it as LibreTranslate does.
 pub fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
-    value
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_field",
-                format!("Invalid request: missing {name} parameter"),
-            )
-        })
+    value.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("Invalid request: missing {name} parameter"),
+        )
+    })
 }
 
 /// True for LibreTranslate's `source: "auto"`.

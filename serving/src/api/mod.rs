@@ -183,9 +183,10 @@ pub fn check_api_key(
 ) -> Result<String, ApiError> {
     let keys = &state.settings.api_keys;
     if keys.is_empty() {
-        return Ok(req
-            .peer_addr()
-            .map_or_else(|| "address:unknown".into(), |a| format!("address:{}", a.ip())));
+        return Ok(req.peer_addr().map_or_else(
+            || "address:unknown".into(),
+            |a| format!("address:{}", a.ip()),
+        ));
     }
     let bearer = req
         .headers()
