@@ -9,13 +9,27 @@
 //! types only through pointers (shared_ptr<gloo::transport::Device>, the Options object
 //! libtorch builds), so a header version other than libtorch's own does not change any layout
 //! we depend on.
+//!
+//! The NCCL backend (csrc/c10d_nccl.cpp) is a shared library of its own,
+//! `OUT_DIR/libnmt_c10d_nccl.so`, which src/group.rs loads only when a job asks for NCCL, so
+//! that no binary needs libtorch's CUDA libraries to start. It is built when this libtorch is
+//! a CUDA build (lib/libtorch_cuda.so) and
+//! CUDA's and NCCL's headers are at hand: the PyPI wheels' `nvidia/cu*/include` (with crt/
+//! and nv/ from the nvidia-cuda-crt and nvidia-cuda-cccl wheels, which
+//! scripts/setup-libtorch.sh installs) and
+//! `nvidia/nccl/include` beside torch/, or `CUDA_INCLUDE_DIR` and `NCCL_INCLUDE_DIR`.
+//! `NMT_NCCL=0` builds without it, `NMT_NCCL=1` fails the build when it cannot be built.
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-env-changed=GLOO_INCLUDE_DIR");
+    for var in ["NMT_NCCL", "CUDA_INCLUDE_DIR", "NCCL_INCLUDE_DIR"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
     println!("cargo:rerun-if-changed=csrc/c10d_shim.cpp");
+    println!("cargo:rerun-if-changed=csrc/c10d_nccl.cpp");
     let libtorch = PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| {
         panic!(
             "LIBTORCH is not set: it names the libtorch to build against \
@@ -59,6 +73,120 @@ fn main() {
         .flag_if_supported("-Wno-unused-parameter")
         .compile("nmt_c10d");
     link_libtorch(&libtorch.join("lib"));
+    if let Some(headers) = nccl_headers(&libtorch) {
+        let library = build_nccl_library(&libtorch, &headers, &abi);
+        // src/group.rs looks for it there (after NMT_NCCL_LIBRARY and the executable's folder).
+        println!(
+            "cargo:rustc-env=NMT_NCCL_LIBRARY_BUILT={}",
+            library.display()
+        );
+    }
+}
+
+/// Compiles csrc/c10d_nccl.cpp into `OUT_DIR/libnmt_c10d_nccl.so`, linked to libtorch_cuda
+/// (where ProcessGroupNCCL lives) with libtorch's folder as its rpath. `cc` builds static
+/// archives only, so its configured compiler is run by hand with `-shared`.
+fn build_nccl_library(libtorch: &Path, headers: &[PathBuf], abi: &str) -> PathBuf {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let library = out.join("libnmt_c10d_nccl.so");
+    let include = libtorch.join("include");
+    let lib = libtorch.join("lib");
+    let mut cmd = cc::Build::new().cpp(true).get_compiler().to_command();
+    cmd.args(["-std=c++17", "-O2", "-fPIC", "-shared", "-w"])
+        .arg(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .arg("-DUSE_C10D_NCCL")
+        .arg("-I")
+        .arg(&include)
+        .arg("-I")
+        .arg(include.join("torch/csrc/api/include"));
+    for dir in headers {
+        cmd.arg("-I").arg(dir);
+    }
+    cmd.arg("csrc/c10d_nccl.cpp")
+        .arg("-o")
+        .arg(&library)
+        .arg(format!("-L{}", lib.display()))
+        .args(["-ltorch_cuda", "-lc10_cuda", "-ltorch_cpu", "-lc10"])
+        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running the C++ compiler for the NCCL library: {e}"));
+    if !status.success() {
+        panic!("compiling csrc/c10d_nccl.cpp failed ({status}); NMT_NCCL=0 builds without NCCL");
+    }
+    library
+}
+
+/// The include folders the NCCL backend needs (CUDA's with crt/, NCCL's), or None when it is
+/// not to be built (see the module docs).
+fn nccl_headers(libtorch: &Path) -> Option<Vec<PathBuf>> {
+    let wanted = std::env::var("NMT_NCCL").ok();
+    if wanted.as_deref() == Some("0") {
+        return None;
+    }
+    let site = libtorch.parent().unwrap_or(libtorch).join("nvidia");
+    let cuda = std::env::var("CUDA_INCLUDE_DIR")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            // nvidia/cu13/include (CUDA 13 wheels); the newest when several are installed.
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&site)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join("include"))
+                .filter(|p| p.join("cuda_runtime_api.h").is_file())
+                .collect();
+            found.sort();
+            found.pop()
+        });
+    let nccl = std::env::var("NCCL_INCLUDE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| site.join("nccl/include"));
+    let mut missing = Vec::new();
+    if !libtorch.join("lib/libtorch_cuda.so").is_file() {
+        missing.push(format!(
+            "{} (a CPU-only libtorch)",
+            libtorch.join("lib/libtorch_cuda.so").display()
+        ));
+    }
+    match &cuda {
+        Some(dir) => {
+            // Headers the runtime wheel leaves to other wheels, which setup-libtorch installs.
+            for (header, wheel) in [
+                ("crt/host_config.h", "nvidia-cuda-crt"),
+                ("nv/target", "nvidia-cuda-cccl"),
+            ] {
+                if !dir.join(header).exists() {
+                    missing.push(format!(
+                        "{} (the {wheel} wheel; scripts/setup-libtorch.sh installs it)",
+                        dir.join(header).display()
+                    ));
+                }
+            }
+        }
+        None => missing.push(format!(
+            "CUDA's headers under {}/cu*/include",
+            site.display()
+        )),
+    }
+    if !nccl.join("nccl.h").is_file() {
+        missing.push(nccl.join("nccl.h").display().to_string());
+    }
+    if missing.is_empty() {
+        return cuda.map(|c| vec![c, nccl]);
+    }
+    if wanted.as_deref() == Some("1") {
+        panic!(
+            "NMT_NCCL=1 but the NCCL backend cannot be built: missing {}",
+            missing.join(", ")
+        );
+    }
+    println!(
+        "cargo:warning=building without the NCCL backend (training.dist_backend = \"nccl\" will be an error): missing {}",
+        missing.join(", ")
+    );
+    None
 }
 
 fn link_libtorch(lib: &Path) {

@@ -10,7 +10,25 @@ TORCH_VERSION=2.13.0
 VENV=.venv
 STAMP="$VENV/.torch-$TORCH_VERSION.stamp"
 
+# ProcessGroupNCCL.hpp (the NCCL backend of distributed training) includes CUDA headers that
+# the CUDA runtime wheel torch pulls in leaves to two small wheels: nvidia-cuda-crt (crt/,
+# ~130 kB) and nvidia-cuda-cccl (nv/target and the rest of CCCL, a few MB). Install those of
+# the runtime's CUDA version when they are missing; distributed/build.rs builds the NCCL
+# backend when the headers are there (a CPU-only torch has no runtime wheel: nothing to do).
+install_cuda_crt() {
+  local runtime
+  runtime=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("nvidia-cuda-runtime"))' 2>/dev/null) || return 0
+  local include="$VENV/site-packages/nvidia/cu${runtime%%.*}/include"
+  [[ -e "$include/crt/host_config.h" && -e "$include/nv/target" ]] && return 0
+  local minor=${runtime%.*}
+  echo "setup-libtorch: installing nvidia-cuda-crt and nvidia-cuda-cccl $minor.* (CUDA headers for the NCCL backend)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir \
+    "nvidia-cuda-crt==$minor.*" "nvidia-cuda-cccl==$minor.*" ||
+    echo "setup-libtorch: CUDA headers not installed; distributed training is built without NCCL" >&2
+}
+
 if [[ -f "$STAMP" && -e "$VENV/site-packages/torch/lib/libtorch_cpu.so" ]]; then
+  install_cuda_crt
   exit 0
 fi
 
@@ -48,5 +66,6 @@ test -e "$VENV/site-packages/torch/lib/libtorch_cpu.so" || {
   echo "setup-libtorch: torch installed but $VENV/site-packages/torch/lib/libtorch_cpu.so is missing" >&2
   exit 1
 }
+install_cuda_crt
 touch "$STAMP"
 echo "setup-libtorch: libtorch $TORCH_VERSION ready in $VENV/site-packages/torch"

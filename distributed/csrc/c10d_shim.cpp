@@ -1,6 +1,8 @@
 // A C interface to the few parts of PyTorch's c10d that data-parallel training needs: a
-// TCPStore rendezvous, a Gloo process group, and all-reduce / broadcast / barrier on tensors,
-// each with a timeout. The Rust side (src/ffi.rs) wraps it in a safe API.
+// TCPStore rendezvous, a Gloo process group (and, when the caller hands in the NCCL
+// library's constructor, an NCCL one for CUDA tensors: csrc/c10d_nccl.cpp), and all-reduce /
+// broadcast / barrier on tensors, each with a timeout. The Rust side (src/ffi.rs) wraps it
+// in a safe API.
 //
 // Why C and not the `cxx` crate: the interface is six functions over opaque handles and
 // `at::Tensor*` (which is what tch's C_tensor pointers are), and every c10d exception must
@@ -66,11 +68,24 @@ struct Heartbeat {
   }
 };
 
+// A job's process groups: Gloo for host tensors and the barrier (always), NCCL for CUDA
+// tensors when the job asked for it. Control messages (the run's state, the data
+// fingerprint) are host bytes, gradients and weights live on the GPU: two groups over one
+// store, chosen per call by the tensors' device, as torch.distributed does for a process
+// group created with the "cpu:gloo,cuda:nccl" backend string.
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::Backend> cuda_backend;  // null: CUDA tensors go through Gloo
   std::chrono::milliseconds timeout;
   Heartbeat heartbeat;
+
+  c10d::Backend& for_tensors(const std::vector<at::Tensor>& tensors) {
+    if (cuda_backend && !tensors.empty() && tensors.front().is_cuda()) {
+      return *cuda_backend;
+    }
+    return *backend;
+  }
 };
 
 void set_error(char** err, const std::string& message) {
@@ -106,11 +121,18 @@ std::vector<at::Tensor> tensors_of(at::Tensor** tensors, size_t count) {
   return out;
 }
 
+// Blocks until `work` is done. For NCCL work an explicit timeout makes wait() block the
+// host until the kernels finish (not only order the current stream after them), so a dead
+// peer shows up here as an error instead of a hang in a later CUDA call.
 void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
   if (!work->wait(timeout)) {
     throw std::runtime_error("collective did not complete within the timeout");
   }
 }
+
+// csrc/c10d_nccl.cpp's nmt_c10d_nccl_new, from the library the Rust side loaded.
+using NcclNew = void* (*)(void* store, int32_t rank, int32_t world_size, int64_t timeout_ms,
+                          char** err);
 
 }  // namespace
 
@@ -118,10 +140,11 @@ extern "C" {
 
 // Joins the job: connects to (or, when `store_server` is set, hosts) the TCPStore at
 // host:port, every key under `prefix`, and builds the process group of `world_size` ranks.
-// `backend` is "gloo". Returns null on failure.
+// `backend` is "gloo" or "nccl" (NCCL for CUDA tensors, built by `nccl_new`; Gloo for the
+// rest and the barrier). Returns null on failure.
 void* nmt_c10d_new(const char* backend, const char* host, uint16_t port, int32_t rank,
                    int32_t world_size, int32_t store_server, int64_t timeout_ms,
-                   const char* prefix, char** err) {
+                   const char* prefix, NcclNew nccl_new, char** err) {
   Group* group = nullptr;
   guarded(err, [&] {
     const std::chrono::milliseconds timeout(timeout_ms);
@@ -138,14 +161,27 @@ void* nmt_c10d_new(const char* backend, const char* host, uint16_t port, int32_t
     auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), options);
     auto store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp);
     const std::string name(backend);
-    if (name != "gloo") {
-      throw std::runtime_error("unsupported c10d backend '" + name + "' (this build has gloo)");
+    c10::intrusive_ptr<c10d::Backend> cuda_backend;
+    if (name == "nccl") {
+      if (nccl_new == nullptr) {
+        throw std::runtime_error("the nccl backend's library was not loaded");
+      }
+      char* nccl_err = nullptr;
+      void* pg = nccl_new(store.get(), rank, world_size, timeout_ms, &nccl_err);
+      if (pg == nullptr) {
+        std::string message = nccl_err != nullptr ? nccl_err : "NCCL failed without a message";
+        std::free(nccl_err);
+        throw std::runtime_error(message);
+      }
+      cuda_backend = c10::intrusive_ptr<c10d::Backend>::reclaim(static_cast<c10d::Backend*>(pg));
+    } else if (name != "gloo") {
+      throw std::runtime_error("unsupported c10d backend '" + name + "' (expected gloo or nccl)");
     }
     // create_default honours GLOO_SOCKET_IFNAME and falls back to the loopback device when
     // the host name does not resolve, as torch.distributed does.
     auto gloo_options = c10d::ProcessGroupGloo::Options::create_default(timeout);
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, gloo_options);
-    group = new Group{store, pg, timeout, {}};
+    group = new Group{store, pg, cuda_backend, timeout, {}};
   });
   return group;
 }
@@ -158,7 +194,7 @@ int32_t nmt_c10d_allreduce_sum(void* handle, at::Tensor** tensors, size_t count,
     c10d::AllreduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
     options.timeout = group->timeout;
-    wait(group->backend->allreduce(list, options), group->timeout);
+    wait(group->for_tensors(list).allreduce(list, options), group->timeout);
   });
 }
 
@@ -168,12 +204,12 @@ int32_t nmt_c10d_broadcast(void* handle, at::Tensor** tensors, size_t count, int
   auto* group = static_cast<Group*>(handle);
   return guarded(err, [&] {
     for (size_t i = 0; i < count; ++i) {
-      // Gloo broadcasts one tensor per call.
+      // Gloo broadcasts one tensor per call (and NCCL's list form wants one per device).
       std::vector<at::Tensor> one{*tensors[i]};
       c10d::BroadcastOptions options;
       options.rootRank = root;
       options.timeout = group->timeout;
-      wait(group->backend->broadcast(one, options), group->timeout);
+      wait(group->for_tensors(one).broadcast(one, options), group->timeout);
     }
   });
 }

@@ -5,6 +5,18 @@ use std::ffi::{c_char, c_void, CStr};
 
 use tch::Tensor;
 
+/// `nmt_c10d_nccl_new` of csrc/c10d_nccl.cpp (libnmt_c10d_nccl.so, loaded at run time).
+pub type NcclNew = unsafe extern "C" fn(
+    store: *mut c_void,
+    rank: i32,
+    world_size: i32,
+    timeout_ms: i64,
+    err: *mut *mut c_char,
+) -> *mut c_void;
+
+/// The symbol [`NcclNew`] is exported as.
+pub const NCCL_NEW_SYMBOL: &[u8] = b"nmt_c10d_nccl_new\0";
+
 extern "C" {
     pub fn nmt_c10d_new(
         backend: *const c_char,
@@ -15,6 +27,7 @@ extern "C" {
         store_server: i32,
         timeout_ms: i64,
         prefix: *const c_char,
+        nccl_new: Option<NcclNew>,
         err: *mut *mut c_char,
     ) -> *mut c_void;
     pub fn nmt_c10d_allreduce_sum(

@@ -3,8 +3,10 @@
 
 use std::ffi::{c_char, c_void, CString};
 use std::fmt;
+use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tch::{Kind, Tensor};
@@ -31,7 +33,9 @@ const HEARTBEAT_WINDOW: Duration = Duration::from_millis(1500);
 pub enum Backend {
     /// Gloo: CPU tensors (and CUDA tensors through host copies).
     Gloo,
-    /// NCCL: CUDA tensors, GPU to GPU.
+    /// NCCL: CUDA tensors, GPU to GPU (host tensors and the barrier still go through a Gloo
+    /// group beside it). A library of its own, loaded when a job asks for it, built only where
+    /// CUDA's headers were at hand: [`Backend::nccl_available`].
     Nccl,
 }
 
@@ -42,6 +46,76 @@ impl Backend {
             Backend::Nccl => "nccl",
         }
     }
+
+    /// Whether the NCCL backend's library is there to load (see [`NCCL_LIBRARY_FILE`]; when
+    /// it is not, the build lacked CUDA's headers: distributed/build.rs).
+    pub fn nccl_available() -> bool {
+        nccl_library_candidates().iter().any(|p| p.is_file())
+    }
+
+    /// `auto`'s choice: NCCL for a job on CUDA devices when it is available, else Gloo.
+    pub fn auto_for(device: tch::Device) -> Backend {
+        if device.is_cuda() && Self::nccl_available() {
+            Backend::Nccl
+        } else {
+            Backend::Gloo
+        }
+    }
+}
+
+/// The NCCL backend's library (csrc/c10d_nccl.cpp), looked for in this order: the file
+/// `NMT_NCCL_LIBRARY` names, this file beside the running executable (where an install or a
+/// container image puts it), and where the build wrote it.
+pub const NCCL_LIBRARY_FILE: &str = "libnmt_c10d_nccl.so";
+
+fn nccl_library_candidates() -> Vec<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(path) = std::env::var_os("NMT_NCCL_LIBRARY") {
+        candidates.push(PathBuf::from(path));
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+    {
+        candidates.push(dir.join(NCCL_LIBRARY_FILE));
+    }
+    if let Some(path) = option_env!("NMT_NCCL_LIBRARY_BUILT") {
+        candidates.push(PathBuf::from(path));
+    }
+    candidates
+}
+
+/// Loads the NCCL backend's library once (later calls return the first call's result) and
+/// finds its constructor; `Err` says where it looked or why loading failed.
+fn load_nccl() -> Result<ffi::NcclNew, String> {
+    static LOADED: OnceLock<Result<ffi::NcclNew, String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+            let candidates = nccl_library_candidates();
+            let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+                let places: Vec<String> =
+                    candidates.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!(
+                    "the nccl backend is not built into this copy of lstm-nmt ({NCCL_LIBRARY_FILE} \
+                     is not at {}; CUDA's headers were missing when it was built: see \
+                     distributed/build.rs)",
+                    places.join(", ")
+                ));
+            };
+            // SAFETY: loading it loads libtorch_cuda, whose static initialisers only register
+            // CUDA kernels with the libtorch already in the process.
+            let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }
+                .map_err(|e| format!("loading the nccl backend {}: {e}", path.display()))?;
+            // SAFETY: the symbol has NcclNew's signature (csrc/c10d_nccl.cpp).
+            let new = unsafe { library.get::<ffi::NcclNew>(ffi::NCCL_NEW_SYMBOL) }
+                .map(|symbol| *symbol)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            // Kept for the life of the process: the process group's code lives in it.
+            std::mem::forget(library);
+            Ok(new)
+        })
+        .clone()
 }
 
 impl fmt::Display for Backend {
@@ -109,14 +183,15 @@ impl ProcessGroup {
         backend: Backend,
         timeout: Duration,
     ) -> Result<Self, DistError> {
-        if backend == Backend::Nccl {
-            return Err(DistError::Backend(
-                "the nccl backend is not built into this version of lstm-nmt: run the job with \
-                 --set training.dist_backend=gloo (Gloo also all-reduces CUDA tensors, through \
-                 host memory)"
-                    .into(),
-            ));
-        }
+        let nccl_new = match backend {
+            Backend::Gloo => None,
+            Backend::Nccl => Some(load_nccl().map_err(|message| {
+                DistError::Backend(format!(
+                    "{message}: run the job with --set training.dist_backend=gloo (Gloo also \
+                     all-reduces CUDA tensors, through host memory)"
+                ))
+            })?),
+        };
         let c = |s: &str| {
             CString::new(s).map_err(|_| DistError::Backend(format!("{s:?} holds a NUL byte")))
         };
@@ -136,6 +211,7 @@ impl ProcessGroup {
                 launch.hosts_store() as i32,
                 timeout_ms,
                 prefix.as_ptr(),
+                nccl_new,
                 &mut err,
             )
         };

@@ -227,7 +227,8 @@ pub struct TrainingConfig {
     /// takes N × update_freq batches, update_freq on each rank.
     pub update_freq: u64,
     /// c10d backend of a multi-process job (torchrun, Slurm, RANK/WORLD_SIZE variables):
-    /// `auto` (Gloo), `gloo` or `nccl`. Ignored in a single process.
+    /// `auto` (NCCL on CUDA devices when this build has it, else Gloo), `gloo` or `nccl`.
+    /// Ignored in a single process.
     pub dist_backend: String,
     /// Seconds a rank waits for the others (joining the job, every collective, rank 0's
     /// validations) before it stops with an error naming the rank that is missing.

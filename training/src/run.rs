@@ -368,9 +368,9 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         None => None,
         Some(l) => {
             let backend = match cfg.training.dist_backend.as_str() {
-                // NCCL is not built in yet (distributed::Backend); Gloo also reduces CUDA
-                // tensors, through host memory.
-                "auto" => distributed::Backend::Gloo,
+                // NCCL on GPUs when this build has it; Gloo also reduces CUDA tensors,
+                // through host memory.
+                "auto" => distributed::Backend::auto_for(device),
                 other => other.parse()?,
             };
             let timeout = std::time::Duration::from_secs(cfg.training.dist_timeout_secs);
