@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::EvalError;
 use crate::signature::BleuSignature;
-use crate::streams::{check_streams, segment_refs};
+use crate::streams::{check_streams, References};
 use crate::text::{py_lower, py_rstrip, py_split};
 use crate::tokenizers::Tokenizer;
 
@@ -366,9 +366,7 @@ pub fn segment_stats<S: AsRef<str>>(hyp: &str, refs: &[S], max_order: usize) -> 
 #[derive(Debug, Clone)]
 pub struct Bleu {
     options: BleuOptions,
-    /// `refs[i]`: the preprocessed references of segment `i`, one per stream.
-    refs: Vec<Vec<String>>,
-    nrefs: usize,
+    refs: References,
 }
 
 impl Bleu {
@@ -376,22 +374,8 @@ impl Bleu {
     /// [`crate::streams`]) with `options`.
     pub fn new<R: AsRef<str>>(refs: &[Vec<R>], options: BleuOptions) -> Result<Self, EvalError> {
         options.validate()?;
-        let Some(first) = refs.first() else {
-            return Err(EvalError::NoReferences);
-        };
-        check_streams(first, refs)?;
-        let segments = (0..first.len())
-            .map(|i| {
-                segment_refs(refs, i)
-                    .map(|r| options.preprocess(r))
-                    .collect()
-            })
-            .collect();
-        Ok(Bleu {
-            options,
-            refs: segments,
-            nrefs: refs.len(),
-        })
+        let refs = References::new(refs, |r| options.preprocess(r))?;
+        Ok(Bleu { options, refs })
     }
 
     /// The options this scorer uses.
@@ -401,35 +385,20 @@ impl Bleu {
 
     /// Number of segments in the test set.
     pub fn len(&self) -> usize {
-        self.refs.len()
+        self.refs.segments.len()
     }
 
     /// True when the test set has no segments.
     pub fn is_empty(&self) -> bool {
-        self.refs.is_empty()
-    }
-
-    fn check_hyps<H>(&self, hyps: &[H]) -> Result<(), EvalError> {
-        if hyps.len() != self.refs.len() {
-            return Err(EvalError::LineCountMismatch {
-                hyp_name: "hypotheses".to_owned(),
-                hyp_lines: hyps.len(),
-                ref_name: "references".to_owned(),
-                ref_lines: self.refs.len(),
-            });
-        }
-        Ok(())
+        self.refs.segments.is_empty()
     }
 
     /// Per-segment statistics of `hyps` (one per segment, in order).
     pub fn segment_stats<H: AsRef<str>>(&self, hyps: &[H]) -> Result<Vec<BleuStats>, EvalError> {
-        self.check_hyps(hyps)?;
         let max_order = self.options.max_ngram_order;
-        Ok(hyps
-            .iter()
-            .zip(&self.refs)
-            .map(|(h, refs)| segment_stats(&self.options.preprocess(h.as_ref()), refs, max_order))
-            .collect())
+        self.refs.map_segments(hyps, |h, refs| {
+            segment_stats(&self.options.preprocess(h), refs, max_order)
+        })
     }
 
     /// Scores summed statistics with this scorer's options.
@@ -448,7 +417,7 @@ impl Bleu {
             },
             sys_len: stats.hyp_len,
             ref_len: stats.ref_len,
-            signature: self.options.signature(self.nrefs, effective_order),
+            signature: self.options.signature(self.refs.nrefs, effective_order),
         }
     }
 

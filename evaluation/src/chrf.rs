@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::EvalError;
 use crate::signature::ChrfSignature;
-use crate::streams::{check_streams, segment_refs};
+use crate::streams::{check_streams, References};
 use crate::text::{py_lower, py_remove_spaces, py_split};
 
 /// The characters chrF++ strips from word edges: Python's `string.punctuation`.
@@ -317,9 +317,7 @@ fn segment_stats<S: AsRef<str>>(hyp: &str, refs: &[S], options: &ChrfOptions) ->
 #[derive(Debug, Clone)]
 pub struct Chrf {
     options: ChrfOptions,
-    /// `refs[i]`: the preprocessed references of segment `i`, one per stream.
-    refs: Vec<Vec<String>>,
-    nrefs: usize,
+    refs: References,
 }
 
 impl Chrf {
@@ -327,22 +325,8 @@ impl Chrf {
     /// segment `i`) with `options`.
     pub fn new<R: AsRef<str>>(refs: &[Vec<R>], options: ChrfOptions) -> Result<Self, EvalError> {
         options.validate()?;
-        let Some(first) = refs.first() else {
-            return Err(EvalError::NoReferences);
-        };
-        check_streams(first, refs)?;
-        let segments = (0..first.len())
-            .map(|i| {
-                segment_refs(refs, i)
-                    .map(|r| options.preprocess(r))
-                    .collect()
-            })
-            .collect();
-        Ok(Chrf {
-            options,
-            refs: segments,
-            nrefs: refs.len(),
-        })
+        let refs = References::new(refs, |r| options.preprocess(r))?;
+        Ok(Chrf { options, refs })
     }
 
     /// The options this scorer uses.
@@ -352,28 +336,16 @@ impl Chrf {
 
     /// Per-segment statistics of `hyps`.
     pub fn segment_stats<H: AsRef<str>>(&self, hyps: &[H]) -> Result<Vec<ChrfStats>, EvalError> {
-        if hyps.len() != self.refs.len() {
-            return Err(EvalError::LineCountMismatch {
-                hyp_name: "hypotheses".to_owned(),
-                hyp_lines: hyps.len(),
-                ref_name: "references".to_owned(),
-                ref_lines: self.refs.len(),
-            });
-        }
-        Ok(hyps
-            .iter()
-            .zip(&self.refs)
-            .map(|(h, refs)| {
-                segment_stats(&self.options.preprocess(h.as_ref()), refs, &self.options)
-            })
-            .collect())
+        self.refs.map_segments(hyps, |h, refs| {
+            segment_stats(&self.options.preprocess(h), refs, &self.options)
+        })
     }
 
     fn score_stats(&self, stats: &ChrfStats) -> ChrfScore {
         ChrfScore {
             score: self.options.f_score(stats),
             name: self.options.metric_name(),
-            signature: self.options.signature(self.nrefs),
+            signature: self.options.signature(self.refs.nrefs),
         }
     }
 

@@ -29,3 +29,55 @@ pub(crate) fn check_streams<H, R>(hyps: &[H], refs: &[Vec<R>]) -> Result<(), Eva
 pub(crate) fn segment_refs<R: AsRef<str>>(refs: &[Vec<R>], i: usize) -> impl Iterator<Item = &str> {
     refs.iter().map(move |stream| stream[i].as_ref())
 }
+
+/// Preprocessed references, segment by segment: what a reusable scorer ([`crate::Bleu`],
+/// [`crate::Chrf`]) keeps so that it tokenizes its references only once.
+#[derive(Debug, Clone)]
+pub(crate) struct References {
+    /// `segments[i]`: the preprocessed references of segment `i`, one per stream.
+    pub(crate) segments: Vec<Vec<String>>,
+    /// The number of reference streams.
+    pub(crate) nrefs: usize,
+}
+
+impl References {
+    /// Checks the streams `refs` and preprocesses every reference with `preprocess`.
+    pub(crate) fn new<R: AsRef<str>>(
+        refs: &[Vec<R>],
+        preprocess: impl Fn(&str) -> String,
+    ) -> Result<Self, EvalError> {
+        let Some(first) = refs.first() else {
+            return Err(EvalError::NoReferences);
+        };
+        check_streams(first, refs)?;
+        let segments = (0..first.len())
+            .map(|i| segment_refs(refs, i).map(&preprocess).collect())
+            .collect();
+        Ok(References {
+            segments,
+            nrefs: refs.len(),
+        })
+    }
+
+    /// `stats(hyp, refs)` of each hypothesis with its segment's references, in order;
+    /// an error when there are not as many hypotheses as segments.
+    pub(crate) fn map_segments<H: AsRef<str>, T>(
+        &self,
+        hyps: &[H],
+        stats: impl Fn(&str, &[String]) -> T,
+    ) -> Result<Vec<T>, EvalError> {
+        if hyps.len() != self.segments.len() {
+            return Err(EvalError::LineCountMismatch {
+                hyp_name: "hypotheses".to_owned(),
+                hyp_lines: hyps.len(),
+                ref_name: "references".to_owned(),
+                ref_lines: self.segments.len(),
+            });
+        }
+        Ok(hyps
+            .iter()
+            .zip(&self.segments)
+            .map(|(h, refs)| stats(h.as_ref(), refs))
+            .collect())
+    }
+}

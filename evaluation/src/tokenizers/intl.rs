@@ -2,28 +2,22 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use crate::text::py_normalize_spaces;
+use super::{apply_rules, compile_rules, Rules};
 
 /// Unicode-category rules applied in order with leftmost non-overlapping matches,
 /// as in sacreBLEU (which uses the Python `regex` module's `\p{..}` classes).
-static RULES: LazyLock<[(Regex, &'static str); 3]> = LazyLock::new(|| {
-    let rule = |pattern: &str, replacement| {
-        // The patterns are constants; a failure here is a programming error caught by every test.
-        (
-            Regex::new(pattern).expect("valid intl pattern"),
-            replacement,
-        )
-    };
-    [
-        // Punctuation preceded by a non-digit splits off.
-        rule(r"(\P{N})(\p{P})", "${1} ${2} "),
-        // Punctuation followed by a non-digit splits off.
-        rule(r"(\p{P})(\P{N})", " ${1} ${2}"),
-        // Symbols always stand alone.
-        rule(r"(\p{S})", " ${1} "),
-    ]
+static RULES: LazyLock<Rules<3>> = LazyLock::new(|| {
+    compile_rules(
+        [
+            // Punctuation preceded by a non-digit splits off.
+            (r"(\P{N})(\p{P})", "${1} ${2} "),
+            // Punctuation followed by a non-digit splits off.
+            (r"(\p{P})(\P{N})", " ${1} ${2}"),
+            // Symbols always stand alone.
+            (r"(\p{S})", " ${1} "),
+        ],
+        "intl",
+    )
 });
 
 /// Tokenizes `line` as mteval-v14.pl's international tokenizer (sacreBLEU `intl`)
@@ -33,13 +27,7 @@ static RULES: LazyLock<[(Regex, &'static str); 3]> = LazyLock::new(|| {
 /// Like mteval-v14 (and unlike `13a`) the line is not padded, so a number followed
 /// by a final period keeps the period ("2014." stays one token).
 pub fn tokenize_intl(line: &str) -> String {
-    let mut s = line.to_owned();
-    for (re, replacement) in RULES.iter() {
-        if let std::borrow::Cow::Owned(replaced) = re.replace_all(&s, *replacement) {
-            s = replaced;
-        }
-    }
-    py_normalize_spaces(&s)
+    apply_rules(line.to_owned(), &RULES)
 }
 
 #[cfg(test)]

@@ -14,7 +14,33 @@ pub use self::char::tokenize_char;
 pub use self::intl::tokenize_intl;
 pub use self::tok13a::tokenize_13a;
 
+use regex::Regex;
+
 use crate::error::EvalError;
+use crate::text::py_normalize_spaces;
+
+/// Substitution rules, each a regex and its replacement, applied in order.
+type Rules<const N: usize> = [(Regex, &'static str); N];
+
+/// Compiles `rules` (constant patterns: a failure is a programming error caught by every
+/// test, reported with `what`).
+fn compile_rules<const N: usize>(rules: [(&str, &'static str); N], what: &str) -> Rules<N> {
+    rules.map(|(pattern, replacement)| {
+        let re = Regex::new(pattern).unwrap_or_else(|e| panic!("invalid {what} pattern: {e}"));
+        (re, replacement)
+    })
+}
+
+/// Applies `rules` to `s` in order, each over the whole line with leftmost
+/// non-overlapping matches, then normalizes spaces as Python's `" ".join(s.split())`.
+fn apply_rules<const N: usize>(mut s: String, rules: &Rules<N>) -> String {
+    for (re, replacement) in rules {
+        if let std::borrow::Cow::Owned(replaced) = re.replace_all(&s, *replacement) {
+            s = replaced;
+        }
+    }
+    py_normalize_spaces(&s)
+}
 
 /// A BLEU tokenizer, named as sacreBLEU names it (`--tokenize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -2,33 +2,30 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use crate::text::py_normalize_spaces;
+use super::{apply_rules, compile_rules, Rules};
 
 /// The substitution rules, applied in order, each over the whole line with
 /// leftmost non-overlapping matches (the semantics of both Python's `re.sub` and
 /// `regex::Regex::replace_all`, which is why the rules are kept as regexes rather
 /// than rewritten as a character loop: the overlap behaviour is the subtle part).
-static RULES: LazyLock<[(Regex, &'static str); 4]> = LazyLock::new(|| {
-    let rule = |pattern: &str, replacement| {
-        // The patterns are constants; a failure here is a programming error caught by every test.
-        (Regex::new(pattern).expect("valid 13a pattern"), replacement)
-    };
-    [
-        // ASCII punctuation and symbols except apostrophe, comma, hyphen and period
-        // (and the space itself, which mteval also lists) stand alone.
-        rule(
-            r"([\x20-\x26\x28-\x2B\x2F\x3A-\x40\x5B-\x60\x7B-\x7E])",
-            " ${1} ",
-        ),
-        // Period and comma split off unless preceded by a digit...
-        rule(r"([^0-9])([.,])", "${1} ${2} "),
-        // ...and unless followed by a digit.
-        rule(r"([.,])([^0-9])", " ${1} ${2}"),
-        // A hyphen after a digit splits off.
-        rule(r"([0-9])(-)", "${1} ${2} "),
-    ]
+static RULES: LazyLock<Rules<4>> = LazyLock::new(|| {
+    compile_rules(
+        [
+            // ASCII punctuation and symbols except apostrophe, comma, hyphen and period
+            // (and the space itself, which mteval also lists) stand alone.
+            (
+                r"([\x20-\x26\x28-\x2B\x2F\x3A-\x40\x5B-\x60\x7B-\x7E])",
+                " ${1} ",
+            ),
+            // Period and comma split off unless preceded by a digit...
+            (r"([^0-9])([.,])", "${1} ${2} "),
+            // ...and unless followed by a digit.
+            (r"([.,])([^0-9])", " ${1} ${2}"),
+            // A hyphen after a digit splits off.
+            (r"([0-9])(-)", "${1} ${2} "),
+        ],
+        "13a",
+    )
 });
 
 /// Tokenizes `line` as mteval-v13a.pl (sacreBLEU `13a`) does.
@@ -49,13 +46,7 @@ pub fn tokenize_13a(line: &str) -> String {
             .replace("&gt;", ">");
     }
     // The padding lets the period/comma rules see a non-digit at both ends.
-    let mut s = format!(" {s} ");
-    for (re, replacement) in RULES.iter() {
-        if let std::borrow::Cow::Owned(replaced) = re.replace_all(&s, *replacement) {
-            s = replaced;
-        }
-    }
-    py_normalize_spaces(&s)
+    apply_rules(format!(" {s} "), &RULES)
 }
 
 #[cfg(test)]
