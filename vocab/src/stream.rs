@@ -46,38 +46,52 @@ fn read_line<'a>(
         })
 }
 
-/// Encodes every line of `input` (named `name` in errors) to one line of
-/// `output`. Returns the number of lines.
-pub fn encode_stream(
-    vocab: &dyn Vocab,
+/// Writes `convert(line)` for every line of `input` (named `name` in errors) as one line
+/// of `output`; a conversion error becomes an error naming the stream and line. Returns the
+/// number of lines.
+fn convert_lines(
     mut input: impl BufRead,
     name: &str,
     mut output: impl Write,
-    format: EncodeOutput,
+    mut convert: impl FnMut(&str) -> Result<String, String>,
 ) -> Result<usize, VocabError> {
     let mut buf = Vec::new();
     let mut line_no = 0;
     let out_err = |e| VocabError::io(Path::new("<output>"), e);
     while let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? {
         line_no += 1;
-        let at_line = |e: VocabError| VocabError::Input {
+        let converted = convert(line).map_err(|message| VocabError::Input {
             path: name.to_string(),
             line: line_no,
-            message: e.to_string(),
-        };
-        let fields: Vec<String> = match format {
-            EncodeOutput::Ids => vocab
-                .encode(line)
-                .map_err(at_line)?
-                .iter()
-                .map(u32::to_string)
-                .collect(),
-            EncodeOutput::Pieces => vocab.tokenize(line).map_err(at_line)?,
-        };
-        writeln!(output, "{}", fields.join(" ")).map_err(out_err)?;
+            message,
+        })?;
+        writeln!(output, "{converted}").map_err(out_err)?;
     }
     output.flush().map_err(out_err)?;
     Ok(line_no)
+}
+
+/// Encodes every line of `input` (named `name` in errors) to one line of
+/// `output`. Returns the number of lines.
+pub fn encode_stream(
+    vocab: &dyn Vocab,
+    input: impl BufRead,
+    name: &str,
+    output: impl Write,
+    format: EncodeOutput,
+) -> Result<usize, VocabError> {
+    convert_lines(input, name, output, |line| {
+        let fields: Vec<String> = match format {
+            EncodeOutput::Ids => vocab
+                .encode(line)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(u32::to_string)
+                .collect(),
+            EncodeOutput::Pieces => vocab.tokenize(line).map_err(|e| e.to_string())?,
+        };
+        Ok(fields.join(" "))
+    })
 }
 
 /// Parses a line of whitespace-separated ids.
@@ -91,24 +105,12 @@ pub fn parse_ids(line: &str) -> Result<Vec<u32>, String> {
 /// text in `output`. Returns the number of lines.
 pub fn decode_stream(
     vocab: &dyn Vocab,
-    mut input: impl BufRead,
+    input: impl BufRead,
     name: &str,
-    mut output: impl Write,
+    output: impl Write,
 ) -> Result<usize, VocabError> {
-    let mut buf = Vec::new();
-    let mut line_no = 0;
-    let out_err = |e| VocabError::io(Path::new("<output>"), e);
-    while let Some(line) = read_line(&mut input, &mut buf, name, line_no + 1)? {
-        line_no += 1;
-        let at_line = |message: String| VocabError::Input {
-            path: name.to_string(),
-            line: line_no,
-            message,
-        };
-        let ids = parse_ids(line).map_err(at_line)?;
-        let text = vocab.decode(&ids).map_err(|e| at_line(e.to_string()))?;
-        writeln!(output, "{text}").map_err(out_err)?;
-    }
-    output.flush().map_err(out_err)?;
-    Ok(line_no)
+    convert_lines(input, name, output, |line| {
+        let ids = parse_ids(line)?;
+        vocab.decode(&ids).map_err(|e| e.to_string())
+    })
 }
