@@ -9,6 +9,8 @@
 //! If sacreBLEU cannot be installed the tests fail: they never pass without
 //! comparing.
 
+#[path = "../../test-support/process.rs"]
+mod process;
 #[path = "../../test-support/sacrebleu.rs"]
 mod support;
 
@@ -28,15 +30,9 @@ fn sacrebleu_scores(jobs: &[Value]) -> Vec<Value> {
     let job_file = dir.path().join("jobs.json");
     std::fs::write(&job_file, serde_json::to_vec(jobs).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sacrebleu_ref.py");
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(&job_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sacreBLEU script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = process::output_ok(
+        Command::new(python).arg(&script).arg(&job_file),
+        "sacreBLEU script failed:\n",
     );
     let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(results.len(), jobs.len());

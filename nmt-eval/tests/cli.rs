@@ -1,12 +1,13 @@
 //! The `nmt-eval` binary: output formats (checked against the `sacrebleu`
 //! command itself where sacreBLEU has the same format), flags and error handling.
 
+#[path = "../../test-support/process.rs"]
+mod process;
 #[path = "../../test-support/sacrebleu.rs"]
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use evaluation::{corpus_bleu, BleuOptions};
 use serde_json::Value;
@@ -68,27 +69,22 @@ fn fixture() -> Fixture {
 }
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or_default()).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    process::output_with_stdin(Command::new(BIN).args(args), stdin.unwrap_or_default())
 }
 
 fn ok_stdout(args: &[&str], stdin: Option<&[u8]>) -> String {
     let out = run(args, stdin);
-    assert!(
-        out.status.success(),
-        "nmt-eval {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    process::assert_success(&out, &format!("nmt-eval {args:?} failed: "));
     String::from_utf8(out.stdout).unwrap()
+}
+
+impl Fixture {
+    /// stdout of `nmt-eval METRIC -r ref1 -i HYP EXTRA...`, which must succeed.
+    fn score(&self, metric: &str, hyp: &Path, extra: &[&str]) -> String {
+        let mut args = vec![metric, "-r", s(&self.ref1), "-i", s(hyp)];
+        args.extend_from_slice(extra);
+        ok_stdout(&args, None)
+    }
 }
 
 fn err_text(args: &[&str]) -> String {
@@ -102,11 +98,9 @@ fn s(p: &Path) -> &str {
 }
 
 fn sacrebleu(args: &[&str]) -> String {
-    let out = Command::new(sacrebleu_cli()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "sacrebleu {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = process::output_ok(
+        Command::new(sacrebleu_cli()).args(args),
+        &format!("sacrebleu {args:?}: "),
     );
     String::from_utf8(out.stdout).unwrap()
 }
@@ -143,7 +137,7 @@ fn default_text_line_puts_score_first_and_signature_last() {
 #[test]
 fn hypotheses_from_stdin_equal_hypotheses_from_file() {
     let f = fixture();
-    let from_file = ok_stdout(&["bleu", "-r", s(&f.ref1), "-i", s(&f.hyp)], None);
+    let from_file = f.score("bleu", &f.hyp, &[]);
     let bytes = std::fs::read(&f.hyp).unwrap();
     let from_stdin = ok_stdout(&["bleu", "-r", s(&f.ref1)], Some(&bytes));
     assert_eq!(from_file, from_stdin);
@@ -188,10 +182,7 @@ fn sacrebleu_format_matches_the_sacrebleu_command() {
 #[test]
 fn score_only_matches_sacrebleu_b() {
     let f = fixture();
-    let ours = ok_stdout(
-        &["bleu", "-r", s(&f.ref1), "-i", s(&f.hyp), "-b", "-w", "3"],
-        None,
-    );
+    let ours = f.score("bleu", &f.hyp, &["-b", "-w", "3"]);
     let theirs = sacrebleu(&[s(&f.ref1), "-i", s(&f.hyp), "-m", "bleu", "-b", "-w", "3"]);
     assert_eq!(ours, theirs);
     assert!(ours.trim().parse::<f64>().is_ok(), "{ours}");
@@ -200,7 +191,7 @@ fn score_only_matches_sacrebleu_b() {
 #[test]
 fn json_carries_sacrebleu_fields() {
     let f = fixture();
-    let ours = ok_stdout(&["bleu", "-r", s(&f.ref1), "-i", s(&f.hyp), "--json"], None);
+    let ours = f.score("bleu", &f.hyp, &["--json"]);
     let theirs = sacrebleu(&[s(&f.ref1), "-i", s(&f.hyp), "-m", "bleu", "-w", "2"]);
     let ours: Value = serde_json::from_str(&ours).unwrap();
     let theirs: Value = serde_json::from_str(&theirs).unwrap();
@@ -221,18 +212,7 @@ fn json_carries_sacrebleu_fields() {
     assert!(ours["score_exact"].as_f64().is_some());
     assert_eq!(ours["counts"].as_array().unwrap().len(), 4);
 
-    let chrf = ok_stdout(
-        &[
-            "chrf",
-            "-r",
-            s(&f.ref1),
-            "-i",
-            s(&f.hyp),
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let chrf = f.score("chrf", &f.hyp, &["--format", "json"]);
     let chrf: Value = serde_json::from_str(&chrf).unwrap();
     assert_eq!(chrf["name"], "chrF2");
     assert_eq!(chrf["nw"], "0");
@@ -241,18 +221,7 @@ fn json_carries_sacrebleu_fields() {
 #[test]
 fn sentence_json_is_one_object_per_line() {
     let f = fixture();
-    let out = ok_stdout(
-        &[
-            "bleu",
-            "-r",
-            s(&f.ref1),
-            "-i",
-            s(&f.hyp),
-            "--sentence",
-            "--json",
-        ],
-        None,
-    );
+    let out = f.score("bleu", &f.hyp, &["--sentence", "--json"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), f.hyps.len());
     for line in lines {
@@ -277,20 +246,10 @@ fn multi_bleu_format() {
         .collect();
     let hyp = f.dir.path().join("short.txt");
     std::fs::write(&hyp, hyps.join("\n") + "\n").unwrap();
-    let out = ok_stdout(
-        &[
-            "bleu",
-            "-r",
-            s(&f.ref1),
-            "-i",
-            s(&hyp),
-            "--format",
-            "multi-bleu",
-            "-t",
-            "none",
-            "-l",
-        ],
-        None,
+    let out = f.score(
+        "bleu",
+        &hyp,
+        &["--format", "multi-bleu", "-t", "none", "-l"],
     );
     // The expected line comes from elsewhere: sacreBLEU's statistics on the same text
     // (tokenize none, lowercased), printed with Moses' multi-bleu.perl format string.
@@ -301,21 +260,12 @@ b = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none", lowercase=True)
 print("BLEU = %.2f, %.1f/%.1f/%.1f/%.1f (BP=%.3f, ratio=%.3f, hyp_len=%d, ref_len=%d)"
       % (b.score, *b.precisions, b.bp, b.sys_len / b.ref_len, b.sys_len, b.ref_len))
 "#;
-    let mut child = Command::new(support::sacrebleu_python())
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let input = serde_json::to_vec(&(&hyps, &f.refs)).unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let want = child.wait_with_output().unwrap();
-    assert!(
-        want.status.success(),
-        "{}",
-        String::from_utf8_lossy(&want.stderr)
+    let want = process::output_with_stdin(
+        Command::new(support::sacrebleu_python()).args(["-c", script]),
+        &input,
     );
+    process::assert_success(&want, "");
     assert_eq!(
         out.trim_end(),
         String::from_utf8(want.stdout).unwrap().trim_end()
@@ -325,18 +275,7 @@ print("BLEU = %.2f, %.1f/%.1f/%.1f/%.1f (BP=%.3f, ratio=%.3f, hyp_len=%d, ref_le
 #[test]
 fn chrf_plus_plus_text_line() {
     let f = fixture();
-    let out = ok_stdout(
-        &[
-            "chrf",
-            "-r",
-            s(&f.ref1),
-            "-i",
-            s(&f.hyp),
-            "--chrf-word-order",
-            "2",
-        ],
-        None,
-    );
+    let out = f.score("chrf", &f.hyp, &["--chrf-word-order", "2"]);
     assert!(out.starts_with("chrF2++ = "), "{out}");
     assert!(out
         .trim_end()

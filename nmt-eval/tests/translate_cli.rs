@@ -1,8 +1,13 @@
 //! `nmt-eval translate` end to end with the shipped Multi30k model on a few sentences (in this
 //! file, so the test needs nothing outside the repository).
 
+#[path = "../../test-support/process.rs"]
+mod process;
+
 use std::fs;
 use std::process::Command;
+
+use process::output_ok;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nmt-eval");
 /// The trained German→English model that ships in the repository.
@@ -43,17 +48,13 @@ const PAIRS: &[(&str, &str)] = &[
 
 /// `nmt-eval bleu -b` of `hyp` against `reference`, with `extra` flags.
 fn rescore(reference: &std::path::Path, hyp: &std::path::Path, extra: &[&str]) -> f64 {
-    let out = Command::new(BIN)
-        .args(["bleu", "-b"])
-        .args(extra)
-        .args(["--ref", reference.to_str().unwrap()])
-        .args(["--hyp", hyp.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(BIN)
+            .args(["bleu", "-b"])
+            .args(extra)
+            .args(["--ref", reference.to_str().unwrap()])
+            .args(["--hyp", hyp.to_str().unwrap()]),
+        "",
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
@@ -70,26 +71,22 @@ fn translates_and_scores_with_the_shipped_model() {
     let refs: Vec<&str> = PAIRS.iter().map(|p| p.1).collect();
     fs::write(&src_file, src.join("\n") + "\n").unwrap();
     fs::write(&ref_file, refs.join("\n") + "\n").unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "translate",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--beam",
-            "2",
-            "--json",
-        ])
-        .args(["--model", MODEL])
-        .args(["--src", src_file.to_str().unwrap()])
-        .args(["--ref", ref_file.to_str().unwrap()])
-        .args(["--output", out_file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(BIN)
+            .args([
+                "translate",
+                "--quiet",
+                "--device",
+                "cpu",
+                "--beam",
+                "2",
+                "--json",
+            ])
+            .args(["--model", MODEL])
+            .args(["--src", src_file.to_str().unwrap()])
+            .args(["--ref", ref_file.to_str().unwrap()])
+            .args(["--output", out_file.to_str().unwrap()]),
+        "",
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["sentences"], PAIRS.len());
