@@ -1,40 +1,24 @@
 //! The `nmt-vocab` binary: train, encode, decode, info, and bad input.
 
 mod common;
+#[path = "../../test-support/process.rs"]
+mod process;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nmt-vocab");
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        // The binary may exit before reading everything (on an error).
-        let _ = pipe.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+    process::output_with_stdin(
+        Command::new(BIN).args(args).env("RUST_BACKTRACE", "0"),
+        stdin,
+    )
 }
 
 fn ok(args: &[&str], stdin: &[u8]) -> String {
     let out = run(args, stdin);
-    assert!(
-        out.status.success(),
-        "nmt-vocab {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    process::assert_success(&out, &format!("nmt-vocab {args:?} failed: "));
     String::from_utf8(out.stdout).unwrap()
 }
 

@@ -171,30 +171,16 @@ fn save_and_load_give_the_same_vocabulary() {
     }
 }
 
-/// Text mixing what real input and hostile input hold: letters the model
-/// knows, whitespace of all kinds, control characters, combining marks,
-/// emoji, other scripts, word marks and special-piece names.
-fn text() -> impl Strategy<Value = String> {
-    let fragment = prop_oneof![
-        4 => "[A-Za-zäöüßÄÖÜ.,!?'-]{1,12}",
-        2 => prop::sample::select(vec![" ", "  ", "\t", "\n", "\r\n", "\u{a0}", "\u{3000}", "\u{2028}"]).prop_map(String::from),
-        1 => prop::sample::select(vec!["\u{0}", "\u{1}", "\u{7f}", "\u{85}", "\u{200b}", "\u{feff}", "\u{fffd}"]).prop_map(String::from),
-        1 => prop::sample::select(vec!["e\u{301}", "\u{301}", "a\u{308}\u{323}", "\u{1f600}", "👨‍👩‍👧", "🇩🇪", "日本語", "Привет", "\u{2581}", "<s>", "</s>", "<pad>", "<unk>", "ﬁ", "Ⅻ", "①"]).prop_map(String::from),
-        1 => any::<String>(),
-    ];
-    prop::collection::vec(fragment, 0..40).prop_map(|v| v.concat())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn unigram_never_panics_and_round_trips(s in text()) {
+    fn unigram_never_panics_and_round_trips(s in common::text()) {
         { let v = common::trained_generated(ModelType::Unigram); check_line(v, &s); }
     }
 
     #[test]
-    fn bpe_never_panics_and_round_trips(s in text()) {
+    fn bpe_never_panics_and_round_trips(s in common::text()) {
         { let v = common::trained_generated(ModelType::Bpe); check_line(v, &s); }
     }
 

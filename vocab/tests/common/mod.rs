@@ -5,6 +5,9 @@
 //! runs them when the corpora are there and counts them when they are not.
 #![allow(dead_code)]
 
+#[path = "../../../test-support/process.rs"]
+mod process;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -152,17 +155,13 @@ pub fn spm_train(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> Pat
     let input = dir.join("spm_input.txt");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let prefix = dir.join("spm");
-    let out = spm_command("spm_train")
-        .arg(format!("--input={}", input.display()))
-        .arg(format!("--model_prefix={}", prefix.display()))
-        .arg("--minloglevel=2")
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "spm_train failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    process::output_ok(
+        spm_command("spm_train")
+            .arg(format!("--input={}", input.display()))
+            .arg(format!("--model_prefix={}", prefix.display()))
+            .arg("--minloglevel=2")
+            .args(extra),
+        "spm_train failed: ",
     );
     prefix.with_extension("model")
 }
@@ -176,3 +175,20 @@ pub const TEST_SETS: [&str; 6] = [
     "wmt14/test.de",
     "wmt14/test.en",
 ];
+
+/// Text mixing what real input and hostile input hold: letters the model
+/// knows, whitespace of all kinds, control characters, combining marks,
+/// emoji, other scripts, word marks and special-piece names (for the round-trip property
+/// tests of every vocabulary kind).
+pub fn text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+
+    let fragment = prop_oneof![
+        4 => "[A-Za-zäöüßÄÖÜ.,!?'-]{1,12}",
+        2 => prop::sample::select(vec![" ", "  ", "\t", "\n", "\r\n", "\u{a0}", "\u{3000}", "\u{2028}"]).prop_map(String::from),
+        1 => prop::sample::select(vec!["\u{0}", "\u{1}", "\u{7f}", "\u{85}", "\u{200b}", "\u{feff}", "\u{fffd}"]).prop_map(String::from),
+        1 => prop::sample::select(vec!["e\u{301}", "\u{301}", "a\u{308}\u{323}", "\u{1f600}", "👨‍👩‍👧", "🇩🇪", "日本語", "Привет", "\u{2581}", "<s>", "</s>", "<pad>", "<unk>", "ﬁ", "Ⅻ", "①"]).prop_map(String::from),
+        1 => any::<String>(),
+    ];
+    prop::collection::vec(fragment, 0..40).prop_map(|v| v.concat())
+}
