@@ -5,7 +5,7 @@ mod data_support;
 
 use std::collections::HashSet;
 
-use data_support::{shared, WordVocab};
+use data_support::{shared, source_ids, WordVocab};
 use proptest::prelude::*;
 use training::data::{
     restore_order, Batch, BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus,
@@ -230,12 +230,7 @@ fn translation_round_trip_restores_input_order_on_real_data() {
         );
         prev_max = batch.src_len;
         for (r, &i) in batch.indices.iter().enumerate() {
-            let row = &batch.src[r * batch.src_len..(r + 1) * batch.src_len];
-            let ids: Vec<u32> = row
-                .iter()
-                .take_while(|&&x| x != EOS_ID as i64)
-                .map(|&x| x as u32)
-                .collect();
+            let ids = source_ids(&batch, r);
             outputs.push((i, v.decode(&ids)));
         }
     }

@@ -3,7 +3,7 @@
 
 mod data_support;
 
-use data_support::{shared, write, WordVocab};
+use data_support::{shared, source_ids, write, WordVocab};
 use training::data::{
     restore_order, CorpusBuilder, CorpusSpec, EncodedCorpus, IdWidth, LengthFilter, RawPairs,
     ReadOptions, TokenColumn,
@@ -148,7 +148,7 @@ fn restore_order_checks_completeness() {
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn real_trained_vocabulary_through_read_encode_and_batch() {
     use training::data::{Batch, BatchConfig, TokenBatcher};
-    use vocab::{ModelType, TrainConfig, Vocab, EOS_ID, UNK_ID};
+    use vocab::{ModelType, TrainConfig, Vocab, UNK_ID};
     let m30k = shared("multi30k");
     let spec = CorpusSpec::prefix(m30k.join("valid"), "de", "en");
     let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
@@ -181,12 +181,7 @@ fn real_trained_vocabulary_through_read_encode_and_batch() {
     for b in batcher.epoch(0).iter().take(5) {
         let batch = Batch::collate(&corpus, b);
         for (r, &i) in batch.indices.iter().enumerate() {
-            let row = &batch.src[r * batch.src_len..(r + 1) * batch.src_len];
-            let ids: Vec<u32> = row
-                .iter()
-                .take_while(|&&x| x != EOS_ID as i64)
-                .map(|&x| x as u32)
-                .collect();
+            let ids = source_ids(&batch, r);
             assert_eq!(ids.len() as i64 + 1, batch.src_lengths[r]);
             if !ids.contains(&UNK_ID) {
                 let text = raw.get(corpus.number(i) as usize).0;

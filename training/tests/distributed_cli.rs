@@ -9,6 +9,8 @@
 //! need nothing outside the repository.
 
 mod common;
+#[path = "../../test-support/process.rs"]
+mod process;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::train_log;
+use common::{resume_args, train_log};
 
 use tch::Tensor;
 
@@ -124,11 +126,7 @@ fn spawn_ranks(world: usize, args: &[&str]) -> Vec<Child> {
 fn wait_ok(children: Vec<Child>) {
     for (rank, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "rank {rank} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        process::assert_success(&out, &format!("rank {rank} failed: "));
     }
 }
 
@@ -147,11 +145,7 @@ fn train_alone_update_freq_2(cfg: &str, run: &Path) {
         "--set",
         "training.update_freq=2",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    process::assert_success(&out, "");
 }
 
 /// Fails unless every weight of the `last` checkpoints of runs `a` and `b` is within 1e-5.
@@ -203,11 +197,7 @@ fn two_ranks_make_the_updates_of_one_process_with_update_freq_2() {
         other.to_str().unwrap(),
         "--quiet",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    process::assert_success(&out, "");
     let c = weights(&other);
     let apart = a
         .iter()
@@ -310,14 +300,7 @@ fn a_killed_job_resumes_on_the_same_loss_curve_and_world_sizes_must_keep_the_upd
     assert!(job.join("last").exists());
 
     // One process with one batch per update would change the run's updates: refused.
-    let out = run_alone(&[
-        "--run-dir",
-        job_str,
-        "--resume",
-        "--quiet",
-        "--max-steps",
-        "12",
-    ]);
+    let out = run_alone(&resume_args(job_str, "12"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -326,17 +309,7 @@ fn a_killed_job_resumes_on_the_same_loss_curve_and_world_sizes_must_keep_the_upd
     );
 
     // The same job resumed continues the same curve.
-    wait_ok(spawn_ranks(
-        2,
-        &[
-            "--run-dir",
-            job_str,
-            "--resume",
-            "--quiet",
-            "--max-steps",
-            "10",
-        ],
-    ));
+    wait_ok(spawn_ranks(2, &resume_args(job_str, "10")));
     let after = train_log(&job);
     assert_eq!(
         after.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -358,32 +331,16 @@ fn a_killed_job_resumes_on_the_same_loss_curve_and_world_sizes_must_keep_the_upd
         .status()
         .unwrap();
     assert!(status.success());
-    wait_ok(spawn_ranks(
-        2,
+    wait_ok(spawn_ranks(2, &resume_args(job_str, "12")));
+    let copy_str = copy.to_str().unwrap();
+    let out = run_alone(
         &[
-            "--run-dir",
-            job_str,
-            "--resume",
-            "--quiet",
-            "--max-steps",
-            "12",
-        ],
-    ));
-    let out = run_alone(&[
-        "--run-dir",
-        copy.to_str().unwrap(),
-        "--resume",
-        "--quiet",
-        "--max-steps",
-        "12",
-        "--set",
-        "training.update_freq=2",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            &resume_args(copy_str, "12")[..],
+            &["--set", "training.update_freq=2"],
+        ]
+        .concat(),
     );
+    process::assert_success(&out, "");
     let (in_job, alone) = (train_log(&job), train_log(&copy));
     assert_eq!(in_job.len(), 12);
     assert_eq!(alone.len(), 12);
@@ -434,11 +391,7 @@ fn torchrun_launches_a_job() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    process::assert_success(&out, "");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("launcher=torchrun"), "{stderr}");
     let alone = dir.path().join("alone");

@@ -12,7 +12,7 @@ use training::checkpoint::{
 use training::config::TrainingConfig;
 use training::schedule::ScheduleState;
 use training::trainable::{BundleInfo, DynError, TrainableModel};
-use training::trainer::{BleuSetup, RunOptions, StopReason, TrainError, Trainer, Validation};
+use training::trainer::{RunOptions, StopReason, TrainError, TrainOutcome, Trainer};
 
 struct Files {
     fail_model: bool,
@@ -155,23 +155,35 @@ fn small_cfg() -> TrainingConfig {
     }
 }
 
-#[test]
-fn non_finite_batches_are_skipped_and_a_streak_stops_the_run() {
-    let _rng = torch_rng_lock();
+/// A trainer of a [`Poisoned`] model (non-finite losses at the calls in `poison`) in a new
+/// folder, after its run on the training batches, and what the run returned.
+fn poisoned_run(
+    poison: Vec<u64>,
+) -> (
+    tempfile::TempDir,
+    Trainer<Poisoned>,
+    Result<TrainOutcome, TrainError>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let model = Poisoned {
         inner: TinyModel::new(1, 0.0),
         calls: 0.into(),
-        poison: vec![2, 3],
+        poison,
     };
     let mut t = Trainer::new(model, small_cfg(), dir.path(), Device::Cpu).unwrap();
-    let out = t
-        .train(
-            &mut train_source(60, 40, 2),
-            None,
-            &RunOptions { quiet: true },
-        )
-        .unwrap();
+    let out = t.train(
+        &mut train_source(60, 40, 2),
+        None,
+        &RunOptions { quiet: true },
+    );
+    (dir, t, out)
+}
+
+#[test]
+fn non_finite_batches_are_skipped_and_a_streak_stops_the_run() {
+    let _rng = torch_rng_lock();
+    let (_dir, t, out) = poisoned_run(vec![2, 3]);
+    let out = out.unwrap();
     assert_eq!(out.reason, StopReason::MaxSteps);
     assert_eq!(t.state().step, 12);
     assert_eq!(t.state().skipped_batches, 2);
@@ -182,20 +194,8 @@ fn non_finite_batches_are_skipped_and_a_streak_stops_the_run() {
         .int64_value(&[])
         == 1));
 
-    let dir = tempfile::tempdir().unwrap();
-    let model = Poisoned {
-        inner: TinyModel::new(1, 0.0),
-        calls: 0.into(),
-        poison: vec![4, 5, 6, 7],
-    };
-    let mut t = Trainer::new(model, small_cfg(), dir.path(), Device::Cpu).unwrap();
-    let err = t
-        .train(
-            &mut train_source(60, 40, 2),
-            None,
-            &RunOptions { quiet: true },
-        )
-        .unwrap_err();
+    let (_dir, t, out) = poisoned_run(vec![4, 5, 6, 7]);
+    let err = out.unwrap_err();
     assert!(
         matches!(err, TrainError::NonFinite { count: 3, .. }),
         "{err}"
@@ -217,21 +217,13 @@ fn early_stopping_after_patience_validations_without_a_better_bleu() {
         ..TrainingConfig::default()
     };
     let mut t = Trainer::new(TinyModel::new(3, 0.0), cfg, dir.path(), Device::Cpu).unwrap();
-    let (batches, refs) = valid_set(300, 10);
     // A scorer that only ever gets worse: the first validation stays the best.
     let calls = std::cell::Cell::new(0.0);
     let scorer = |_: &[String], _: &[String]| -> Result<f64, DynError> {
         calls.set(calls.get() + 1.0);
         Ok(50.0 - calls.get())
     };
-    let valid = Validation {
-        batches,
-        bleu: Some(BleuSetup {
-            references: refs,
-            vocab: &WordVocab,
-            scorer: &scorer,
-        }),
-    };
+    let valid = bleu_validation(300, 10, &scorer);
     let out = t
         .train(
             &mut train_source(60, 40, 4),

@@ -2,13 +2,15 @@
 //! same loss curve; bad invocations fail with a clear message.
 
 mod common;
+#[path = "../../test-support/process.rs"]
+mod process;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::train_log;
+use common::{resume_args, train_log};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nmt-train");
 const MULTI30K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/multi30k");
@@ -16,11 +18,9 @@ const MULTI30K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/m
 /// Cuts `n` lines of `src` into `dst`.
 /// Runs nmt-train with `args` and fails the test, with its stderr, unless it succeeds.
 fn run_ok(args: &[&str]) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "nmt-train {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    process::output_ok(
+        Command::new(BIN).args(args),
+        &format!("nmt-train {args:?} failed: "),
     );
 }
 
@@ -154,14 +154,7 @@ fn sigkill_then_resume(extra_config: &str) {
     assert!(before.len() < 36, "the run finished before the kill");
     assert!(run.join("last").exists());
 
-    run_ok(&[
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--resume",
-        "--quiet",
-        "--max-steps",
-        "36",
-    ]);
+    run_ok(&resume_args(run.to_str().unwrap(), "36"));
     let after = train_log(&run);
     // One record per step, 1..=36, and every step logged before the kill has the same loss.
     assert_eq!(

@@ -8,7 +8,7 @@ use common::*;
 use tch::Device;
 use training::config::TrainingConfig;
 use training::log::{read_log, TrainRecord, ValidRecord, TRAIN_LOG, VALID_LOG};
-use training::trainer::{BleuSetup, RunOptions, StopReason, Trainer, Validation};
+use training::trainer::{RunOptions, StopReason, Trainer};
 
 fn cfg(max_steps: u64) -> TrainingConfig {
     TrainingConfig {
@@ -39,16 +39,8 @@ fn run(dir: &Path, cfg: TrainingConfig, resume: bool) -> (Trainer<TinyModel>, Ve
         assert!(t.resume().unwrap(), "no checkpoint to resume from");
     }
     let mut data = train_source(120, 48, 11);
-    let (batches, refs) = valid_set(500, 20);
     let scorer = bleu;
-    let valid = Validation {
-        batches,
-        bleu: Some(BleuSetup {
-            references: refs,
-            vocab: &WordVocab,
-            scorer: &scorer,
-        }),
-    };
+    let valid = bleu_validation(500, 20, &scorer);
     let out = t
         .train(&mut data, Some(&valid), &RunOptions { quiet: true })
         .unwrap();

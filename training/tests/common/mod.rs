@@ -137,6 +137,24 @@ pub fn train_source(n: usize, budget: usize, seed: u64) -> CorpusBatches {
 }
 
 /// Validation batches over pairs `offset..offset+n`, and the reference texts.
+/// A validation set ([`valid_set`] of `n` pairs from `offset`) with greedy BLEU by `scorer`
+/// over [`WordVocab`].
+pub fn bleu_validation<'a>(
+    offset: usize,
+    n: usize,
+    scorer: &'a training::trainer::CorpusScorer<'a>,
+) -> training::trainer::Validation<'a> {
+    let (batches, references) = valid_set(offset, n);
+    training::trainer::Validation {
+        batches,
+        bleu: Some(training::trainer::BleuSetup {
+            references,
+            vocab: &WordVocab,
+            scorer,
+        }),
+    }
+}
+
 pub fn valid_set(offset: usize, n: usize) -> (Vec<training::trainable::HostBatch>, Vec<String>) {
     let mut b = CorpusBuilder::with_vocab_lens(VOCAB as usize, VOCAB as usize);
     let mut refs = Vec::new();
@@ -207,6 +225,18 @@ pub fn bleu(hyps: &[String], refs: &[String]) -> Result<f64, DynError> {
 pub fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `nmt-train` arguments that quietly resume the run in `run_dir` up to update `max_steps`.
+pub fn resume_args<'a>(run_dir: &'a str, max_steps: &'a str) -> [&'a str; 6] {
+    [
+        "--run-dir",
+        run_dir,
+        "--resume",
+        "--quiet",
+        "--max-steps",
+        max_steps,
+    ]
 }
 
 /// `(step, loss as written)` of every record of `<run>/train.jsonl` (empty when absent), for

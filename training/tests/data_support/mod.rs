@@ -114,3 +114,12 @@ pub fn lines_of(path: &std::path::Path) -> Vec<String> {
         .map(|s| s.to_string())
         .collect()
 }
+
+/// The source ids of row `r` of `batch`, up to (without) its EOS.
+pub fn source_ids(batch: &training::data::Batch, r: usize) -> Vec<u32> {
+    let row = &batch.src[r * batch.src_len..(r + 1) * batch.src_len];
+    row.iter()
+        .take_while(|&&x| x != vocab::EOS_ID as i64)
+        .map(|&x| x as u32)
+        .collect()
+}
