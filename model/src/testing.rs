@@ -107,3 +107,49 @@ fn tempfile_dir(dir: &Path) -> Result<PathBuf, ModelError> {
     fs::create_dir_all(&scratch).map_err(|e| ModelError::io(&scratch, e))?;
     Ok(scratch)
 }
+
+/// The log-probabilities `[T + 1, tgt_vocab]` (float64) that `bundle` gives, teacher-forced
+/// on the target ids `tgt` (`T` of them, without BOS or EOS), at every target position for
+/// the source ids `src` (EOS last): row `t` is the distribution of the token after `tgt[..t]`.
+pub fn teacher_forced_log_probs(bundle: &crate::Bundle, src: &[i64], tgt: &[i64]) -> tch::Tensor {
+    use tch::{Kind, Tensor};
+    let mut tgt_in = vec![vocab::BOS_ID as i64];
+    tgt_in.extend(tgt);
+    tch::no_grad(|| {
+        bundle
+            .model
+            .forward(
+                &Tensor::from_slice(src).unsqueeze(0),
+                &Tensor::from_slice(&[src.len() as i64]),
+                &Tensor::from_slice(&tgt_in).unsqueeze(0),
+                &bundle.model.context(false),
+            )
+            .squeeze_dim(0)
+            .log_softmax(-1, Kind::Double)
+    })
+}
+
+/// The log-probability that the bundle in `dir` gives the target `tgt` (pieces) for the
+/// source `src` (pieces, `</s>` last), teacher-forced: (with the final EOS, without it). What
+/// the tests compare a search's reported scores with.
+pub fn teacher_forced_log_prob(dir: &Path, src: &[String], tgt: &[String]) -> (f64, f64) {
+    let bundle = crate::Bundle::load(dir, Device::Cpu).unwrap();
+    let src_ids: Vec<i64> = src
+        .iter()
+        .map(|p| match p.as_str() {
+            "</s>" => vocab::EOS_ID as i64,
+            p => bundle.src_vocab.piece_to_id(p).unwrap() as i64,
+        })
+        .collect();
+    let mut gold: Vec<i64> = tgt
+        .iter()
+        .map(|p| bundle.tgt_vocab.piece_to_id(p).unwrap() as i64)
+        .collect();
+    let log_probs = teacher_forced_log_probs(&bundle, &src_ids, &gold);
+    gold.push(vocab::EOS_ID as i64);
+    let per_token: Vec<f64> = (0..gold.len())
+        .map(|t| log_probs.double_value(&[t as i64, gold[t]]))
+        .collect();
+    let without_eos: f64 = per_token[..tgt.len()].iter().sum();
+    (without_eos + per_token[tgt.len()], without_eos)
+}

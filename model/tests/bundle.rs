@@ -402,20 +402,7 @@ fn untrained_bundles_load_and_translate() {
     // The translation is the model's own greedy decode: teacher-forced on its output, each
     // position's most likely token is the next output token, then EOS (unless the length
     // limit cut it), and the score is the sum of their log-probabilities.
-    let mut tgt_in = vec![vocab::BOS_ID as i64];
-    tgt_in.extend(&tgt);
-    let log_probs = tch::no_grad(|| {
-        loaded
-            .model
-            .forward(
-                &Tensor::from_slice(&src).unsqueeze(0),
-                &Tensor::from_slice(&[src.len() as i64]),
-                &Tensor::from_slice(&tgt_in).unsqueeze(0),
-                &loaded.model.context(false),
-            )
-            .squeeze_dim(0)
-            .log_softmax(-1, Kind::Double)
-    });
+    let log_probs = model::testing::teacher_forced_log_probs(&loaded, &src, &tgt);
     let argmax: Vec<i64> = Vec::try_from(log_probs.argmax(-1, false)).unwrap();
     assert_eq!(argmax[..tgt.len()], tgt[..], "not the greedy decode");
     let limit = MaxLength::default().for_source(src.len() as i64) as usize;

@@ -17,6 +17,11 @@ use tch::{Device, Tensor};
 mod common;
 use common::LINES;
 
+/// A round/clip setting: steps of `round`, values clipped to ±`clip` first when given.
+fn rounding(round: f64, clip: Option<f64>) -> RoundClip {
+    RoundClip { round, clip }
+}
+
 fn original(root: &Path, seed: i64) -> PathBuf {
     let dir = root.join(format!("original-{seed}"));
     model::testing::write_untrained_bundle(&dir, LINES, 50, ("de", "en"), seed).unwrap();
@@ -40,10 +45,7 @@ fn round_clip_keeps_only_allowed_values_and_leaves_the_rest_identical() {
     let out = root.path().join("rc");
     // Weights of the random bundle lie in ±1/√16; a step of 0.1 and a clip of 0.2 leave
     // {0, ±0.1, ±0.2}.
-    let rc = RoundClip {
-        round: 0.1,
-        clip: Some(0.2),
-    };
+    let rc = rounding(0.1, Some(0.2));
     let compressed =
         bundle::compress_round_clip(&input, &out, ParamSet::Gates, rc, WeightsDtype::Float32)
             .unwrap();
@@ -121,27 +123,9 @@ fn codebooks_of_every_width_load_back_exactly() {
     // Few levels (4-bit codes), many levels (8-bit codes), every weight of the model
     // (vectors, embeddings, all rows).
     for (i, (set, rc)) in [
-        (
-            ParamSet::Recurrent,
-            RoundClip {
-                round: 0.05,
-                clip: Some(0.1),
-            },
-        ),
-        (
-            ParamSet::Gates,
-            RoundClip {
-                round: 0.004,
-                clip: None,
-            },
-        ),
-        (
-            ParamSet::All,
-            RoundClip {
-                round: 0.02,
-                clip: Some(0.5),
-            },
-        ),
+        (ParamSet::Recurrent, rounding(0.05, Some(0.1))),
+        (ParamSet::Gates, rounding(0.004, None)),
+        (ParamSet::All, rounding(0.02, Some(0.5))),
     ]
     .into_iter()
     .enumerate()
@@ -188,34 +172,10 @@ fn nonsense_options_and_broken_files_are_clear_errors() {
     let input = original(root.path(), 3);
     let out = root.path().join("out");
     for (rc, says) in [
-        (
-            RoundClip {
-                round: 0.0,
-                clip: None,
-            },
-            "--round",
-        ),
-        (
-            RoundClip {
-                round: -0.5,
-                clip: None,
-            },
-            "--round",
-        ),
-        (
-            RoundClip {
-                round: f64::NAN,
-                clip: None,
-            },
-            "--round",
-        ),
-        (
-            RoundClip {
-                round: 0.5,
-                clip: Some(0.0),
-            },
-            "--clip",
-        ),
+        (rounding(0.0, None), "--round"),
+        (rounding(-0.5, None), "--round"),
+        (rounding(f64::NAN, None), "--round"),
+        (rounding(0.5, Some(0.0)), "--clip"),
     ] {
         let e =
             bundle::compress_round_clip(&input, &out, ParamSet::Gates, rc, WeightsDtype::Float16)
@@ -227,10 +187,7 @@ fn nonsense_options_and_broken_files_are_clear_errors() {
         &input,
         &out,
         ParamSet::All,
-        RoundClip {
-            round: 1e-5,
-            clip: None,
-        },
+        rounding(1e-5, None),
         WeightsDtype::Float16,
     )
     .unwrap_err()
@@ -241,10 +198,7 @@ fn nonsense_options_and_broken_files_are_clear_errors() {
         &input,
         &input,
         ParamSet::Gates,
-        RoundClip {
-            round: 0.1,
-            clip: None,
-        },
+        rounding(0.1, None),
         WeightsDtype::Float16,
     )
     .unwrap_err();
@@ -253,10 +207,7 @@ fn nonsense_options_and_broken_files_are_clear_errors() {
         &input,
         &out,
         ParamSet::Gates,
-        RoundClip {
-            round: 0.1,
-            clip: Some(0.2),
-        },
+        rounding(0.1, Some(0.2)),
         WeightsDtype::Float16,
     )
     .unwrap();
@@ -265,10 +216,7 @@ fn nonsense_options_and_broken_files_are_clear_errors() {
         &out,
         &again,
         ParamSet::Gates,
-        RoundClip {
-            round: 0.1,
-            clip: None,
-        },
+        rounding(0.1, None),
         WeightsDtype::Float16,
     )
     .unwrap_err();
@@ -386,10 +334,7 @@ fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
         &a,
         &compressed,
         ParamSet::Gates,
-        RoundClip {
-            round: 0.1,
-            clip: None,
-        },
+        rounding(0.1, None),
         WeightsDtype::Float32,
     )
     .unwrap();
@@ -555,14 +500,7 @@ fn factored_bundles_compute_what_their_dense_equivalent_does() {
             });
             // 2 encoder layers × 2 directions + 2 decoder layers, two matrices each.
             assert_eq!(factored_count, 12, "{cell:?} {rows:?}");
-            let texts: Vec<String> = [
-                "ein hund läuft über die wiese",
-                "eine frau liest",
-                "two men play",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let texts: Vec<String> = common::TEXTS.iter().map(|s| s.to_string()).collect();
             for t in &texts {
                 let mut src: Vec<i64> = equivalent
                     .src_vocab

@@ -143,13 +143,7 @@ fn gumbel_with_unit_temperature_and_no_noise_is_the_textbook_cell() {
     assert!(ctx.noise.is_none(), "p = 0 draws no noise");
     let gates = lstm_gates(&x, &h, &w, &activation, None);
     let (h_ours, c_ours) = model::cell::lstm_apply(&gates, &c);
-    let (h_ref, c_ref) = x.lstm_cell(
-        &[&h, &c],
-        w.w_ih.dense().unwrap(),
-        w.w_hh.dense().unwrap(),
-        Some(&w.b_ih),
-        Some(&w.b_hh),
-    );
+    let (h_ref, c_ref) = common::libtorch_lstm_cell(&x, &h, &c, &w);
     assert!(max_diff(&h_ours, &h_ref) < 1e-6);
     assert!(max_diff(&c_ours, &c_ref) < 1e-6);
     // With τ = 0.5 the same inputs give other gates: the temperature is applied.
@@ -337,13 +331,7 @@ fn inference_with_gumbel_trained_weights_is_deterministic_and_batch_invariant() 
                 "training with gumbel gates draws noise"
             );
             let logits = model.forward(&src, &lengths, &tgt_in, &ctx);
-            let loss = logits.view([-1, 17]).cross_entropy_loss::<Tensor>(
-                &tgt_out.view([-1]),
-                None,
-                tch::Reduction::Mean,
-                0,
-                0.0,
-            );
+            let loss = common::token_loss(&logits, &tgt_out, 17);
             opt.backward_step(&loss);
         }
         (vs, model)

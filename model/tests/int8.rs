@@ -155,14 +155,7 @@ fn m_rest(m: &Matrix) -> Option<Tensor> {
 #[test]
 fn int8_bundles_store_the_quantized_rows_round_trip_and_translate() {
     let root = tempfile::tempdir().unwrap();
-    let texts: Vec<String> = [
-        "ein hund läuft über die wiese",
-        "eine frau liest",
-        "two men play",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let texts: Vec<String> = common::TEXTS.iter().map(|s| s.to_string()).collect();
     for cell in [model::CellKind::Lstm, model::CellKind::Gru] {
         let input = original(root.path(), &format!("float-{cell:?}"), cell);
         let float = Bundle::load(&input, Device::Cpu).unwrap();

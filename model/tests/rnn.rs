@@ -1,6 +1,9 @@
 //! The step executors equal libtorch's fused kernels on the same weights, padding never
 //! leaks, and the hand-written equations have the right gradients.
 
+#[allow(dead_code)] // the tests here use only common::libtorch_lstm_cell
+mod common;
+
 use model::cell::{
     gru_step, lstm_apply, lstm_gates, lstm_gates_from, lstm_step, LayerWeights, Matrix,
 };
@@ -99,13 +102,7 @@ fn our_lstm_cell_equals_libtorch_lstm_cell() {
     let h = Tensor::randn([4, 7], (Kind::Float, Device::Cpu));
     let c = Tensor::randn([4, 7], (Kind::Float, Device::Cpu));
     let (h_ours, c_ours) = lstm_step(&x, &h, &c, w);
-    let (h_ref, c_ref) = x.lstm_cell(
-        &[&h, &c],
-        w.w_ih.dense().unwrap(),
-        w.w_hh.dense().unwrap(),
-        Some(&w.b_ih),
-        Some(&w.b_hh),
-    );
+    let (h_ref, c_ref) = common::libtorch_lstm_cell(&x, &h, &c, w);
     assert!(max_diff(&h_ours, &h_ref) < 1e-6);
     assert!(max_diff(&c_ours, &c_ref) < 1e-6);
     let gw = gru_weights(&vs);
@@ -175,6 +172,18 @@ fn check_gradient(param: &Tensor, loss: impl Fn() -> Tensor) {
     }
 }
 
+/// [`check_gradient`] of every weight of a layer.
+fn check_layer_gradients(w: &LayerWeights, loss: impl Fn() -> Tensor) {
+    for p in [
+        w.w_ih.dense().unwrap(),
+        w.w_hh.dense().unwrap(),
+        &w.b_ih,
+        &w.b_hh,
+    ] {
+        check_gradient(p, &loss);
+    }
+}
+
 #[test]
 fn lstm_and_gru_equations_match_finite_differences() {
     tch::manual_seed(7);
@@ -192,14 +201,7 @@ fn lstm_and_gru_equations_match_finite_differences() {
         let (h2, c2) = lstm_step(&x, &h1, &c1, w);
         ((h2 - &target).square().sum(Kind::Double)) + c2.sum(Kind::Double) * 0.1
     };
-    for p in [
-        w.w_ih.dense().unwrap(),
-        w.w_hh.dense().unwrap(),
-        &w.b_ih,
-        &w.b_hh,
-    ] {
-        check_gradient(p, lstm_loss);
-    }
+    check_layer_gradients(w, lstm_loss);
     // G2-LSTM's gates with a fixed draw of noise: σ((α + n)/τ) is differentiated right too.
     let g2 = GateConfig::of_kind(GateKind::Gumbel).activation(true);
     let site = GateSite {
@@ -218,14 +220,7 @@ fn lstm_and_gru_equations_match_finite_differences() {
         let (h2, c2) = lstm_apply(&gates, &c1);
         ((h2 - &target).square().sum(Kind::Double)) + c2.sum(Kind::Double) * 0.1
     };
-    for p in [
-        w.w_ih.dense().unwrap(),
-        w.w_hh.dense().unwrap(),
-        &w.b_ih,
-        &w.b_hh,
-    ] {
-        check_gradient(p, g2_loss);
-    }
+    check_layer_gradients(w, g2_loss);
     let mut gvs = nn::VarStore::new(Device::Cpu);
     let gw = gru_weights(&gvs);
     gvs.double();
@@ -235,14 +230,7 @@ fn lstm_and_gru_equations_match_finite_differences() {
             .square()
             .sum(Kind::Double)
     };
-    for p in [
-        gw.w_ih.dense().unwrap(),
-        gw.w_hh.dense().unwrap(),
-        &gw.b_ih,
-        &gw.b_hh,
-    ] {
-        check_gradient(p, gru_loss);
-    }
+    check_layer_gradients(&gw, gru_loss);
 }
 
 #[test]

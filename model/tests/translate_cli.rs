@@ -71,44 +71,6 @@ fn one_line_out_per_line_in_with_empty_lines_kept() {
     assert_eq!(out, out2);
 }
 
-/// The log-probability that the bundle in `dir` gives the target `tgt` (pieces) for the
-/// source `src` (pieces, `</s>` last), teacher-forced: (with the final EOS, without it).
-fn teacher_forced_log_prob(dir: &std::path::Path, src: &[String], tgt: &[String]) -> (f64, f64) {
-    use tch::{Kind, Tensor};
-    let bundle = model::Bundle::load(dir, tch::Device::Cpu).unwrap();
-    let src_ids: Vec<i64> = src
-        .iter()
-        .map(|p| match p.as_str() {
-            "</s>" => vocab::EOS_ID as i64,
-            p => bundle.src_vocab.piece_to_id(p).unwrap() as i64,
-        })
-        .collect();
-    let mut gold: Vec<i64> = tgt
-        .iter()
-        .map(|p| bundle.tgt_vocab.piece_to_id(p).unwrap() as i64)
-        .collect();
-    let mut tgt_in = vec![vocab::BOS_ID as i64];
-    tgt_in.extend(&gold);
-    gold.push(vocab::EOS_ID as i64);
-    let log_probs = tch::no_grad(|| {
-        bundle
-            .model
-            .forward(
-                &Tensor::from_slice(&src_ids).unsqueeze(0),
-                &Tensor::from_slice(&[src_ids.len() as i64]),
-                &Tensor::from_slice(&tgt_in).unsqueeze(0),
-                &bundle.model.context(false),
-            )
-            .squeeze_dim(0)
-            .log_softmax(-1, Kind::Double)
-    });
-    let per_token: Vec<f64> = (0..gold.len())
-        .map(|t| log_probs.double_value(&[t as i64, gold[t]]))
-        .collect();
-    let without_eos: f64 = per_token[..tgt.len()].iter().sum();
-    (without_eos + per_token[tgt.len()], without_eos)
-}
-
 #[test]
 fn json_lines_carry_scores_alternatives_and_alignments() {
     let tmp = tempfile::tempdir().unwrap();
@@ -143,8 +105,11 @@ fn json_lines_carry_scores_alternatives_and_alignments() {
             .map(|p| p.as_str().unwrap().to_string())
             .collect()
     };
-    let (with_eos, without_eos) =
-        teacher_forced_log_prob(&b, &pieces("source_tokens"), &pieces("target_tokens"));
+    let (with_eos, without_eos) = model::testing::teacher_forced_log_prob(
+        &b,
+        &pieces("source_tokens"),
+        &pieces("target_tokens"),
+    );
     assert!(
         (score - with_eos).abs() < 1e-3 || (score - without_eos).abs() < 1e-3,
         "score {score}, model {with_eos} (with EOS) or {without_eos} (cut)"

@@ -20,6 +20,15 @@ pub const LINES: &[&str] = &[
     "a woman reads a book",
 ];
 
+/// Three short lines (two German, one English) that the tests translate with bundles whose
+/// vocabularies were trained on [`LINES`].
+#[allow(dead_code)] // not every test binary translates
+pub const TEXTS: &[&str] = &[
+    "ein hund läuft über die wiese",
+    "eine frau liest",
+    "two men play",
+];
+
 /// libtorch's default generator is one for the whole process, and the tests of a binary run
 /// in parallel threads: whoever seeds it must keep the others off it until done drawing.
 static GLOBAL_RNG: Mutex<()> = Mutex::new(());
@@ -95,14 +104,39 @@ fn train_reverser(steps: usize) -> (nn::VarStore, Seq2Seq) {
         let (src, lengths) = draw_sources(32);
         let (tgt_in, tgt_out) = reversed_targets(&src, &lengths);
         let logits = model.forward(&src, &lengths, &tgt_in, &model.context(true));
-        let loss = logits.view([-1, VOCAB]).cross_entropy_loss::<Tensor>(
-            &tgt_out.view([-1]),
-            None,
-            tch::Reduction::Mean,
-            0,
-            0.0,
-        );
+        let loss = token_loss(&logits, &tgt_out, VOCAB);
         opt.backward_step(&loss);
     }
     (vs, model)
+}
+
+/// The mean cross-entropy of `logits` `[B, T, vocab]` against `tgt_out` `[B, T]`, padding
+/// (id 0) left out: the loss the tests train their tiny models on.
+#[allow(dead_code)] // not every test binary trains
+pub fn token_loss(logits: &Tensor, tgt_out: &Tensor, vocab: i64) -> Tensor {
+    logits.view([-1, vocab]).cross_entropy_loss::<Tensor>(
+        &tgt_out.view([-1]),
+        None,
+        tch::Reduction::Mean,
+        0,
+        0.0,
+    )
+}
+
+/// libtorch's own LSTM cell (`lstm_cell`) on the dense weights `w`: the reference that the
+/// project's cell equations are checked against. Returns `(h', c')`.
+#[allow(dead_code)] // not every test binary checks the cell
+pub fn libtorch_lstm_cell(
+    x: &Tensor,
+    h: &Tensor,
+    c: &Tensor,
+    w: &model::cell::LayerWeights,
+) -> (Tensor, Tensor) {
+    x.lstm_cell(
+        &[h, c],
+        w.w_ih.dense().unwrap(),
+        w.w_hh.dense().unwrap(),
+        Some(&w.b_ih),
+        Some(&w.b_hh),
+    )
 }
