@@ -10,24 +10,23 @@ fn server() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let a = bundle(dir.path(), "m-de-en", ("de", "en"), 1);
     let b = bundle(dir.path(), "m-en-de", ("en", "de"), 2);
-    let s = Server::start(&[
-        "--model",
-        a.to_str().unwrap(),
-        "--model",
-        b.to_str().unwrap(),
-        "--max-chars",
-        "200",
-        "--max-texts",
-        "4",
-        "--max-beam",
-        "6",
-        "--max-n-best",
-        "3",
-        "--max-body-bytes",
-        "4096",
-        "--beam-size",
-        "3",
-    ]);
+    let s = Server::serving(
+        &[&a, &b],
+        &[
+            "--max-chars",
+            "200",
+            "--max-texts",
+            "4",
+            "--max-beam",
+            "6",
+            "--max-n-best",
+            "3",
+            "--max-body-bytes",
+            "4096",
+            "--beam-size",
+            "3",
+        ],
+    );
     (dir, s)
 }
 
@@ -234,8 +233,11 @@ fn v1_translate_shapes_and_options() {
     let pieces = |v: &[Value]| -> Vec<String> {
         v.iter().map(|p| p.as_str().unwrap().to_string()).collect()
     };
-    let (with_eos, without_eos) =
-        teacher_forced_log_prob(&dir.path().join("m-de-en"), &pieces(src), &pieces(tgt));
+    let (with_eos, without_eos) = model::testing::teacher_forced_log_prob(
+        &dir.path().join("m-de-en"),
+        &pieces(src),
+        &pieces(tgt),
+    );
     if tgt.len() < 7 {
         assert!(
             (score - with_eos).abs() < 1e-3,
@@ -256,41 +258,6 @@ fn v1_translate_shapes_and_options() {
         let sum: f64 = row.iter().map(|x| x.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-3, "attention rows sum to 1: {sum}");
     }
-}
-
-/// The log-probability that the bundle in `dir` gives the target `tgt` (pieces) for the
-/// source `src` (pieces, `</s>` last), teacher-forced: (with the final EOS, without it).
-fn teacher_forced_log_prob(dir: &std::path::Path, src: &[String], tgt: &[String]) -> (f64, f64) {
-    use tch::{Kind, Tensor};
-    let bundle = model::Bundle::load(dir, tch::Device::Cpu).unwrap();
-    let src_ids: Vec<i64> = src
-        .iter()
-        .map(|p| match p.as_str() {
-            "</s>" => vocab::EOS_ID as i64,
-            p => bundle.src_vocab.piece_to_id(p).unwrap() as i64,
-        })
-        .collect();
-    let tgt_ids: Vec<i64> = tgt
-        .iter()
-        .map(|p| bundle.tgt_vocab.piece_to_id(p).unwrap() as i64)
-        .collect();
-    let mut tgt_in = vec![vocab::BOS_ID as i64];
-    tgt_in.extend(&tgt_ids);
-    let _no_grad = tch::no_grad_guard();
-    let logits = bundle.model.forward(
-        &Tensor::from_slice(&src_ids).unsqueeze(0),
-        &Tensor::from_slice(&[src_ids.len() as i64]),
-        &Tensor::from_slice(&tgt_in).unsqueeze(0),
-        &bundle.model.context(false),
-    );
-    let log_probs = logits.squeeze_dim(0).log_softmax(-1, Kind::Double);
-    let mut gold = tgt_ids.clone();
-    gold.push(vocab::EOS_ID as i64);
-    let per_token: Vec<f64> = (0..gold.len())
-        .map(|t| log_probs.double_value(&[t as i64, gold[t]]))
-        .collect();
-    let without_eos: f64 = per_token[..tgt_ids.len()].iter().sum();
-    (without_eos + per_token[tgt_ids.len()], without_eos)
 }
 
 #[test]
@@ -484,16 +451,17 @@ fn api_keys_guard_both_translate_routes() {
     let m = bundle(dir.path(), "m", ("de", "en"), 3);
     let keys = dir.path().join("keys.txt");
     std::fs::write(&keys, "# keys\nfile-key\n\n").unwrap();
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--api-key",
-        "secret",
-        "--api-key-file",
-        keys.to_str().unwrap(),
-        "--cors-origin",
-        "http://example.org",
-    ]);
+    let s = Server::serving(
+        &[&m],
+        &[
+            "--api-key",
+            "secret",
+            "--api-key-file",
+            keys.to_str().unwrap(),
+            "--cors-origin",
+            "http://example.org",
+        ],
+    );
     let url = s.url("/v1/translate");
     let body = json!({"text": SENTENCES[0]}).to_string();
     let ct = ("Content-Type", "application/json");

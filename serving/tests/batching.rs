@@ -54,6 +54,12 @@ fn one_server_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// POSTs `text` to `url` (`/v1/translate`) from a new thread: the reply, when joined.
+fn post_text_in_background(url: &str, text: &'static str) -> thread::JoinHandle<Reply> {
+    let url = url.to_owned();
+    thread::spawn(move || post_json(&url, &json!({ "text": text })))
+}
+
 #[test]
 fn concurrent_requests_are_batched_and_answered_in_order() {
     let _one = one_server_at_a_time();
@@ -62,14 +68,7 @@ fn concurrent_requests_are_batched_and_answered_in_order() {
     // Reference: each text translated alone, one request at a time, by a server that does
     // not wait for company.
     let alone: Vec<String> = {
-        let single = Server::start(&[
-            "--model",
-            m.to_str().unwrap(),
-            "--batch-wait-ms",
-            "0",
-            "--beam-size",
-            "2",
-        ]);
+        let single = Server::serving(&[&m], &["--batch-wait-ms", "0", "--beam-size", "2"]);
         let url = single.url("/v1/translate");
         SENTENCES
             .iter()
@@ -78,16 +77,17 @@ fn concurrent_requests_are_batched_and_answered_in_order() {
     };
     // A batch window wide enough that 32 clients started together share model calls even on
     // a busy machine.
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--batch-wait-ms",
-        "300",
-        "--workers",
-        "4",
-        "--beam-size",
-        "2",
-    ]);
+    let s = Server::serving(
+        &[&m],
+        &[
+            "--batch-wait-ms",
+            "300",
+            "--workers",
+            "4",
+            "--beam-size",
+            "2",
+        ],
+    );
     let url = s.url("/v1/translate");
     let before = get(&s.url("/metrics")).body;
     let calls_before = metric(&before, "nmt_batch_requests_count");
@@ -137,33 +137,27 @@ fn concurrent_requests_are_batched_and_answered_in_order() {
 #[test]
 fn full_queue_answers_503_with_retry_after_and_recovers() {
     let _one = one_server_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m", ("de", "en"), 12);
     // A queue of two and a batcher that waits two seconds for company:
     // the first two requests are accepted, everything else meanwhile is refused.
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--queue-capacity",
-        "2",
-        "--batch-wait-ms",
-        "2000",
-        "--workers",
-        "4",
-    ]);
+    let (_dir, _, s) = de_en_server(
+        "m",
+        12,
+        &[
+            "--queue-capacity",
+            "2",
+            "--batch-wait-ms",
+            "2000",
+            "--workers",
+            "4",
+        ],
+    );
     let url = s.url("/v1/translate");
-    let first = {
-        let url = url.clone();
-        thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[0]})))
-    };
+    let first = post_text_in_background(&url, SENTENCES[0]);
     wait_until("the first request in the queue", || {
         queue_state(&s) == (1.0, 0.0)
     });
     let handles: Vec<_> = (0..8)
-        .map(|i| {
-            let url = url.clone();
-            thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[i + 1]})))
-        })
+        .map(|i| post_text_in_background(&url, SENTENCES[i + 1]))
         .collect();
     // While saturated, /ready says so (the batcher still holds the first two).
     wait_until("two requests queued and seven refused", || {
@@ -197,18 +191,13 @@ fn full_queue_answers_503_with_retry_after_and_recovers() {
 #[test]
 fn deadline_answers_504() {
     let _one = one_server_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m", ("de", "en"), 13);
     // The batcher waits 10 s for company; the deadline is 100 ms, so only the deadline can
     // answer within the window.
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--batch-wait-ms",
-        "10000",
-        "--request-timeout-ms",
-        "100",
-    ]);
+    let (_dir, _, s) = de_en_server(
+        "m",
+        13,
+        &["--batch-wait-ms", "10000", "--request-timeout-ms", "100"],
+    );
     let started = Instant::now();
     let r = post_json(&s.url("/v1/translate"), &json!({"text": SENTENCES[0]}));
     r.assert_error(504, "deadline_exceeded");
@@ -227,23 +216,11 @@ fn deadline_answers_504() {
 
 fn shutdown_finishes_in_flight(signal: nix::sys::signal::Signal) {
     let _one = one_server_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m", ("de", "en"), 14);
     // Requests sit in the batcher for up to 2 s; the signal comes once all four are queued.
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--batch-wait-ms",
-        "2000",
-        "--workers",
-        "2",
-    ]);
+    let (_dir, _, s) = de_en_server("m", 14, &["--batch-wait-ms", "2000", "--workers", "2"]);
     let url = s.url("/v1/translate");
     let handles: Vec<_> = (0..4)
-        .map(|i| {
-            let url = url.clone();
-            thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[i]})))
-        })
+        .map(|i| post_text_in_background(&url, SENTENCES[i]))
         .collect();
     wait_until("four requests in flight", || queue_state(&s).0 == 4.0);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid()), signal).unwrap();
@@ -284,23 +261,20 @@ fn sigint_drains_and_exits_0() {
 fn full_queue_refuses_before_reading_the_body_and_holds_the_refusal() {
     use std::io::{Read, Write};
     let _one = one_server_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m", ("de", "en"), 15);
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--queue-capacity",
-        "1",
-        "--batch-wait-ms",
-        "3000",
-        "--reject-delay-ms",
-        "400",
-    ]);
+    let (_dir, _, s) = de_en_server(
+        "m",
+        15,
+        &[
+            "--queue-capacity",
+            "1",
+            "--batch-wait-ms",
+            "3000",
+            "--reject-delay-ms",
+            "400",
+        ],
+    );
     let url = s.url("/v1/translate");
-    let first = {
-        let url = url.clone();
-        thread::spawn(move || post_json(&url, &json!({"text": SENTENCES[0]})))
-    };
+    let first = post_text_in_background(&url, SENTENCES[0]);
     wait_until("the first request in the queue", || {
         queue_state(&s).0 == 1.0
     });

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bundle, post_json, Server, SENTENCES};
+use common::{de_en_server, post_json, SENTENCES};
 use serde_json::{json, Value};
 use tch::{Device, Tensor};
 
@@ -18,9 +18,7 @@ fn floats(v: &Value) -> Vec<f64> {
 
 #[test]
 fn gates_and_neurons_follow_the_translation() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m-de-en", ("de", "en"), 31);
-    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let (_dir, m, s) = de_en_server("m-de-en", 31, &[]);
     let texts = [SENTENCES[0], SENTENCES[4]];
     let reply = post_json(
         &s.url("/v1/translate"),
@@ -115,9 +113,7 @@ fn gates_and_neurons_follow_the_translation() {
 
 #[test]
 fn units_the_model_lacks_are_client_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m-de-en", ("de", "en"), 31);
-    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let (_dir, _, s) = de_en_server("m-de-en", 31, &[]);
     let url = s.url("/v1/translate");
     for (neurons, code, says) in [
         (

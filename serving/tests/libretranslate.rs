@@ -19,13 +19,7 @@ fn server(extra: &[&str]) -> (tempfile::TempDir, Server) {
     let de_en = bundle(dir.path(), "m-de-en", ("de", "en"), 1);
     let fr_en = bundle(dir.path(), "m-fr-en", ("fr", "en"), 2);
     let en_de = bundle(dir.path(), "m-en-de", ("en", "de"), 3);
-    let mut args = vec![
-        "--model",
-        de_en.to_str().unwrap(),
-        "--model",
-        fr_en.to_str().unwrap(),
-        "--model",
-        en_de.to_str().unwrap(),
+    let mut flags = vec![
         "--max-chars",
         "200",
         "--max-texts",
@@ -37,8 +31,8 @@ fn server(extra: &[&str]) -> (tempfile::TempDir, Server) {
         "--beam-size",
         "2",
     ];
-    args.extend_from_slice(extra);
-    let s = Server::start(&args);
+    flags.extend_from_slice(extra);
+    let s = Server::serving(&[&de_en, &fr_en, &en_de], &flags);
     (dir, s)
 }
 

@@ -5,6 +5,8 @@
 //! test fails: it never passes without having driven the client.
 
 mod common;
+#[path = "../../test-support/process.rs"]
+mod process;
 #[path = "../../test-support/pypi.rs"]
 mod pypi;
 
@@ -37,14 +39,7 @@ fn libretranslate_python_client_works_against_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let de_en = bundle(dir.path(), "m-de-en", ("de", "en"), 1);
     let fr_en = bundle(dir.path(), "m-fr-en", ("fr", "en"), 2);
-    let s = Server::start(&[
-        "--model",
-        de_en.to_str().unwrap(),
-        "--model",
-        fr_en.to_str().unwrap(),
-        "--beam-size",
-        "2",
-    ]);
+    let s = Server::serving(&[&de_en, &fr_en], &["--beam-size", "2"]);
     let direct = |model: &str, text: &str| {
         texts_of(&post_json(
             &s.url("/v1/translate"),
@@ -54,15 +49,11 @@ fn libretranslate_python_client_works_against_the_server() {
     };
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/libretranslate_client.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .args([s.base.as_str(), GERMAN, FRENCH, ENGLISH])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the client script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = process::output_ok(
+        Command::new(&python)
+            .arg(&script)
+            .args([s.base.as_str(), GERMAN, FRENCH, ENGLISH]),
+        "the client script failed:\n",
     );
     let got: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(

@@ -19,18 +19,18 @@ fn metric(body: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn request_limit_is_per_client_and_answers_429_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m", ("de", "en"), 3);
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--req-limit",
-        "2",
-        "--api-key",
-        "alpha,beta",
-        "--reject-delay-ms",
-        "0",
-    ]);
+    let (_dir, _, s) = de_en_server(
+        "m",
+        3,
+        &[
+            "--req-limit",
+            "2",
+            "--api-key",
+            "alpha,beta",
+            "--reject-delay-ms",
+            "0",
+        ],
+    );
     let url = s.url("/v1/translate");
     let post = |key: &str, body: &Value| {
         let auth = format!("Bearer {key}");
@@ -88,16 +88,7 @@ fn request_limit_is_per_client_and_answers_429_with_retry_after() {
 
 #[test]
 fn character_budget_counts_the_texts_and_limits_are_off_by_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m", ("de", "en"), 4);
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--char-budget",
-        "60",
-        "--reject-delay-ms",
-        "0",
-    ]);
+    let (_dir, m, s) = de_en_server("m", 4, &["--char-budget", "60", "--reject-delay-ms", "0"]);
     let url = s.url("/v1/translate");
     let chars = |s: &str| s.chars().count();
     // 23 + 29 characters: within 60; the next 33 are not.
@@ -123,7 +114,7 @@ fn character_budget_counts_the_texts_and_limits_are_off_by_default() {
     drop(s);
 
     // Without the flags nothing is limited.
-    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let s = Server::serving(&[&m], &[]);
     for _ in 0..5 {
         let r = post_json(
             &s.url("/v1/translate"),
@@ -135,9 +126,7 @@ fn character_budget_counts_the_texts_and_limits_are_off_by_default() {
 
 #[test]
 fn other_methods_get_405_with_allow_and_get_routes_answer_head() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m", ("de", "en"), 5);
-    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let (_dir, _, s) = de_en_server("m", 5, &[]);
     let posts = ["/v1/translate", "/translate", "/detect", "/translate_file"];
     let gets = [
         "/v1/models",
@@ -175,22 +164,21 @@ fn schema_and_models_say_the_servers_own_limits_models_and_descriptions() {
     let a = bundle(dir.path(), "m-de-en", ("de", "en"), 6);
     let b = bundle(dir.path(), "m-en-de", ("en", "de"), 7);
     model::bundle::set_description(&a, Some("Test captions, German to English.")).unwrap();
-    let s = Server::start(&[
-        "--model",
-        a.to_str().unwrap(),
-        "--model",
-        b.to_str().unwrap(),
-        "--max-chars",
-        "123",
-        "--max-texts",
-        "5",
-        "--max-beam",
-        "7",
-        "--max-n-best",
-        "4",
-        "--max-output-tokens",
-        "99",
-    ]);
+    let s = Server::serving(
+        &[&a, &b],
+        &[
+            "--max-chars",
+            "123",
+            "--max-texts",
+            "5",
+            "--max-beam",
+            "7",
+            "--max-n-best",
+            "4",
+            "--max-output-tokens",
+            "99",
+        ],
+    );
     let models = get(&s.url("/v1/models")).json();
     assert_eq!(
         models["models"][0]["description"],

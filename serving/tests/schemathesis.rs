@@ -39,32 +39,32 @@ fn schemathesis_python() -> PathBuf {
 #[test]
 fn schemathesis_finds_nothing_with_all_checks() {
     let python = schemathesis_python();
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "m-de-en", ("de", "en"), 5);
     // Limits small enough that every generated request is quick for the model, and low
     // enough that the fuzzer reaches them.
-    let s = Server::start(&[
-        "--model",
-        m.to_str().unwrap(),
-        "--max-chars",
-        "40",
-        "--max-texts",
-        "3",
-        "--max-beam",
-        "3",
-        "--max-n-best",
-        "2",
-        "--beam-size",
-        "2",
-        "--max-output-tokens",
-        "8",
-        "--max-source-tokens",
-        "16",
-        "--max-file-texts",
-        "3",
-        "--max-body-bytes",
-        "4096",
-    ]);
+    let (dir, _, s) = de_en_server(
+        "m-de-en",
+        5,
+        &[
+            "--max-chars",
+            "40",
+            "--max-texts",
+            "3",
+            "--max-beam",
+            "3",
+            "--max-n-best",
+            "2",
+            "--beam-size",
+            "2",
+            "--max-output-tokens",
+            "8",
+            "--max-source-tokens",
+            "16",
+            "--max-file-texts",
+            "3",
+            "--max-body-bytes",
+            "4096",
+        ],
+    );
     // A translated file to download, so that /download_file is fuzzed past its 404.
     let upload = post_multipart(
         &s.url("/translate_file"),

@@ -173,9 +173,7 @@ impl Drop for Browser {
 fn page_translates_and_draws_the_heatmap() {
     let chromium_path = chromium();
     assert!(chromium_path.exists());
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "web-de-en", ("de", "en"), 21);
-    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let (_dir, _, s) = de_en_server("web-de-en", 21, &[]);
     let sentence = SENTENCES[5];
     // What the page should show: the API's answer with the page's settings (beam 5, 2 alternatives).
     let expected = post_json(
@@ -263,9 +261,7 @@ fn alpha_of(background: &str, prefix: &str) -> Option<f64> {
 
 #[test]
 fn page_shows_gate_strips_and_explores_a_neuron() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = bundle(dir.path(), "web-de-en", ("de", "en"), 21);
-    let s = Server::start(&["--model", m.to_str().unwrap()]);
+    let (_dir, _, s) = de_en_server("web-de-en", 21, &[]);
     let sentence = SENTENCES[2];
     let expected = post_json(
         &s.url("/v1/translate"),

@@ -59,6 +59,15 @@ pub fn bundle(root: &Path, name: &str, pair: (&str, &str), seed: i64) -> PathBuf
     dir
 }
 
+/// `nmt-serve` serving one untrained German→English bundle, `name` written with `seed` in a
+/// new temporary folder (which lives as long as the returned `TempDir`), with `flags`.
+pub fn de_en_server(name: &str, seed: i64, flags: &[&str]) -> (tempfile::TempDir, PathBuf, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = bundle(dir.path(), name, ("de", "en"), seed);
+    let s = Server::serving(&[&m], flags);
+    (dir, m, s)
+}
+
 /// A running `nmt-serve`, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -70,6 +79,16 @@ impl Server {
     /// Starts `nmt-serve` on a free loopback port with `args` (plus `--addr`, `--device cpu`, one torch thread).
     pub fn start(args: &[&str]) -> Server {
         Self::start_with_env(args, &[])
+    }
+
+    /// Starts `nmt-serve` serving `models` (a `--model` each), then `flags` (see [`Server::start`]).
+    pub fn serving(models: &[&Path], flags: &[&str]) -> Server {
+        let mut args = Vec::new();
+        for m in models {
+            args.extend(["--model", m.to_str().unwrap()]);
+        }
+        args.extend_from_slice(flags);
+        Self::start(&args)
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
