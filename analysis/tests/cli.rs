@@ -29,11 +29,16 @@ struct Fixture {
     tgt: PathBuf,
 }
 
+/// Writes an untrained bundle for `pair` at `path`, its vocabulary trained on the toy lines.
+fn toy_bundle(path: &Path, pair: (&str, &str), seed: i64) {
+    let lines: Vec<&str> = DE.iter().chain(EN).copied().collect();
+    model::testing::write_untrained_bundle(path, &lines, 60, pair, seed).unwrap();
+}
+
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
-    let lines: Vec<&str> = DE.iter().chain(EN).copied().collect();
-    model::testing::write_untrained_bundle(&bundle, &lines, 60, ("de", "en"), 4).unwrap();
+    toy_bundle(&bundle, ("de", "en"), 4);
     let src = dir.path().join("toy.de");
     let tgt = dir.path().join("toy.en");
     std::fs::write(&src, DE.join("\n") + "\n").unwrap();
@@ -93,14 +98,7 @@ fn is_png_and_svg(stem: &Path) {
 fn gates_writes_histograms_summary_and_figures_for_each_bundle() {
     let f = fixture();
     let other = f.dir.path().join("other");
-    model::testing::write_untrained_bundle(
-        &other,
-        &DE.iter().chain(EN).copied().collect::<Vec<_>>(),
-        60,
-        ("de", "en"),
-        9,
-    )
-    .unwrap();
+    toy_bundle(&other, ("de", "en"), 9);
     let out = f.dir.path().join("gates");
     let stdout = ok(&run(&[
         "gates",
@@ -330,14 +328,7 @@ fn bad_input_is_a_clear_error() {
         &["cannot load model bundle"],
     );
     let fr = f.dir.path().join("fr");
-    model::testing::write_untrained_bundle(
-        &fr,
-        &DE.iter().chain(EN).copied().collect::<Vec<_>>(),
-        60,
-        ("fr", "en"),
-        4,
-    )
-    .unwrap();
+    toy_bundle(&fr, ("fr", "en"), 4);
     fails(
         &run(&[
             "gradients",
