@@ -19,23 +19,18 @@
 //! scripts/setup-libtorch.sh installs) and
 //! `nvidia/nccl/include` beside torch/, or `CUDA_INCLUDE_DIR` and `NCCL_INCLUDE_DIR`.
 //! `NMT_NCCL=0` builds without it, `NMT_NCCL=1` fails the build when it cannot be built.
+#[path = "../build-support/libtorch.rs"]
+mod libtorch;
+
 use std::path::{Path, PathBuf};
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=LIBTORCH");
-    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-env-changed=GLOO_INCLUDE_DIR");
     for var in ["NMT_NCCL", "CUDA_INCLUDE_DIR", "NCCL_INCLUDE_DIR"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    println!("cargo:rerun-if-changed=csrc/c10d_shim.cpp");
     println!("cargo:rerun-if-changed=csrc/c10d_nccl.cpp");
-    let libtorch = PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| {
-        panic!(
-            "LIBTORCH is not set: it names the libtorch to build against \
-             (.cargo/config.toml sets it to .venv/site-packages/torch; run scripts/setup-libtorch.sh)"
-        )
-    }));
+    let libtorch = libtorch::root();
     let include = libtorch.join("include");
     let c10d = include.join("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp");
     if !c10d.is_file() {
@@ -56,25 +51,15 @@ fn main() {
             gloo_include.join("gloo").display()
         );
     }
-    // The C++ ABI must match libtorch's: torch-sys reads the same variable (default 1, what
-    // the PyPI wheels use since torch 2.7).
-    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-    cc::Build::new()
-        .cpp(true)
-        .std("c++17")
-        .file("csrc/c10d_shim.cpp")
-        .include(&include)
+    libtorch::shim_build("csrc/c10d_shim.cpp", &include)
         .include(include.join("torch/csrc/api/include"))
         .include(&gloo_include)
         .define("USE_C10D_GLOO", None)
-        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
-        // libtorch's headers are not warning-clean; our file is small enough to read.
-        .warnings(false)
         .flag_if_supported("-Wno-unused-parameter")
         .compile("nmt_c10d");
-    link_libtorch(&libtorch.join("lib"));
+    libtorch::link(&libtorch.join("lib"));
     if let Some(headers) = nccl_headers(&libtorch) {
-        let library = build_nccl_library(&libtorch, &headers, &abi);
+        let library = build_nccl_library(&libtorch, &headers, &libtorch::cxx11_abi());
         // src/group.rs looks for it there (after NMT_NCCL_LIBRARY and the executable's folder).
         println!(
             "cargo:rustc-env=NMT_NCCL_LIBRARY_BUILT={}",
@@ -187,11 +172,4 @@ fn nccl_headers(libtorch: &Path) -> Option<Vec<PathBuf>> {
         missing.join(", ")
     );
     None
-}
-
-fn link_libtorch(lib: &Path) {
-    println!("cargo:rustc-link-search=native={}", lib.display());
-    println!("cargo:rustc-link-lib=dylib=torch_cpu");
-    println!("cargo:rustc-link-lib=dylib=c10");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
 }

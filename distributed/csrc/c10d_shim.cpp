@@ -17,6 +17,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "ffi_guard.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -88,27 +90,10 @@ struct Group {
   }
 };
 
-void set_error(char** err, const std::string& message) {
-  if (err != nullptr) {
-    *err = strdup(message.c_str());
-  }
-}
-
 // Runs `body`, turning any exception into *err; returns 0 on success, 1 on failure.
 template <typename F>
 int32_t guarded(char** err, F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const c10::Error& e) {
-    // what() carries a C++ backtrace that means nothing to a user.
-    set_error(err, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    set_error(err, e.what());
-  } catch (...) {
-    set_error(err, "unknown C++ exception in c10d");
-  }
-  return 1;
+  return nmt_ffi::guarded(err, "unknown C++ exception in c10d", body);
 }
 
 std::vector<at::Tensor> tensors_of(at::Tensor** tensors, size_t count) {

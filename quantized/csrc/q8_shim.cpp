@@ -15,18 +15,14 @@
 #include <ATen/ops/fbgemm_pack_quantized_matrix.h>
 #include <c10/util/Exception.h>
 
+#include "ffi_guard.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 
 namespace {
-
-void set_error(char** err, const std::string& message) {
-  if (err != nullptr) {
-    *err = strdup(message.c_str());
-  }
-}
 
 // libtorch marks these ops deprecated (TORCH_WARN_ONCE) in favour of the quantized-tensor
 // API, which tch cannot reach either. We call them on purpose (docs/RESULTS.md measures
@@ -36,21 +32,15 @@ class Silent : public c10::WarningHandler {
   void process(const c10::Warning&) override {}
 };
 
+// Runs `body` with libtorch's warnings silenced, turning any exception into *err; returns 0
+// on success, 1 on failure.
 template <typename F>
 int guarded(char** err, F&& body) {
-  try {
+  return nmt_ffi::guarded(err, "unknown C++ exception", [&] {
     Silent silent;
     c10::WarningUtils::WarningHandlerGuard guard(&silent);
     body();
-    return 0;
-  } catch (const c10::Error& e) {
-    set_error(err, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    set_error(err, e.what());
-  } catch (...) {
-    set_error(err, "unknown C++ exception");
-  }
-  return 1;
+  });
 }
 
 }  // namespace
