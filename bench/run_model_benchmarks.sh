@@ -23,7 +23,7 @@
 # training throughput and beam-5 search on Multi30k test, Rust and PyTorch back to back.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
 BUNDLE=""
@@ -41,49 +41,41 @@ while [[ $# -gt 0 ]]; do
     --passes) PASSES="$2"; shift 2 ;;
     --train-batches) TRAIN_BATCHES="$2"; shift 2 ;;
     --prepare-args) PREPARE_ARGS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) usage 23 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
-[[ -n "$WORK" ]] || WORK="$(mktemp -d -t model-bench-XXXXXX)"
-echo "work folder: $WORK" >&2
+WORK="$(work_folder "$WORK" model-bench)"
 
 BENCHES=(--bench prepare --bench export_reference --bench beam_search)
 cargo bench -p model --no-run "${BENCHES[@]}" >&2
 cargo bench -p training --no-run --bench train_throughput >&2
-run() { # run BENCH ARGS...: the release bench binary (cargo bench builds nothing more now)
-  local name="$1"; shift
-  # The training step lives in the training crate, the rest in the model crate.
-  local package=model
-  [[ "$name" == train_throughput ]] && package=training
-  cargo bench -q -p "$package" --bench "$name" -- "$@"
-}
 
 echo "== parity: PyTorch port vs model::Seq2Seq ==" >&2
 rm -rf "$WORK/reference"
-run export_reference --out "$WORK/reference" >&2
+run_bench export_reference --out "$WORK/reference" >&2
 (cd bench/pytorch && "$PY" model.py check "$WORK/reference") >&2
 
 echo "== shared bundle and batches ==" >&2
 if [[ -n "$BUNDLE" ]]; then
-  run prepare --out "$WORK" --bundle "$BUNDLE" --train-batches "$TRAIN_BATCHES" >&2
+  run_bench prepare --out "$WORK" --bundle "$BUNDLE" --train-batches "$TRAIN_BATCHES" >&2
 else
   # shellcheck disable=SC2086 # PREPARE_ARGS is a list of flags
-  run prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" $PREPARE_ARGS >&2
+  run_bench prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" $PREPARE_ARGS >&2
   BUNDLE="$WORK/bundle"
 fi
 
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 echo "== training throughput (rust, then pytorch) ==" >&2
-run train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
+run_bench train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
   --threads "$THREADS" --passes "$PASSES" --warmup 1 | tee -a "$RESULTS" >&2
 (cd bench/pytorch && "$PY" train_throughput.py --bundle "$BUNDLE" \
   --batches "$WORK/train_batches.safetensors" --threads "$THREADS" --passes "$PASSES" --warmup 1) | tee -a "$RESULTS" >&2
 
 # One pass per batch with all threads (what the script above does), and the reference
 # with the workers scheme of nmt-train (Python threads; torch ops release the GIL).
-run train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
+run_bench train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
   --threads "$THREADS" --passes "$PASSES" --warmup 1 --workers 1 | tee -a "$RESULTS" >&2
 if [[ "$THREADS" -gt 1 ]]; then
   (cd bench/pytorch && "$PY" train_throughput.py --bundle "$BUNDLE" --workers "$THREADS" \
@@ -91,15 +83,15 @@ if [[ "$THREADS" -gt 1 ]]; then
 fi
 # The loss from the logits through autograd (as the PyTorch script does) instead of the output
 # projection fused with the loss: shows what the fusion is worth on its own.
-run train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
+run_bench train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
   --threads "$THREADS" --passes "$PASSES" --warmup 1 --logits-loss | tee -a "$RESULTS" >&2
 # The padded forward (every target position computed, and the logits loss, as the PyTorch
 # script does): shows what skipping the padding and the fusion are worth together.
-run train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
+run_bench train_throughput --bundle "$BUNDLE" --batches "$WORK/train_batches.safetensors" \
   --threads "$THREADS" --passes "$PASSES" --warmup 1 --padded | tee -a "$RESULTS" >&2
 
 echo "== beam-5 search on Multi30k test (rust, then pytorch) ==" >&2
-run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+run_bench beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --out "$WORK/hyps_rust.json" | tee -a "$RESULTS" >&2
 (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" \
   --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch.json") | tee -a "$RESULTS" >&2
@@ -108,12 +100,12 @@ run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
 # on its own, apart from the rest of the Rust implementation.
 (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" --settled-best \
   --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch_settled.json") | tee -a "$RESULTS" >&2
-run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+run_bench beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --mallopt | tee -a "$RESULTS" >&2
 # Batches decoded side by side, one intra-op thread each (nmt-translate's default on a CPU),
 # and the same scheme in the reference with Python threads (torch ops release the GIL).
 if [[ "$THREADS" -gt 1 ]]; then
-  run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+  run_bench beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
     --threads "$THREADS" --workers "$THREADS" --out "$WORK/hyps_rust_workers.json" | tee -a "$RESULTS" >&2
   (cd bench/pytorch && "$PY" beam_search.py --bundle "$BUNDLE" --workers "$THREADS" \
     --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch_workers.json") | tee -a "$RESULTS" >&2
@@ -123,7 +115,7 @@ if [[ "$THREADS" -gt 1 ]]; then
     --batches "$WORK/test_batches.safetensors" --threads "$THREADS" --out "$WORK/hyps_pytorch_all.json") | tee -a "$RESULTS" >&2
 fi
 # bfloat16 compute: other numerics (a few outputs change), so not the like-for-like figure.
-run beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
+run_bench beam_search --bundle "$BUNDLE" --batches "$WORK/test_batches.safetensors" \
   --threads "$THREADS" --bf16 --out "$WORK/hyps_rust_bf16.json" | tee -a "$RESULTS" >&2
 
 "$PY" - "$RESULTS" "$WORK/hyps_rust.json" "$WORK/hyps_pytorch.json" "$BUNDLE" "$THREADS" <<'EOF'

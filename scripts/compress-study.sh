@@ -9,7 +9,7 @@
 # Defaults: the two shipped bundles, target/release, ../shared/data/multi30k, every setting
 # (--only int8-recurrent,int8-gates: those settings alone, by the tags below).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/../bench/lib.sh"
 cd "$ROOT"
 OUT=""
 ONLY=""
@@ -22,16 +22,14 @@ while [[ $# -gt 0 ]]; do
     --bin) BIN="$(cd "$2" && pwd)"; shift 2 ;;
     --data) DATA="$(cd "$2" && pwd)"; shift 2 ;;
     --only) ONLY=",$2,"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    -*) echo "compress-study: unknown option $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) usage 10 ;;
+    -*) die "compress-study: unknown option $1 (see --help)" ;;
     *) BUNDLES+=("$1"); shift ;;
   esac
 done
-[[ -n "$OUT" ]] || { echo "compress-study: --out DIR is required" >&2; exit 2; }
+[[ -n "$OUT" ]] || die "compress-study: --out DIR is required"
 [[ ${#BUNDLES[@]} -gt 0 ]] || BUNDLES=(checkpoints/multi30k-de-en checkpoints/multi30k-de-en-g2)
-for f in "$BIN/nmt-bundle" "$BIN/nmt-eval" "$DATA/test.de" "$DATA/test.en"; do
-  [[ -e "$f" ]] || { echo "compress-study: $f not found" >&2; exit 2; }
-done
+need compress-study "$BIN/nmt-bundle" "$BIN/nmt-eval" "$DATA/test.de" "$DATA/test.en"
 # name:arguments of nmt-bundle compress
 SETTINGS=(
   "gates-r0.0625-c1:--round 0.0625 --clip 1 --params gates"

@@ -20,7 +20,7 @@
 #
 # Writes DIR/summary.md (the table) and DIR/summary.jsonl (one record per run).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/../bench/lib.sh"
 OUT=""
 BIN="$ROOT/target/release"
 DATA="$ROOT/../shared/data/multi30k"
@@ -38,16 +38,14 @@ while [[ $# -gt 0 ]]; do
     --max-steps) MAX_STEPS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --deadline) DEADLINE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    -*) echo "g2-experiment: unknown option $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) usage 22 ;;
+    -*) die "g2-experiment: unknown option $1 (see --help)" ;;
     *) RUNS+=("$1"); shift ;;
   esac
 done
-[[ -n "$OUT" ]] || { echo "g2-experiment: --out DIR is required" >&2; exit 2; }
-[[ ${#RUNS[@]} -gt 0 ]] || { echo "g2-experiment: name at least one RUN (see --help)" >&2; exit 2; }
-for f in "$BIN/nmt-train" "$BIN/nmt-eval" "$DATA/train.de" "$DATA/valid.en" "$DATA/test.de"; do
-  [[ -e "$f" ]] || { echo "g2-experiment: $f not found" >&2; exit 2; }
-done
+[[ -n "$OUT" ]] || die "g2-experiment: --out DIR is required"
+[[ ${#RUNS[@]} -gt 0 ]] || die "g2-experiment: name at least one RUN (see --help)"
+need g2-experiment "$BIN/nmt-train" "$BIN/nmt-eval" "$DATA/train.de" "$DATA/valid.en" "$DATA/test.de"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 
@@ -58,9 +56,9 @@ for spec in "${RUNS[@]}"; do
   rest="${spec#*=}"
   IFS=: read -r preset seed overrides <<<"$rest"
   [[ -n "$name" && -n "$preset" && -n "$seed" && "$spec" == *=* ]] ||
-    { echo "g2-experiment: bad RUN '$spec' (NAME=PRESET:SEED[:KEY=VALUE,...])" >&2; exit 2; }
+    die "g2-experiment: bad RUN '$spec' (NAME=PRESET:SEED[:KEY=VALUE,...])"
   config="$ROOT/configs/$preset.toml"
-  [[ -f "$config" ]] || { echo "g2-experiment: $config not found" >&2; exit 2; }
+  [[ -f "$config" ]] || die "g2-experiment: $config not found"
   args=(--run-dir "$OUT/$name" --quiet --device "$DEVICE"
         --set "data.train=\"$DATA/train\"" --set "data.valid=\"$DATA/valid\""
         --set "training.threads=$THREADS")

@@ -7,7 +7,7 @@
 #
 # Defaults: Multi30k's training set from ../shared/data and the two shipped bundles.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 PAIRS=10000
 SRC="$ROOT/../shared/data/multi30k/train.de"
@@ -20,14 +20,14 @@ while [[ $# -gt 0 ]]; do
     --src) SRC="$2"; shift 2 ;;
     --tgt) TGT="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-    -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) usage 8 ;;
+    -*) die "unknown option $1 (see --help)" ;;
     *) BUNDLES+=("$1"); shift ;;
   esac
 done
 [[ ${#BUNDLES[@]} -gt 0 ]] || BUNDLES=(checkpoints/multi30k-de-en checkpoints/multi30k-de-en-g2)
 for f in "$SRC" "$TGT"; do
-  [[ -f "$f" ]] || { echo "bench/analysis: $f not found (pass --src/--tgt)" >&2; exit 2; }
+  [[ -f "$f" ]] || die "bench/analysis: $f not found (pass --src/--tgt)"
 done
 cargo build --release -q -p analysis --bin nmt-analyze
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$THREADS"

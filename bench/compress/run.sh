@@ -9,7 +9,7 @@
 #
 # Prints one line per run and the medians per bundle with their ratios to the first bundle.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 ROUNDS=3
 THREADS=2
@@ -20,12 +20,12 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --data) DATA="$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) usage 9 ;;
+    -*) die "unknown option $1 (see --help)" ;;
     *) BUNDLES+=("$1"); shift ;;
   esac
 done
-[[ ${#BUNDLES[@]} -gt 0 ]] || { echo "bench/compress: name the bundles (the original first)" >&2; exit 2; }
+[[ ${#BUNDLES[@]} -gt 0 ]] || die "bench/compress: name the bundles (the original first)"
 cargo build --release -q -p model --bin nmt-translate
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$THREADS"
 TMP="$(mktemp -d -t compress-bench-XXXXXX)"

@@ -12,7 +12,7 @@
 #
 # Prints one line per run and the median tokens/s per case with its ratio to alone-2t.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 STEPS=60
 ROUNDS=2
@@ -24,13 +24,13 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --data) DATA="$(cd "$2" && pwd)"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "bench/distributed: unknown option $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) usage 13 ;;
+    *) die "bench/distributed: unknown option $1 (see --help)" ;;
   esac
 done
-[[ -f "$DATA/train.de" ]] || { echo "bench/distributed: $DATA/train.de not found (--data DIR)" >&2; exit 2; }
+[[ -f "$DATA/train.de" ]] || die "bench/distributed: $DATA/train.de not found (--data DIR)"
 TORCHRUN="$ROOT/.venv/bin/torchrun"
-[[ -x "$TORCHRUN" ]] || { echo "bench/distributed: $TORCHRUN not found (scripts/setup-libtorch.sh)" >&2; exit 2; }
+[[ -x "$TORCHRUN" ]] || die "bench/distributed: $TORCHRUN not found (scripts/setup-libtorch.sh)"
 cargo build --release -q -p training --bin nmt-train
 BIN="$ROOT/target/release/nmt-train"
 OUT="${OUT:-$(mktemp -d -t dist-bench-XXXXXX)}"

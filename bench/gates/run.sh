@@ -9,7 +9,7 @@
 # Prints one JSON line per measurement and a table with the median per mode and its ratio to
 # the fused baseline (docs/BENCHMARKS.md records it).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 WORK=""
 THREADS=2
@@ -22,27 +22,21 @@ while [[ $# -gt 0 ]]; do
     --threads) THREADS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --train-batches) TRAIN_BATCHES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) usage 10 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
-[[ -n "$WORK" ]] || WORK="$(mktemp -d -t gates-bench-XXXXXX)"
-echo "work folder: $WORK" >&2
+WORK="$(work_folder "$WORK" gates-bench)"
 cargo bench -p model --no-run --bench prepare >&2
 cargo bench -p training --no-run --bench train_throughput >&2
-run() { # the training step lives in the training crate, `prepare` in the model crate
-  local name="$1" package=model; shift
-  [[ "$name" == train_throughput ]] && package=training
-  cargo bench -q -p "$package" --bench "$name" -- "$@"
-}
-[[ -f "$WORK/train_batches.safetensors" ]] || run prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" >&2
+[[ -f "$WORK/train_batches.safetensors" ]] || run_bench prepare --out "$WORK" --train-batches "$TRAIN_BATCHES" >&2
 RESULTS="$WORK/gates.jsonl"
 : > "$RESULTS"
 for round in $(seq "$ROUNDS"); do
   for mode in "standard fused" "standard step" "gumbel auto" "sharpened auto"; do
     set -- $mode
     echo "== round $round: gates $1, executor $2 ==" >&2
-    run train_throughput --bundle "$WORK/bundle" --batches "$WORK/train_batches.safetensors" \
+    run_bench train_throughput --bundle "$WORK/bundle" --batches "$WORK/train_batches.safetensors" \
       --threads "$THREADS" --warmup 1 --gates "$1" --executor "$2" | tee -a "$RESULTS" >&2
   done
 done

@@ -79,6 +79,14 @@ def main() -> int:
         loss.backward()
         return loss.item()
 
+    def optimizer_step(acc, t3):
+        """Clips the gradient and steps Adam; the time since `t3` goes to acc["optimizer"]."""
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+        t4 = time.perf_counter()
+        if acc is not None:
+            acc["optimizer"] += t4 - t3
+
     def parallel_step(b, acc):
         t0 = time.perf_counter()
         opt.zero_grad()
@@ -86,12 +94,9 @@ def main() -> int:
         for f in futures:
             f.result()
         t3 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
-        t4 = time.perf_counter()
+        optimizer_step(acc, t3)
         if acc is not None:
             acc["backward"] += t3 - t0  # forward, loss and backward run together
-            acc["optimizer"] += t4 - t3
 
     def step(b, acc):
         if pool is not None:
@@ -105,14 +110,11 @@ def main() -> int:
         opt.zero_grad()
         loss.backward()
         t3 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
-        t4 = time.perf_counter()
+        optimizer_step(acc, t3)
         if acc is not None:
             acc["forward"] += t1 - t0
             acc["loss"] += t2 - t1
             acc["backward"] += t3 - t2
-            acc["optimizer"] += t4 - t3
 
     for i in range(args.warmup):
         step(batches[i % len(batches)], None)
