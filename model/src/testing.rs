@@ -129,18 +129,23 @@ pub fn teacher_forced_log_probs(bundle: &crate::Bundle, src: &[i64], tgt: &[i64]
     })
 }
 
+/// The ids of the source pieces `src` (as a translation reports them, `</s>` last) in
+/// `bundle`'s source vocabulary.
+pub fn source_ids(bundle: &crate::Bundle, src: &[String]) -> Vec<i64> {
+    src.iter()
+        .map(|p| match p.as_str() {
+            "</s>" => vocab::EOS_ID as i64,
+            p => bundle.src_vocab.piece_to_id(p).unwrap() as i64,
+        })
+        .collect()
+}
+
 /// The log-probability that the bundle in `dir` gives the target `tgt` (pieces) for the
 /// source `src` (pieces, `</s>` last), teacher-forced: (with the final EOS, without it). What
 /// the tests compare a search's reported scores with.
 pub fn teacher_forced_log_prob(dir: &Path, src: &[String], tgt: &[String]) -> (f64, f64) {
     let bundle = crate::Bundle::load(dir, Device::Cpu).unwrap();
-    let src_ids: Vec<i64> = src
-        .iter()
-        .map(|p| match p.as_str() {
-            "</s>" => vocab::EOS_ID as i64,
-            p => bundle.src_vocab.piece_to_id(p).unwrap() as i64,
-        })
-        .collect();
+    let src_ids = source_ids(&bundle, src);
     let mut gold: Vec<i64> = tgt
         .iter()
         .map(|p| bundle.tgt_vocab.piece_to_id(p).unwrap() as i64)

@@ -375,14 +375,7 @@ fn untrained_bundles_load_and_translate() {
     let out = translate(&loaded, &["ein hund".to_string()], &opts, |_| {}).unwrap();
     assert_eq!(out.len(), 1);
     let t = &out[0];
-    let src: Vec<i64> = t
-        .source_tokens
-        .iter()
-        .map(|p| match p.as_str() {
-            "</s>" => vocab::EOS_ID as i64,
-            p => loaded.src_vocab.piece_to_id(p).unwrap() as i64,
-        })
-        .collect();
+    let src = model::testing::source_ids(&loaded, &t.source_tokens);
     let mut expected_src: Vec<i64> = loaded
         .src_vocab
         .encode("ein hund")
