@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 /// One server with two models (de→en, en→de) shared by the tests of this file.
 fn server() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
-    let a = bundle(dir.path(), "m-de-en", ("de", "en"), 1);
-    let b = bundle(dir.path(), "m-en-de", ("en", "de"), 2);
+    let (a, b) = both_ways(dir.path(), (1, 2));
     let s = Server::serving(
         &[&a, &b],
         &[

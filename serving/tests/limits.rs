@@ -161,8 +161,7 @@ fn other_methods_get_405_with_allow_and_get_routes_answer_head() {
 #[test]
 fn schema_and_models_say_the_servers_own_limits_models_and_descriptions() {
     let dir = tempfile::tempdir().unwrap();
-    let a = bundle(dir.path(), "m-de-en", ("de", "en"), 6);
-    let b = bundle(dir.path(), "m-en-de", ("en", "de"), 7);
+    let (a, b) = both_ways(dir.path(), (6, 7));
     model::bundle::set_description(&a, Some("Test captions, German to English.")).unwrap();
     let s = Server::serving(
         &[&a, &b],

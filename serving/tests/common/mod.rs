@@ -59,6 +59,15 @@ pub fn bundle(root: &Path, name: &str, pair: (&str, &str), seed: i64) -> PathBuf
     dir
 }
 
+/// Two untrained bundles under `root`, German→English (`m-de-en`, written with `seeds.0`)
+/// and English→German (`m-en-de`, `seeds.1`).
+pub fn both_ways(root: &Path, seeds: (i64, i64)) -> (PathBuf, PathBuf) {
+    (
+        bundle(root, "m-de-en", ("de", "en"), seeds.0),
+        bundle(root, "m-en-de", ("en", "de"), seeds.1),
+    )
+}
+
 /// `nmt-serve` serving one untrained German→English bundle, `name` written with `seed` in a
 /// new temporary folder (which lives as long as the returned `TempDir`), with `flags`.
 pub fn de_en_server(name: &str, seed: i64, flags: &[&str]) -> (tempfile::TempDir, PathBuf, Server) {
