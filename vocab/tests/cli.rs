@@ -1,11 +1,11 @@
 //! The `nmt-vocab` binary: train, encode, decode, info, and bad input.
 
 mod common;
-#[path = "../../test-support/process.rs"]
-mod process;
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+use common::process;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nmt-vocab");
 

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 #[path = "../../../test-support/process.rs"]
-mod process;
+pub mod process;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
