@@ -77,6 +77,18 @@ fn assert_within_bound(
     }
 }
 
+/// [`assert_within_bound`] for `m.linear(x)` against `x · denseᵀ`.
+fn assert_matrix_within_bound(
+    m: &Matrix,
+    x: &Tensor,
+    dense: &Tensor,
+    deq: &Tensor,
+    rows: &Range<i64>,
+) {
+    let reference = x.linear::<&Tensor>(dense, None);
+    assert_within_bound(&m.linear(x, None), &reference, x, deq, rows);
+}
+
 #[test]
 fn int8_matrices_match_the_dequantized_reference_in_every_form_the_executors_use() {
     // [4H, C] with H = 6: the gate rows 0..12 int8, the other rows float (and all rows int8).
@@ -96,13 +108,7 @@ fn int8_matrices_match_the_dequantized_reference_in_every_form_the_executors_use
         let dense = model::cell::join_rows(&deq, m_rest(&m).as_ref(), rows.start, 0);
         // Plain, with a bias, on a [B, T, C] batch.
         let x = random(&[5, 10], 3);
-        assert_within_bound(
-            &m.linear(&x, None),
-            &x.linear::<&Tensor>(&dense, None),
-            &x,
-            &deq,
-            &rows,
-        );
+        assert_matrix_within_bound(&m, &x, &dense, &deq, &rows);
         assert_within_bound(
             &m.linear(&x, Some(&bias)),
             &x.linear(&dense, Some(&bias)),
@@ -479,13 +485,7 @@ fn joined_int8_columns_match_the_dequantized_reference() {
     let dense = Tensor::cat(&[&w_ih, &w_hh], 1);
     let dense = model::cell::join_rows(&deq_rows, Some(&dense.narrow(0, 12, 12)), 0, 0);
     let xh = random(&[4, 16], 15).tanh();
-    assert_within_bound(
-        &joint.linear(&xh, None),
-        &xh.linear::<&Tensor>(&dense, None),
-        &xh,
-        &deq_rows,
-        &rows,
-    );
+    assert_matrix_within_bound(&joint, &xh, &dense, &deq_rows, &rows);
     // Steps of their own (bundles made before the join) and float matrices: no join.
     let (q_ih, s_ih) = quantize_rows(&w_ih).unwrap();
     let (q_hh, s_hh) = quantize_rows(&w_hh).unwrap();

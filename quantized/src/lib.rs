@@ -288,8 +288,8 @@ impl Int8Weight {
         .map_err(QuantError::Kernel)?;
         let row_scale = row_scale.f_to_kind(Kind::Float)?;
         // In place, into the kernel's fresh output: for the output projection that tensor
-        // (`[rows, vocabulary]`) is the largest of a decoder step, and a second one would
-        // cost another allocation and its page faults (measured: docs/RESULTS.md). Inference
+        // (`[rows, vocabulary]`) is the largest of a decoder step, and this saves allocating
+        // and writing a second one of that size (one pass instead of two). Inference
         // only, as the kernel has no backward: the steps and bias are taken without autograd
         // history (libtorch refuses out= ops on tensors that require grad).
         let row_scale = row_scale.f_detach()?;
