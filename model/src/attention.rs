@@ -3,15 +3,16 @@
 use tch::{nn, nn::Module, Tensor};
 
 use crate::config::AttentionKind;
+use crate::linear::Linear;
 
 /// Scores decoder states against encoder outputs and returns the context.
 #[derive(Debug)]
 pub struct Attention {
     kind: AttentionKind,
     /// general: `W` in `h_t · W h_s`; mlp: `W_s`. Encoder size → decoder size.
-    key_proj: Option<nn::Linear>,
+    key_proj: Option<Linear>,
     /// mlp only: `W_t`.
-    query_proj: Option<nn::Linear>,
+    query_proj: Option<Linear>,
     /// mlp only: `v`.
     score_proj: Option<nn::Linear>,
 }
@@ -19,6 +20,18 @@ pub struct Attention {
 impl Attention {
     /// encoder_dim: size of an encoder output; query_dim: decoder hidden size.
     pub fn new(path: &nn::Path, kind: AttentionKind, encoder_dim: i64, query_dim: i64) -> Self {
+        Self::with_int8(path, kind, encoder_dim, query_dim, false)
+    }
+
+    /// [`Self::new`], with `int8`: the key and query projections' weights int8
+    /// ([`Linear::Int8`]; the MLP's `v` stays float).
+    pub fn with_int8(
+        path: &nn::Path,
+        kind: AttentionKind,
+        encoder_dim: i64,
+        query_dim: i64,
+        int8: bool,
+    ) -> Self {
         let no_bias = nn::LinearConfig {
             bias: false,
             ..Default::default()
@@ -26,18 +39,31 @@ impl Attention {
         let (key_proj, query_proj, score_proj) = match kind {
             AttentionKind::Dot => (None, None, None),
             AttentionKind::General => (
-                Some(nn::linear(path / "key", encoder_dim, query_dim, no_bias)),
+                Some(Linear::new(
+                    path / "key",
+                    encoder_dim,
+                    query_dim,
+                    false,
+                    int8,
+                )),
                 None,
                 None,
             ),
             AttentionKind::Mlp => (
-                Some(nn::linear(
+                Some(Linear::new(
                     path / "key",
                     encoder_dim,
                     query_dim,
-                    Default::default(),
+                    true,
+                    int8,
                 )),
-                Some(nn::linear(path / "query", query_dim, query_dim, no_bias)),
+                Some(Linear::new(
+                    path / "query",
+                    query_dim,
+                    query_dim,
+                    false,
+                    int8,
+                )),
                 Some(nn::linear(path / "score", query_dim, 1, no_bias)),
             ),
         };
@@ -131,7 +157,7 @@ impl Attention {
         (context, weights)
     }
 
-    fn mlp_projections(&self) -> (&nn::Linear, &nn::Linear) {
+    fn mlp_projections(&self) -> (&Linear, &nn::Linear) {
         (
             self.query_proj
                 .as_ref()

@@ -765,21 +765,21 @@ fn load_uncompressed(input: &Path, output: &Path) -> Result<Bundle, ModelError> 
     Ok(bundle)
 }
 
-/// The variables of a model built from `config` (on the CPU), filled from `source`: those it
-/// shares by name are copied; each new one, named `base` + one of `suffixes`, comes from
-/// `derive(base's rows chosen by rows_of, the other rows)`, which returns one tensor per
-/// suffix (in order, `None` for the rest's suffix when every row is chosen). `derive` runs
-/// once per base matrix. Returns the store and how many matrices were derived.
+/// The variables of a model built from `config` (on the CPU), filled from `source` (a
+/// store's variables by name): those it shares by name are copied; each new one, named
+/// `base` + one of `suffixes`, comes from `derive(base, base's rows chosen by rows_of(base,
+/// row count), the other rows)`, which returns one tensor per suffix (in order, `None` for
+/// the rest's suffix when every row is chosen). `derive` runs once per base matrix. Returns
+/// the store and how many matrices were derived.
 fn derived_vars(
-    source: &nn::VarStore,
+    source: &std::collections::HashMap<String, Tensor>,
     config: &ModelConfig,
     suffixes: &[&str],
-    rows_of: impl Fn(i64) -> std::ops::Range<i64>,
-    mut derive: impl FnMut(&Tensor, Option<Tensor>) -> Result<Vec<Option<Tensor>>, ModelError>,
+    rows_of: impl Fn(&str, i64) -> std::ops::Range<i64>,
+    mut derive: impl FnMut(&str, &Tensor, Option<Tensor>) -> Result<Vec<Option<Tensor>>, ModelError>,
 ) -> Result<(nn::VarStore, usize), ModelError> {
     let target = nn::VarStore::new(Device::Cpu);
     Seq2Seq::new(&target.root(), config)?;
-    let source = source.variables();
     // base name → one tensor per suffix.
     let mut derived: BTreeMap<String, Vec<Option<Tensor>>> = BTreeMap::new();
     tch::no_grad(|| -> Result<(), ModelError> {
@@ -796,8 +796,9 @@ fn derived_vars(
                     .get(base)
                     .ok_or_else(|| ModelError::Input(format!("no weight {base} to compress")))?;
                 if !derived.contains_key(base) {
-                    let (chosen, rest) = crate::cell::split_rows(w, &rows_of(w.size()[0]), 0);
-                    derived.insert(base.to_string(), derive(&chosen, rest)?);
+                    let rows = rows_of(base, w.size()[0]);
+                    let (chosen, rest) = crate::cell::split_rows(w, &rows, 0);
+                    derived.insert(base.to_string(), derive(base, &chosen, rest)?);
                 }
                 derived[base][part]
                     .as_ref()
@@ -831,11 +832,11 @@ pub fn compress_low_rank(
     config.model.validate()?;
     let hidden = config.model.hidden_dim;
     let (target, count) = derived_vars(
-        &bundle.vars,
+        &bundle.vars.variables(),
         &config.model,
         &["_svd_u", "_svd_v", "_svd_rest"],
-        |n| low_rank.row_range(hidden, n),
-        |chosen, rest| {
+        |_, n| low_rank.row_range(hidden, n),
+        |_, chosen, rest| {
             let (u, v) = crate::compress::low_rank_factors(chosen, rank)?;
             Ok(vec![Some(u), Some(v), rest])
         },
@@ -879,40 +880,90 @@ fn rows_name(rows: crate::config::LowRankRows) -> &'static str {
 /// Copies the bundle in `input` to `output` with the chosen rows of every recurrent layer's
 /// input and recurrent matrices in int8 with per-row steps ([`quantized::quantize_rows`]),
 /// run by fbgemm's int8 kernel on the CPU (`model.int8` in `config.json`, format version
-/// [`FORMAT_VERSION_INT8`]). The other weights are stored as `dtype`; `metadata.json`
-/// records the method.
+/// [`FORMAT_VERSION_INT8`]). The decoder's input and recurrent matrices of a layer share one
+/// step per row ([`quantized::quantize_rows_joint`]), so that a search step runs them as one
+/// int8 GEMM of `[x; h]` ([`crate::cell::Matrix::join_columns`]). With `linear`, the
+/// attention's key (and query) projections, the decoder's `W_c` and the output projection are
+/// int8 too, every row (the output projection as an int8 copy `output_int8_q` of its weight:
+/// the float weight, the tied embedding, stays for the lookups). The other weights are stored
+/// as `dtype`; `metadata.json` records the method.
 pub fn compress_int8(
     input: &Path,
     output: &Path,
     rows: crate::config::LowRankRows,
+    linear: bool,
     dtype: WeightsDtype,
 ) -> Result<Bundle, ModelError> {
     let bundle = load_uncompressed(input, output)?;
     let mut config = bundle.config.clone();
-    config.model.int8 = Some(crate::config::Int8 { rows });
+    config.model.int8 = Some(crate::config::Int8 { rows, linear });
     config.model.validate()?;
     let hidden = config.model.hidden_dim;
+    let mut source = bundle.vars.variables();
+    // The int8 copy of the output projection (`output_int8_*`) derives from its weight.
+    let (weight, _) = bundle.model.output_projection();
+    source.insert(OUTPUT_INT8_BASE.to_string(), weight.shallow_clone());
+    let recurrent = |base: &str| base.contains(".rnn.weight_");
+    let rows_of = |base: &str, n: i64| {
+        if recurrent(base) {
+            rows.range(hidden, n)
+        } else {
+            0..n
+        }
+    };
     let (target, count) = derived_vars(
-        &bundle.vars,
+        &source,
         &config.model,
         &["_int8_q", INT8_SCALE, "_int8_rest"],
-        |n| rows.range(hidden, n),
-        |chosen, rest| {
-            let (q, step) =
-                quantized::quantize_rows(chosen).map_err(|e| ModelError::Config(e.to_string()))?;
+        rows_of,
+        |base, chosen, rest| {
+            let quantize = |blocks: &[&Tensor]| {
+                quantized::quantize_rows_joint(blocks)
+                    .map_err(|e| ModelError::Config(e.to_string()))
+            };
+            // A decoder layer's W_ih and W_hh: quantized side by side, one step per row.
+            let partner = decoder_partner(base).and_then(|p| source.get(&p).map(|w| (p, w)));
+            let (q, step) = match partner {
+                Some((p, w)) => {
+                    let (other, _) = crate::cell::split_rows(w, &rows_of(&p, w.size()[0]), 0);
+                    let (codes, step) = quantize(&[chosen, &other])?;
+                    (codes[0].shallow_clone(), step)
+                }
+                None => {
+                    let (codes, step) = quantize(&[chosen])?;
+                    (codes[0].shallow_clone(), step)
+                }
+            };
             Ok(vec![Some(q), Some(step), rest])
         },
     )?;
     let note = serde_json::json!({
         "method": "int8",
-        "params": rows_name(rows),
+        "params": if linear { "all" } else { rows_name(rows) },
         "tensors": count,
         "quantization": format!(
-            "per-row symmetric, |q| <= {} (7 bits: fbgemm's AVX2 path saturates at 8)",
+            "per-row symmetric, |q| <= {} (7 bits: fbgemm's AVX2 path saturates at 8); \
+             a decoder layer's input and recurrent matrices share each row's step",
             quantized::QMAX
         ),
     });
     write_compressed(output, &bundle, (&config, &target), note, dtype)
+}
+
+/// The name the output projection's int8 copy derives from (`output_int8_q`, ...): the
+/// projection's weight, the target embedding when tied.
+const OUTPUT_INT8_BASE: &str = "output";
+
+/// The other recurrent matrix of a decoder layer (`decoder.rnn.weight_ih_l0` ↔
+/// `decoder.rnn.weight_hh_l0`), or `None` for any other weight.
+fn decoder_partner(base: &str) -> Option<String> {
+    let rest = base.strip_prefix("decoder.rnn.")?;
+    if let Some(layer) = rest.strip_prefix("weight_ih_l") {
+        Some(format!("decoder.rnn.weight_hh_l{layer}"))
+    } else {
+        rest.strip_prefix("weight_hh_l")
+            .map(|layer| format!("decoder.rnn.weight_ih_l{layer}"))
+    }
 }
 
 /// Writes the average of the bundles in `inputs` (checkpoints of one run: the same

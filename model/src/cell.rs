@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use quantized::Int8Weight;
-use tch::Tensor;
+use tch::{nn, Kind, Tensor};
 
 use crate::gates::{GateActivation, GateConfig};
 
@@ -98,6 +98,88 @@ impl Matrix {
             rows: rows.clone(),
             rest,
         }
+    }
+
+    /// An int8 matrix `W` (`[rows, cols]`) as variables under `path`: the codes of its rows
+    /// `chosen`, `name_int8_q` (int8 `[chosen, cols]`, not trainable), their steps
+    /// `name_int8_scale` (`[chosen]`), and, when `chosen` leaves rows out, the other rows as
+    /// floats, `name_int8_rest` (`[rows − chosen, cols]`, initialised by `init`). The values
+    /// are placeholders that loading a bundle overwrites in place; packing for the kernel
+    /// waits for the first use.
+    pub fn int8_var(
+        path: &nn::Path,
+        name: &str,
+        (rows, cols): (i64, i64),
+        chosen: Range<i64>,
+        init: nn::Init,
+    ) -> Matrix {
+        let n = chosen.end - chosen.start;
+        let rest =
+            (n < rows).then(|| path.var(&format!("{name}_int8_rest"), &[rows - n, cols], init));
+        let device = path.device();
+        let q = path.add(
+            &format!("{name}_int8_q"),
+            Tensor::zeros([n, cols], (Kind::Int8, device)),
+            false,
+        );
+        let scale = path.add(
+            &format!("{name}_int8_scale"),
+            Tensor::ones([n], (Kind::Float, device)),
+            false,
+        );
+        Matrix::Int8 {
+            q: Arc::new(Int8Weight::new(q)),
+            columns: 0..cols,
+            scale,
+            rows: chosen,
+            rest,
+        }
+    }
+
+    /// `[A | B]` as one int8 matrix (`[R, C_A + C_B]`), so that `[x; y] [A | B]ᵀ` runs as one
+    /// kernel call instead of two: when both are int8 over the same rows with bitwise equal
+    /// steps ([`quantized::quantize_rows_joint`] quantized them together; the decoder's
+    /// matrices are stored so) and both or neither have float rows. `None` otherwise (the
+    /// caller then runs them apart). The codes are copied into a new matrix, packed on its
+    /// first use.
+    pub fn join_columns(a: &Matrix, b: &Matrix) -> Option<Matrix> {
+        let (
+            Matrix::Int8 {
+                q: qa,
+                columns: ca,
+                scale: sa,
+                rows: ra,
+                rest: rest_a,
+            },
+            Matrix::Int8 {
+                q: qb,
+                columns: cb,
+                scale: sb,
+                rows: rb,
+                rest: rest_b,
+            },
+        ) = (a, b)
+        else {
+            return None;
+        };
+        if ra != rb || sa.size() != sb.size() || !sa.equal(sb) {
+            return None;
+        }
+        let rest = match (rest_a, rest_b) {
+            (Some(x), Some(y)) => Some(Tensor::cat(&[x, y], 1)),
+            (None, None) => None,
+            _ => return None,
+        };
+        let block = |q: &Arc<Int8Weight>, c: &Range<i64>| q.q().narrow(1, c.start, c.end - c.start);
+        let joint = Tensor::cat(&[block(qa, ca), block(qb, cb)], 1).contiguous();
+        let width = joint.size()[1];
+        Some(Matrix::Int8 {
+            q: Arc::new(Int8Weight::new(joint)),
+            columns: 0..width,
+            scale: sa.shallow_clone(),
+            rows: ra.clone(),
+            rest,
+        })
     }
 
     /// The dense tensor, when this matrix is one.

@@ -132,11 +132,23 @@ pub struct ModelConfig {
 
 /// Which rows of every recurrent layer's input and recurrent matrices are int8 (per-row
 /// scales, [`quantized::quantize_rows`]), run by fbgemm's int8 kernel on the CPU; the other
-/// rows stay float.
+/// rows stay float. With `linear`, the other matrices a decoder step multiplies by are int8
+/// too (`nmt-bundle compress --int8 --params all`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Int8 {
     pub rows: LowRankRows,
+    /// Also int8 (every row): the attention's key projection (and the MLP attention's query
+    /// projection), the decoder's `W_c` (`[c_t; h_t]` → `h~_t`) and the output projection.
+    /// The output projection gets an int8 copy of its weight (`output_int8_q`,
+    /// `output_int8_scale`) beside the float one, which the tied embedding's lookups (and
+    /// training's loss) still read. Absent (false) in bundles made before it existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub linear: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for ModelConfig {

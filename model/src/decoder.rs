@@ -9,6 +9,7 @@ use crate::attention::Attention;
 use crate::config::ModelConfig;
 use crate::encoder::EncoderOutput;
 use crate::gates::{GateSide, StepContext};
+use crate::linear::Linear;
 use crate::rnn::{PreparedStack, RnnShape, RnnStack, RnnState};
 
 /// Decoder state between steps, for `B` hypotheses.
@@ -60,7 +61,7 @@ pub struct Decoder {
     bridge_h: nn::Linear,
     bridge_c: Option<nn::Linear>,
     /// `W_c`: `[c_t; h_t]` → `h~_t`.
-    combine: nn::Linear,
+    combine: Linear,
     input_feeding: bool,
     attentional_dim: i64,
     encoder_layers: i64,
@@ -83,17 +84,15 @@ impl Decoder {
             dropout: cfg.dropout,
         };
         let enc_dim = cfg.encoder_output_dim();
-        let no_bias = nn::LinearConfig {
-            bias: false,
-            ..Default::default()
-        };
+        let int8_linear = cfg.int8.is_some_and(|i| i.linear);
         Self {
             rnn: RnnStack::compressed(&(path / "rnn"), shape, cfg.low_rank, cfg.int8),
-            attention: Attention::new(
+            attention: Attention::with_int8(
                 &(path / "attention"),
                 cfg.attention,
                 enc_dim,
                 cfg.hidden_dim,
+                int8_linear,
             ),
             bridge_h: nn::linear(
                 path / "bridge_h",
@@ -109,7 +108,13 @@ impl Decoder {
                     Default::default(),
                 )
             }),
-            combine: nn::linear(path / "combine", enc_dim + cfg.hidden_dim, a, no_bias),
+            combine: Linear::new(
+                path / "combine",
+                enc_dim + cfg.hidden_dim,
+                a,
+                false,
+                int8_linear,
+            ),
             input_feeding: cfg.input_feeding,
             attentional_dim: a,
             encoder_layers: cfg.encoder_layers,

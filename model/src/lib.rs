@@ -18,6 +18,7 @@ pub mod encoder;
 pub mod error;
 pub mod executor;
 pub mod gates;
+pub mod linear;
 pub mod logits_scan;
 pub mod loss;
 pub mod random;

@@ -120,29 +120,13 @@ fn matrix_var(
     init: nn::Init,
 ) -> Matrix {
     if let Some(int8) = int8 {
-        let range = int8.rows.range(hidden, rows);
-        let chosen = range.end - range.start;
-        let rest = (chosen < rows)
-            .then(|| path.var(&format!("{name}_int8_rest"), &[rows - chosen, cols], init));
-        let device = path.device();
-        // Placeholders that loading overwrites in place; packing waits for the first use.
-        let q = path.add(
-            &format!("{name}_int8_q"),
-            Tensor::zeros([chosen, cols], (Kind::Int8, device)),
-            false,
+        return Matrix::int8_var(
+            path,
+            name,
+            (rows, cols),
+            int8.rows.range(hidden, rows),
+            init,
         );
-        let scale = path.add(
-            &format!("{name}_int8_scale"),
-            Tensor::ones([chosen], (Kind::Float, device)),
-            false,
-        );
-        return Matrix::Int8 {
-            q: std::sync::Arc::new(quantized::Int8Weight::new(q)),
-            columns: 0..cols,
-            scale,
-            rows: range,
-            rest,
-        };
     }
     match low_rank {
         None => Matrix::Dense(path.var(name, &[rows, cols], init)),
@@ -702,7 +686,8 @@ impl RnnStack {
 ///
 /// Same equations and parameters as [`RnnStack::step`]; less work per step: layer 0 projects
 /// only the late columns, and each layer multiplies `[x; h]` by `[W_ih W_hh]` in one GEMM
-/// instead of two GEMMs and an add. The gate temperature of the pass is folded into the
+/// instead of two GEMMs and an add (int8 matrices too, when they share their row steps, as
+/// `nmt-bundle compress --int8` stores the decoder's). The gate temperature of the pass is folded into the
 /// weights (the input and forget rows times `1/τ`). The rearranged weights are built from
 /// the parameters with differentiable ops, so gradients reach the parameters as usual
 /// (summed over the steps by one backward `cat`/`narrow` per weight rather than per step).
@@ -725,8 +710,12 @@ pub struct PreparedStack {
 enum StepWeights {
     /// `[W_ih (late columns for layer 0) | W_hh]`, `[4H, I' + H]`: one GEMM of `[x; h]`.
     Joint(Tensor),
-    /// Factored or int8 matrices ([`Matrix::LowRank`], [`Matrix::Int8`]) cannot be joined:
-    /// `x W_ih^T + h W_hh^T`.
+    /// Int8 matrices quantized with one step per row for both ([`Matrix::join_columns`]):
+    /// `[W_ih (late columns for layer 0) | W_hh]` as one int8 matrix, one kernel call of
+    /// `[x; h]`.
+    JointInt8(Matrix),
+    /// Factored matrices ([`Matrix::LowRank`]), and int8 ones with their own steps, cannot
+    /// be joined: `x W_ih^T + h W_hh^T`. (Also the reference the joint forms are held to.)
     Split { ih: Matrix, hh: Matrix },
 }
 
@@ -758,9 +747,12 @@ impl RnnStack {
                 };
                 match (w_ih.dense(), w.w_hh.dense()) {
                     (Some(ih), Some(hh)) => StepWeights::Joint(scaled(Tensor::cat(&[ih, hh], 1))),
-                    _ => StepWeights::Split {
-                        ih: w_ih.scale_rows(scaled),
-                        hh: w.w_hh.scale_rows(scaled),
+                    _ => match Matrix::join_columns(&w_ih, &w.w_hh) {
+                        Some(joint) => StepWeights::JointInt8(joint.scale_rows(scaled)),
+                        None => StepWeights::Split {
+                            ih: w_ih.scale_rows(scaled),
+                            hh: w.w_hh.scale_rows(scaled),
+                        },
                     },
                 }
             })
@@ -816,6 +808,7 @@ impl RnnStack {
             };
             let mut pre = match w_step {
                 StepWeights::Joint(w) => known.addmm(&Tensor::cat(&[&input, &h], 1), &w.tr()),
+                StepWeights::JointInt8(w) => w.linear(&Tensor::cat(&[&input, &h], 1), Some(known)),
                 StepWeights::Split { ih, hh } => {
                     known + ih.linear(&input, None) + hh.linear(&h, None)
                 }

@@ -2,6 +2,7 @@
 
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
+use crate::cell::Matrix;
 use crate::config::ModelConfig;
 use crate::decoder::{Decoder, DecoderState, DecoderStep};
 use crate::dropout::dropout;
@@ -25,6 +26,9 @@ pub struct Seq2Seq {
     output: Option<nn::Linear>,
     /// Bias of the tied output projection, `[tgt_vocab]`.
     output_bias: Option<Tensor>,
+    /// The output projection's weight in int8 (`output_int8_q`, `output_int8_scale`), which
+    /// [`Self::project`] runs instead of the float one: int8 bundles with `int8.linear`.
+    output_int8: Option<Matrix>,
 }
 
 impl Seq2Seq {
@@ -66,14 +70,23 @@ impl Seq2Seq {
                 None,
             )
         };
+        let encoder = Encoder::new(&(root / "encoder"), config);
+        let decoder = Decoder::new(&(root / "decoder"), config);
+        // Created after every float variable, so that a float model draws the same
+        // initial values as before int8 existed.
+        let output_int8 = config.int8.filter(|i| i.linear).map(|_| {
+            let (v, a) = (config.tgt_vocab_size, config.attentional_dim());
+            Matrix::int8_var(root, "output", (v, a), 0..v, nn::Init::Const(0.0))
+        });
         Ok(Self {
             config: config.clone(),
             src_embedding,
             tgt_embedding,
-            encoder: Encoder::new(&(root / "encoder"), config),
-            decoder: Decoder::new(&(root / "decoder"), config),
+            encoder,
+            decoder,
             output,
             output_bias,
+            output_int8,
         })
     }
 
@@ -155,7 +168,19 @@ impl Seq2Seq {
     }
 
     /// Attentional vectors to vocabulary logits. attentional: `[.., A]` → `[.., V]`.
+    ///
+    /// In an int8 bundle with `int8.linear`, the int8 copy of the weight runs (on the CPU:
+    /// see [`Matrix::linear`]); [`Self::project_float`] is the float reference.
     pub fn project(&self, attentional: &Tensor) -> Tensor {
+        match &self.output_int8 {
+            Some(weight) => weight.linear(attentional, self.output_projection().1),
+            None => self.project_float(attentional),
+        }
+    }
+
+    /// [`Self::project`] with the float weight ([`Self::output_projection`]), whatever the
+    /// bundle holds.
+    pub fn project_float(&self, attentional: &Tensor) -> Tensor {
         match (&self.output, &self.output_bias) {
             (Some(linear), _) => linear.forward(attentional),
             (None, bias) => attentional.linear(&self.tgt_embedding, bias.as_ref()),
@@ -163,7 +188,8 @@ impl Seq2Seq {
     }
 
     /// The output projection's parameters: (weight `[tgt_vocab, A]`, bias `[tgt_vocab]`);
-    /// the weight is the target embedding when tied. `project(x) = x · weightᵀ + bias`.
+    /// the weight is the target embedding when tied. `project_float(x) = x · weightᵀ + bias`
+    /// (and `project(x)` too, unless an int8 copy of the weight runs instead).
     pub fn output_projection(&self) -> (&Tensor, Option<&Tensor>) {
         match (&self.output, &self.output_bias) {
             (Some(linear), _) => (&linear.ws, linear.bs.as_ref()),

@@ -70,6 +70,30 @@ pub fn quantize_rows(w: &Tensor) -> Result<(Tensor, Tensor), QuantError> {
     Ok((q, step))
 }
 
+/// [`quantize_rows`] of matrices with the same rows side by side, `[W_1 | W_2 | …]`: one step
+/// per row for all of them (the largest magnitude of the row in any block), so that their
+/// codes can later be joined column-wise into one int8 matrix and run as one kernel call.
+/// A block whose row is smaller than another's gets a coarser step than it would alone.
+///
+/// blocks: float `[R, C_i]` each → (q int8 `[R, C_i]` per block, s float32 `[R]`)
+pub fn quantize_rows_joint(blocks: &[&Tensor]) -> Result<(Vec<Tensor>, Tensor), QuantError> {
+    let rows = blocks.first().map(|b| b.size().first().copied());
+    if blocks
+        .iter()
+        .any(|b| b.dim() != 2 || Some(b.size().first().copied()) != rows)
+    {
+        return Err(QuantError::Shape(format!(
+            "quantize blocks of one row count side by side, got {:?}",
+            blocks.iter().map(|b| b.size()).collect::<Vec<_>>()
+        )));
+    }
+    let widths: Vec<i64> = blocks.iter().map(|b| b.size()[1]).collect();
+    let joint = Tensor::f_cat(blocks, 1)?;
+    let (q, step) = quantize_rows(&joint)?;
+    let codes = q.f_split_with_sizes(widths.as_slice(), 1)?;
+    Ok((codes, step))
+}
+
 /// The float matrix an int8 one stands for: q int8 `[R, C]`, s `[R]` → float32 `[R, C]`.
 pub fn dequantize_rows(q: &Tensor, step: &Tensor) -> Tensor {
     q.to_kind(Kind::Float) * step.to_kind(Kind::Float).unsqueeze(1)
@@ -263,11 +287,25 @@ impl Int8Weight {
         }
         .map_err(QuantError::Kernel)?;
         let row_scale = row_scale.f_to_kind(Kind::Float)?;
-        let y = match bias {
-            Some(b) => b.f_to_kind(Kind::Float)?.f_addcmul(&out, &row_scale)?,
-            None => out.f_mul(&row_scale)?,
-        };
-        Ok(y.f_to_kind(kind)?)
+        // In place, into the kernel's fresh output: for the output projection that tensor
+        // (`[rows, vocabulary]`) is the largest of a decoder step, and this saves allocating
+        // and writing a second one of that size (one pass instead of two). Inference
+        // only, as the kernel has no backward: the steps and bias are taken without autograd
+        // history (libtorch refuses out= ops on tensors that require grad).
+        let row_scale = row_scale.f_detach()?;
+        let mut out = out;
+        match bias {
+            Some(b) => {
+                let _ = b
+                    .f_to_kind(Kind::Float)?
+                    .f_detach()?
+                    .f_addcmul_out(&out, &out, &row_scale)?;
+            }
+            None => {
+                let _ = out.f_mul_(&row_scale)?;
+            }
+        }
+        Ok(out.f_to_kind(kind)?)
     }
 }
 

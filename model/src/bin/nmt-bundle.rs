@@ -57,9 +57,10 @@ enum Command {
     /// --clip 1); they are stored as a codebook and 4- or 8-bit indices and load as float
     /// weights. `--svd-rank K` replaces the chosen rows of the recurrent matrices by their
     /// best rank-K factors, stored as factors and run as two GEMMs. `--int8` stores the chosen
-    /// rows of the recurrent matrices as int8 with one scale per row (symmetric, 7 bits),
-    /// run by libtorch's fbgemm int8 kernel: CPU only, always on the step executor (bundle
-    /// format 3).
+    /// rows of the recurrent matrices (with --params all also the attention, W_c and output
+    /// projection matrices) as int8 with one scale per row (symmetric, 7 bits), run by
+    /// libtorch's fbgemm int8 kernel: CPU only, always on the step executor (bundle format
+    /// 3). --int8 and --svd-rank do not combine.
     Compress {
         /// Bundle to read.
         input: PathBuf,
@@ -73,13 +74,18 @@ enum Command {
         )]
         round: Option<f64>,
         /// Factor the chosen rows with this rank (--params gates or recurrent).
-        #[arg(long, conflicts_with = "int8")]
+        #[arg(long)]
         svd_rank: Option<i64>,
         /// Store the chosen rows as int8 with per-row scales, run by int8 kernels on the CPU
         /// (--params recurrent, the default with --int8: every row of every recurrent
         /// layer's input and recurrent matrix; gates: only the input- and forget-gate rows,
-        /// the others stay float and run as a second, float GEMM). Attention, embeddings and
-        /// the output layer stay float (--params all is refused).
+        /// the others stay float and run as a second, float GEMM; all: every row of the
+        /// recurrent matrices, and also the attention's key (and MLP query) projection, the
+        /// decoder's W_c and the output projection, which gets an int8 copy of its weight
+        /// beside the float one (a tied embedding's lookups stay float: the bundle grows by
+        /// that copy). The embeddings' lookups, the biases and the bridges from encoder to
+        /// decoder stay float. A decoder layer's input and recurrent matrices share each
+        /// row's scale, so that a search step runs them as one int8 GEMM.
         #[arg(long)]
         int8: bool,
         /// Then clip them to [-CLIP, CLIP] (> 0).
@@ -87,7 +93,9 @@ enum Command {
         clip: Option<f64>,
         /// Which weights: the input- and forget-gate rows of every recurrent layer's input
         /// and recurrent matrices (gates, what the paper compressed), all rows of those
-        /// matrices (recurrent), or every weight (all). Default: gates; recurrent with --int8.
+        /// matrices (recurrent), or every weight (all; with --int8: every matrix a decoder
+        /// step multiplies by, see --int8; refused with --svd-rank). Default: gates;
+        /// recurrent with --int8.
         #[arg(long, value_enum)]
         params: Option<ParamSet>,
         /// Stored type of the other weights.
@@ -142,6 +150,12 @@ fn main() -> Result<()> {
             params,
             dtype,
         } => {
+            if int8 && svd_rank.is_some() {
+                bail!(
+                    "--int8 and --svd-rank cannot be combined: --int8 quantizes dense matrices \
+                     and does not quantize rank-K factors (compress with one of them)"
+                );
+            }
             let rows = |params: ParamSet, flag: &str| match params {
                 ParamSet::Gates => Ok(LowRankRows::Gates),
                 ParamSet::Recurrent => Ok(LowRankRows::All),
@@ -150,12 +164,14 @@ fn main() -> Result<()> {
                 )),
             };
             let result = match (round, svd_rank) {
-                _ if int8 => bundle::compress_int8(
-                    &input,
-                    &output,
-                    rows(params.unwrap_or(ParamSet::Recurrent), "--int8")?,
-                    dtype,
-                ),
+                _ if int8 => {
+                    let params = params.unwrap_or(ParamSet::Recurrent);
+                    let (rows, linear) = match params {
+                        ParamSet::All => (LowRankRows::All, true),
+                        other => (rows(other, "--int8")?, false),
+                    };
+                    bundle::compress_int8(&input, &output, rows, linear, dtype)
+                }
                 (Some(round), _) => bundle::compress_round_clip(
                     &input,
                     &output,
