@@ -1,7 +1,7 @@
-// The exception guard of the C interfaces over libtorch (distributed/csrc/c10d_shim.cpp,
-// quantized/csrc/q8_shim.cpp): a function that can fail takes `char** err` and, on failure,
-// returns non-zero and sets *err to a malloc'd message the caller frees. No C++ exception
-// crosses the boundary. The build scripts put this folder on the include path
+// The exception guard of the C interfaces over libtorch (distributed/csrc/c10d_shim.cpp and
+// c10d_nccl.cpp, quantized/csrc/q8_shim.cpp): a function that can fail takes `char** err`
+// and, on failure, returns non-zero (or null) and sets *err to a malloc'd message the caller
+// frees (the Rust side: ffi_error.rs). No C++ exception crosses the boundary. The build scripts put this folder on the include path
 // (build-support/libtorch.rs).
 #pragma once
 

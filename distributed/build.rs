@@ -29,7 +29,6 @@ fn main() {
     for var in ["NMT_NCCL", "CUDA_INCLUDE_DIR", "NCCL_INCLUDE_DIR"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    println!("cargo:rerun-if-changed=csrc/c10d_nccl.cpp");
     let libtorch = libtorch::root();
     let include = libtorch.join("include");
     let c10d = include.join("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp");
@@ -59,7 +58,7 @@ fn main() {
         .compile("nmt_c10d");
     libtorch::link(&libtorch.join("lib"));
     if let Some(headers) = nccl_headers(&libtorch) {
-        let library = build_nccl_library(&libtorch, &headers, &libtorch::cxx11_abi());
+        let library = build_nccl_library(&libtorch, &headers);
         // src/group.rs looks for it there (after NMT_NCCL_LIBRARY and the executable's folder).
         println!(
             "cargo:rustc-env=NMT_NCCL_LIBRARY_BUILT={}",
@@ -70,23 +69,20 @@ fn main() {
 
 /// Compiles csrc/c10d_nccl.cpp into `OUT_DIR/libnmt_c10d_nccl.so`, linked to libtorch_cuda
 /// (where ProcessGroupNCCL lives) with libtorch's folder as its rpath. `cc` builds static
-/// archives only, so its configured compiler is run by hand with `-shared`.
-fn build_nccl_library(libtorch: &Path, headers: &[PathBuf], abi: &str) -> PathBuf {
+/// archives only, so the compiler of the same configuration as the other shims (flags,
+/// include path with the FFI guard) is run by hand with `-shared`.
+fn build_nccl_library(libtorch: &Path, headers: &[PathBuf]) -> PathBuf {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let library = out.join("libnmt_c10d_nccl.so");
     let include = libtorch.join("include");
     let lib = libtorch.join("lib");
-    let mut cmd = cc::Build::new().cpp(true).get_compiler().to_command();
-    cmd.args(["-std=c++17", "-O2", "-fPIC", "-shared", "-w"])
-        .arg(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
-        .arg("-DUSE_C10D_NCCL")
-        .arg("-I")
-        .arg(&include)
-        .arg("-I")
-        .arg(include.join("torch/csrc/api/include"));
-    for dir in headers {
-        cmd.arg("-I").arg(dir);
-    }
+    let mut cmd = libtorch::shim_build("csrc/c10d_nccl.cpp", &include)
+        .include(include.join("torch/csrc/api/include"))
+        .includes(headers)
+        .define("USE_C10D_NCCL", None)
+        .get_compiler()
+        .to_command();
+    cmd.args(["-shared", "-fPIC"]);
     cmd.arg("csrc/c10d_nccl.cpp")
         .arg("-o")
         .arg(&library)

@@ -5,18 +5,18 @@
 // machines without them do not meet (model::device loads libtorch_cuda at run time for the
 // same reason).
 //
-// Same conventions as c10d_shim.cpp: no C++ exception crosses this boundary; failures return
-// null and set *err to a malloc'd message (freed by nmt_c10d_free_error of the main shim,
-// which uses the same allocator).
+// Same conventions as c10d_shim.cpp (build-support/ffi_guard.h): no C++ exception crosses
+// this boundary; failures return null and set *err to a malloc'd message (freed by
+// nmt_c10d_free_error of the main shim, which uses the same allocator).
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <cstring>
-#include <exception>
-#include <string>
+#include <stdexcept>
+
+#include "ffi_guard.h"
 
 extern "C" {
 
@@ -25,7 +25,8 @@ extern "C" {
 // reclaims it into an intrusive_ptr), or null with *err set.
 void* nmt_c10d_nccl_new(void* store, int32_t rank, int32_t world_size, int64_t timeout_ms,
                         char** err) {
-  try {
+  void* result = nullptr;
+  nmt_ffi::guarded(err, "unknown C++ exception in the NCCL process group", [&] {
     // ProcessGroupNCCL refuses to start without a GPU ("no GPUs found"); say it in our words.
     if (!at::cuda::is_available()) {
       throw std::runtime_error(
@@ -39,15 +40,9 @@ void* nmt_c10d_nccl_new(void* store, int32_t rank, int32_t world_size, int64_t t
     options->timeout = std::chrono::milliseconds(timeout_ms);
     c10::intrusive_ptr<c10d::Backend> pg =
         c10::make_intrusive<c10d::ProcessGroupNCCL>(nccl_store, rank, world_size, options);
-    return pg.release();
-  } catch (const c10::Error& e) {
-    *err = strdup(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    *err = strdup(e.what());
-  } catch (...) {
-    *err = strdup("unknown C++ exception in the NCCL process group");
-  }
-  return nullptr;
+    result = pg.release();
+  });
+  return result;
 }
 
 }  // extern "C"

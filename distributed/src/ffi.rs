@@ -1,9 +1,12 @@
 //! The C functions of csrc/c10d_shim.cpp. Every call that can fail returns null or a non-zero
 //! status and hands back a malloc'd message, which [`take_error`] turns into a `String`.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 
 use tch::Tensor;
+
+#[path = "../../build-support/ffi_error.rs"]
+mod ffi_error;
 
 /// `nmt_c10d_nccl_new` of csrc/c10d_nccl.cpp (libnmt_c10d_nccl.so, loaded at run time).
 pub type NcclNew = unsafe extern "C" fn(
@@ -66,12 +69,7 @@ extern "C" {
 /// # Safety
 /// `err` is null or a pointer the shim returned through its `err` argument, not yet freed.
 pub unsafe fn take_error(err: *mut c_char) -> String {
-    if err.is_null() {
-        return "c10d failed without a message".to_owned();
-    }
-    let message = CStr::from_ptr(err).to_string_lossy().into_owned();
-    nmt_c10d_free_error(err);
-    message
+    ffi_error::take_error(err, nmt_c10d_free_error, "c10d failed without a message")
 }
 
 /// The `at::Tensor*` behind each tensor: tch's C tensor handle is exactly that.

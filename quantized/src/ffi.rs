@@ -1,9 +1,12 @@
 //! The C functions of csrc/q8_shim.cpp. Every call that can fail returns a non-zero status and
 //! hands back a malloc'd message, which [`take_error`] turns into a `String`.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 
 use tch::Tensor;
+
+#[path = "../../build-support/ffi_error.rs"]
+mod ffi_error;
 
 /// A tensor handle: `at::Tensor*` on the C++ side, which is what tch's C tensor pointers are.
 pub type CTensor = *mut c_void;
@@ -30,12 +33,7 @@ extern "C" {
 /// # Safety
 /// `err` is null or a pointer the shim returned through its `err` argument, not yet freed.
 pub unsafe fn take_error(err: *mut c_char) -> String {
-    if err.is_null() {
-        return "fbgemm failed without a message".to_owned();
-    }
-    let message = CStr::from_ptr(err).to_string_lossy().into_owned();
-    nmt_q8_free_error(err);
-    message
+    ffi_error::take_error(err, nmt_q8_free_error, "fbgemm failed without a message")
 }
 
 /// Runs a shim call that returns one tensor: `call(&mut out, &mut err)`.
