@@ -7,12 +7,12 @@ mod libtorch;
 fn main() {
     let libtorch = libtorch::root();
     let include = libtorch.join("include");
-    let op = include.join("ATen/ops/fbgemm_linear_int8_weight_fp32_activation.h");
-    if !op.is_file() {
+    let fbgemm = include.join("fbgemm/Fbgemm.h");
+    if !fbgemm.is_file() {
         panic!(
-            "{} not found: this libtorch has no fbgemm int8 linear op (the PyPI torch wheel \
-             has it; run scripts/setup-libtorch.sh)",
-            op.display()
+            "{} not found: this libtorch ships no fbgemm headers (the PyPI torch wheel for \
+             x86-64 has them; run scripts/setup-libtorch.sh)",
+            fbgemm.display()
         );
     }
     libtorch::shim_build("csrc/q8_shim.cpp", &include).compile("nmt_q8");

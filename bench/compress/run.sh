@@ -5,8 +5,10 @@
 # differently, and the length of what they write changes the work of a beam search, so
 # besides sentences/s the output words/s are given: the fairer measure of per-step cost.
 #
-#   bench/compress/run.sh [--rounds N] [--threads N] [--data DIR] BUNDLE...
+#   bench/compress/run.sh [--rounds N] [--threads N] [--data DIR] BUNDLE[@NMT_TRANSLATE]...
 #
+# BUNDLE@NMT_TRANSLATE runs that bundle with another build of nmt-translate (e.g. one of an
+# earlier commit, to compare code side by side); the default is this tree's release build.
 # Prints one line per run and the medians per bundle with their ratios to the first bundle.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -20,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --data) DATA="$2"; shift 2 ;;
-    -h|--help) usage 9 ;;
+    -h|--help) usage 12 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) BUNDLES+=("$1"); shift ;;
   esac
@@ -31,8 +33,10 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$THREADS"
 TMP="$(mktemp -d -t compress-bench-XXXXXX)"
 for round in $(seq "$ROUNDS"); do
   for i in "${!BUNDLES[@]}"; do
-    /usr/bin/time -f '%e' -o "$TMP/$i.$round.time" target/release/nmt-translate \
-      --model "${BUNDLES[$i]}" --input "$DATA/test.de" --quiet --device cpu > "$TMP/$i.$round.out"
+    bundle="${BUNDLES[$i]%@*}" bin=target/release/nmt-translate
+    [[ "${BUNDLES[$i]}" == *@* ]] && bin="${BUNDLES[$i]#*@}"
+    /usr/bin/time -f '%e' -o "$TMP/$i.$round.time" "$bin" \
+      --model "$bundle" --input "$DATA/test.de" --quiet --device cpu > "$TMP/$i.$round.out"
     echo "$round ${BUNDLES[$i]} $(cat "$TMP/$i.$round.time") s, $(wc -l < "$TMP/$i.$round.out") lines, $(wc -w < "$TMP/$i.$round.out") words"
   done
 done

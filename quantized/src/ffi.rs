@@ -12,15 +12,15 @@ mod ffi_error;
 pub type CTensor = *mut c_void;
 
 extern "C" {
-    pub fn nmt_q8_pack(q: *const c_void, packed: *mut CTensor, err: *mut *mut c_char) -> i32;
+    pub fn nmt_q8_pack(q: *const c_void, packed: *mut *mut c_void, err: *mut *mut c_char) -> i32;
+    pub fn nmt_q8_free_packed(packed: *mut c_void);
     #[allow(clippy::too_many_arguments)]
     pub fn nmt_q8_linear(
         x: *const c_void,
-        q: *const c_void,
-        packed: *const c_void,
+        packed: *mut c_void,
         col_offsets: *const c_void,
-        scale: f64,
-        zero_point: i64,
+        row_scale: *const c_void,
+        zero_points: *const c_void,
         bias: *const c_void,
         out: *mut CTensor,
         err: *mut *mut c_char,

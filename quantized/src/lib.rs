@@ -1,20 +1,18 @@
 //! int8 weights with fp32 activations on the CPU: per-row quantization of a weight matrix,
-//! and `y = x · Wᵀ` run by libtorch's fbgemm kernel (`fbgemm_linear_int8_weight_fp32_activation`,
-//! the one PyTorch's first dynamic quantization of `nn.Linear` used), which tch does not bind;
-//! csrc/q8_shim.cpp reaches it.
+//! and `y = x · Wᵀ` run by fbgemm, the int8 GEMM library inside libtorch_cpu, which tch does
+//! not bind; csrc/q8_shim.cpp reaches it (and says why it calls fbgemm directly rather than
+//! libtorch's `fbgemm_linear_int8_weight_fp32_activation`).
 //!
 //! How a matrix is held: `W ≈ diag(s) · q`, `q` int8 `[R, C]` with `|q| ≤` [`QMAX`], `s`
-//! float32 `[R]` (one step per row: per-output-channel, symmetric). fbgemm itself takes one
-//! scale per matrix; it is given scale 1 and zero point 0, and the per-row steps multiply its
-//! output (`y = (x · qᵀ) ⊙ s`), which is exact algebra, so the kernel stays per-tensor while
-//! the weights get per-row precision. The kernel quantizes `x` itself, per call, to uint8 over
+//! float32 `[R]` (one step per row: per-output-channel, symmetric). fbgemm applies the steps
+//! (and the bias) in its output stage. It quantizes `x` itself, per call, to uint8 over
 //! `[min(x, 0), max(x, 0)]`: the result carries that rounding too (see [`error_bound`]).
 
 mod ffi;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tch::{Device, Kind, Tensor};
 
@@ -113,15 +111,30 @@ pub fn error_bound(x: &Tensor, dequantized: &Tensor) -> Tensor {
     dequantized.abs().sum_dim_intlist(1, false, Kind::Float) * step / 2.0
 }
 
+/// fbgemm's packed copy of an int8 matrix (`fbgemm::PackBMatrix`, owned; freed on drop).
+struct PackedB(*mut std::ffi::c_void);
+
+// SAFETY: the packed matrix is written once, when made, and only read afterwards; fbgemm's
+// own threads read one packed matrix at the same time, as PyTorch's inference threads do.
+unsafe impl Send for PackedB {}
+unsafe impl Sync for PackedB {}
+
+impl Drop for PackedB {
+    fn drop(&mut self) {
+        // SAFETY: made by nmt_q8_pack, freed once, here.
+        unsafe { ffi::nmt_q8_free_packed(self.0) }
+    }
+}
+
 /// fbgemm's form of some columns of an int8 matrix.
 struct Packed {
-    /// The columns, contiguous (the kernel reads the int8 matrix beside the packed one).
-    q: Tensor,
-    packed: Tensor,
+    /// Shared, so that a call can hold it without holding the weight's lock.
+    packed: Arc<PackedB>,
     /// Each row's sum (zero point 0): int32 `[R]`.
     col_offsets: Tensor,
-    /// float32 zeros `[R]`: the kernel requires a bias; ours is added after the row scales.
-    zero_bias: Tensor,
+    /// int32 zeros `[R]`: the weights' zero points (symmetric), one per row as fbgemm's
+    /// per-row output stage reads them.
+    zero_points: Tensor,
 }
 
 impl Packed {
@@ -129,18 +142,22 @@ impl Packed {
         let q = q
             .f_narrow(1, columns.start, columns.end - columns.start)?
             .f_contiguous()?;
-        // SAFETY: q is a live int8 tensor for the duration of the call.
-        let packed = unsafe {
-            ffi::returning_tensor(|out, err| ffi::nmt_q8_pack(q.as_ptr() as *const _, out, err))
+        let mut packed = std::ptr::null_mut();
+        let mut err = std::ptr::null_mut();
+        // SAFETY: q is a live int8 tensor for the duration of the call; fbgemm copies it.
+        if unsafe { ffi::nmt_q8_pack(q.as_ptr() as *const _, &mut packed, &mut err) } != 0
+            || packed.is_null()
+        {
+            // SAFETY: err is null or the shim's message, not yet freed.
+            return Err(QuantError::Kernel(unsafe { ffi::take_error(err) }));
         }
-        .map_err(QuantError::Kernel)?;
+        let packed = Arc::new(PackedB(packed));
         let col_offsets = q.f_sum_dim_intlist(1, false, Kind::Int)?.f_contiguous()?;
-        let zero_bias = Tensor::f_zeros([q.size()[0]], (Kind::Float, Device::Cpu))?;
+        let zero_points = Tensor::f_zeros([q.size()[0]], (Kind::Int, Device::Cpu))?;
         Ok(Self {
-            q,
             packed,
             col_offsets,
-            zero_bias,
+            zero_points,
         })
     }
 }
@@ -264,46 +281,61 @@ impl Int8Weight {
             }
             let p = &inner.packs[&key];
             // Handles, so the lock is not held while the kernel runs.
-            [&p.q, &p.packed, &p.col_offsets, &p.zero_bias].map(Tensor::shallow_clone)
+            (
+                Arc::clone(&p.packed),
+                p.col_offsets.shallow_clone(),
+                p.zero_points.shallow_clone(),
+            )
         };
-        let [q, packed, col_offsets, zero_bias] = pack;
+        let (packed, col_offsets, zero_points) = pack;
         let kind = x.kind();
-        let x = x.f_to_kind(Kind::Float)?.f_contiguous()?;
-        // SAFETY: every pointer is a live tensor for the duration of the call.
+        let mut out_shape = x.size();
+        let rows = row_scale.size()[0];
+        if let Some(last) = out_shape.last_mut() {
+            *last = rows;
+        }
+        let width = columns.end - columns.start;
+        let x = x
+            .f_to_kind(Kind::Float)?
+            .f_reshape([-1, width])?
+            .f_contiguous()?;
+        // Inference only (fbgemm has no backward): no autograd history on what it reads.
+        let row_scale = row_scale
+            .f_to_kind(Kind::Float)?
+            .f_detach()?
+            .f_contiguous()?;
+        // A bias per row goes into fbgemm's output stage; one that varies over the batch
+        // too (`[.., R]`, e.g. a step's precomputed input projection) is added afterwards.
+        let bias = match bias {
+            Some(b) => Some(b.f_to_kind(Kind::Float)?.f_detach()?.f_contiguous()?),
+            None => None,
+        };
+        let (fused_bias, later_bias) = match bias {
+            Some(b) if b.dim() == 1 => (Some(b), None),
+            other => (None, other),
+        };
+        // SAFETY: every pointer is a live tensor (or the live packed matrix) for the duration
+        // of the call; a missing bias is null, which the shim accepts.
         let out = unsafe {
             ffi::returning_tensor(|out, err| {
                 ffi::nmt_q8_linear(
                     x.as_ptr() as *const _,
-                    q.as_ptr() as *const _,
-                    packed.as_ptr() as *const _,
+                    packed.0,
                     col_offsets.as_ptr() as *const _,
-                    1.0,
-                    0,
-                    zero_bias.as_ptr() as *const _,
+                    row_scale.as_ptr() as *const _,
+                    zero_points.as_ptr() as *const _,
+                    fused_bias
+                        .as_ref()
+                        .map_or(std::ptr::null(), |b| b.as_ptr() as *const _),
                     out,
                     err,
                 )
             })
         }
         .map_err(QuantError::Kernel)?;
-        let row_scale = row_scale.f_to_kind(Kind::Float)?;
-        // In place, into the kernel's fresh output: for the output projection that tensor
-        // (`[rows, vocabulary]`) is the largest of a decoder step, and this saves allocating
-        // and writing a second one of that size (one pass instead of two). Inference
-        // only, as the kernel has no backward: the steps and bias are taken without autograd
-        // history (libtorch refuses out= ops on tensors that require grad).
-        let row_scale = row_scale.f_detach()?;
-        let mut out = out;
-        match bias {
-            Some(b) => {
-                let _ = b
-                    .f_to_kind(Kind::Float)?
-                    .f_detach()?
-                    .f_addcmul_out(&out, &out, &row_scale)?;
-            }
-            None => {
-                let _ = out.f_mul_(&row_scale)?;
-            }
+        let mut out = out.f_reshape(out_shape.as_slice())?;
+        if let Some(b) = later_bias {
+            let _ = out.f_add_(&b)?;
         }
         Ok(out.f_to_kind(kind)?)
     }

@@ -80,6 +80,13 @@ fn int8_linear_matches_dequantized_reference() {
     // Column blocks, as the step executor splits layer 0.
     check_against_reference(&w, &random(&[4, 24], 9), 40..64, None);
     check_against_reference(&w, &random(&[4, 40], 10), 0..40, Some(&bias));
+    // A bias per input row too (added after fbgemm's output stage, not in it).
+    check_against_reference(
+        &w,
+        &random(&[5, 64], 11),
+        0..64,
+        Some(&random(&[5, 96], 12)),
+    );
 }
 
 #[test]
