@@ -212,8 +212,13 @@ impl RunDir {
         let dest = self.step_dir(state.step);
         let linked = |p: Option<PathBuf>| p.as_deref() == Some(dest.as_path());
         if linked(self.last()) || linked(self.best()) {
-            // A link already points at a complete checkpoint of this very step (a resumed run
-            // saving again before any update): keep it rather than ever leave a link dangling.
+            // A link already points at a checkpoint of this very step: saved before this
+            // step's validation (a `save_every`/`keep_every` step, then the final validation),
+            // or by a resumed run saving again before any update. Same weights, but the
+            // metadata and trainer state may be newer (the validation's scores, the best BLEU
+            // a resume continues from): move the files in one by one, each rename atomic, so
+            // that no link ever points at a missing or half-written folder.
+            replace_files(&tmp, &dest)?;
             fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
         } else {
             if dest.exists() {
@@ -313,6 +318,23 @@ pub fn fsync_tree(root: &Path) -> Result<(), CheckpointError> {
         }
     }
     fsync_dir(root)
+}
+
+/// Moves every file under `from` to the same place under `to` (creating folders), each by
+/// an atomic rename over what is there, then fsyncs the folders of `to` it touched.
+fn replace_files(from: &Path, to: &Path) -> Result<(), CheckpointError> {
+    fs::create_dir_all(to).map_err(io_err(to))?;
+    for entry in fs::read_dir(from).map_err(io_err(from))? {
+        let entry = entry.map_err(io_err(from))?;
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if entry.file_type().map_err(io_err(&path))?.is_dir() {
+            replace_files(&path, &target)?;
+        } else {
+            fs::rename(&path, &target).map_err(io_err(&target))?;
+        }
+    }
+    fsync_dir(to)
 }
 
 /// fsyncs a folder so that renames and creations inside it are durable.

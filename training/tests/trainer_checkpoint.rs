@@ -78,6 +78,40 @@ fn last_best_and_kept_checkpoints_are_retained_others_swept() {
     assert_eq!(read_state(&last).unwrap().step, 5);
 }
 
+/// Contents whose model file says which save wrote it.
+struct Tagged(&'static [u8]);
+
+impl CheckpointContents for Tagged {
+    fn write_model(&self, dir: &Path) -> Result<(), String> {
+        std::fs::write(dir.join("weights"), self.0).map_err(|e| e.to_string())
+    }
+    fn write_optimizer(&self, path: &Path) -> Result<(), String> {
+        std::fs::write(path, self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// A step saved before its validation (a `keep_every` step that is the last one), then again
+/// after it: the second save's files (its scores, the best BLEU a resume continues from)
+/// replace the first's.
+#[test]
+fn saving_a_step_again_replaces_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::create(dir.path()).unwrap();
+    run.save(&state(4), &Tagged(b"before"), false, 4).unwrap();
+    let mut validated = state(4);
+    validated.best_bleu = Some(40.5);
+    run.save(&validated, &Tagged(b"after"), true, 4).unwrap();
+    assert_eq!(step_dirs(&run), ["step-00000004"]);
+    assert_eq!(run.best().unwrap(), run.step_dir(4));
+    let last = run.last().unwrap();
+    assert_eq!(read_state(&last).unwrap().best_bleu, Some(40.5));
+    assert_eq!(
+        std::fs::read(last.join(MODEL_DIR).join("weights")).unwrap(),
+        b"after"
+    );
+    assert_eq!(std::fs::read(last.join(OPTIMIZER_FILE)).unwrap(), b"after");
+}
+
 #[test]
 fn a_failed_write_leaves_the_previous_checkpoint_in_place() {
     let dir = tempfile::tempdir().unwrap();
