@@ -55,8 +55,8 @@ COPY figures/ figures/
 COPY distributed/ distributed/
 # The int8 kernels' shim (model links it: nmt-bundle compress --int8 and int8 bundles).
 COPY quantized/ quantized/
-# What the build scripts of distributed/ and quantized/ share (their libtorch build, the
-# C++ shims' exception guard).
+# What distributed/ and quantized/ share about their C++ shims (the libtorch build of their
+# build scripts, the shims' exception guard and its Rust side).
 COPY build-support/ build-support/
 # No debug info and stripped: the shipped binaries are for running, not profiling.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
