@@ -252,6 +252,18 @@ impl RunDir {
         Ok(())
     }
 
+    /// The checkpoints on disk, `(step, folder)`, oldest first.
+    pub fn steps(&self) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+        let ckpts = self.checkpoints();
+        let mut steps: Vec<(u64, PathBuf)> = fs::read_dir(&ckpts)
+            .map_err(io_err(&ckpts))?
+            .flatten()
+            .filter_map(|entry| Some((step_of(&entry.file_name())?, entry.path())))
+            .collect();
+        steps.sort();
+        Ok(steps)
+    }
+
     /// Deletes temporaries and checkpoints nobody needs.
     fn sweep(&self, keep_every: u64) -> Result<(), CheckpointError> {
         let keep: Vec<PathBuf> = [self.last(), self.best()].into_iter().flatten().collect();
@@ -264,10 +276,7 @@ impl RunDir {
                 // Only our own temporaries can be in flight; another process's are leftovers
                 // of a killed run (a run directory has one trainer at a time).
                 true
-            } else if let Some(step) = name
-                .strip_prefix("step-")
-                .and_then(|s| s.parse::<u64>().ok())
-            {
+            } else if let Some(step) = step_of(&entry.file_name()) {
                 let kept_every_n = keep_every > 0 && step > 0 && step.is_multiple_of(keep_every);
                 !keep.contains(&path) && !kept_every_n
             } else {
@@ -318,6 +327,11 @@ pub fn fsync_tree(root: &Path) -> Result<(), CheckpointError> {
         }
     }
     fsync_dir(root)
+}
+
+/// The step of a checkpoint folder's name (`step-00001250` → 1250).
+fn step_of(name: &std::ffi::OsStr) -> Option<u64> {
+    name.to_str()?.strip_prefix("step-")?.parse().ok()
 }
 
 /// Moves every file under `from` to the same place under `to` (creating folders), each by

@@ -202,6 +202,10 @@ pub struct TrainingConfig {
     pub save_every: u64,
     /// Keep the checkpoint of every N-th update forever (0: keep only `last` and `best`).
     pub keep_every: u64,
+    /// At the end of the run, average the weights of the last N checkpoints on disk (the
+    /// final one and the `keep_every` ones before it) into `RUN/averaged`, as fairseq's
+    /// `average_checkpoints` does (0: off; N ≥ 2 needs `keep_every`).
+    pub average_last: u32,
     /// Stop after this many validations without a better BLEU (0: never).
     pub patience: u32,
     /// Stop with an error after this many consecutive non-finite losses.
@@ -250,6 +254,7 @@ impl Default for TrainingConfig {
             validate_every: 1000,
             save_every: 0,
             keep_every: 0,
+            average_last: 0,
             patience: 0,
             max_nonfinite: 10,
             log_every: 100,
@@ -415,6 +420,22 @@ impl Config {
             return err(
                 "training.dist_backend",
                 format!("{:?}: expected auto, gloo or nccl", t.dist_backend),
+            );
+        }
+        if t.average_last == 1 {
+            return err(
+                "training.average_last",
+                "1 is the last checkpoint itself: use 0 (off) or N >= 2".into(),
+            );
+        }
+        if t.average_last >= 2 && t.keep_every == 0 {
+            return err(
+                "training.average_last",
+                format!(
+                    "averaging the last {} checkpoints needs them kept: set training.keep_every \
+                     (e.g. to validate_every)",
+                    t.average_last
+                ),
             );
         }
         if t.dist_timeout_secs == 0 {

@@ -11,8 +11,9 @@ use training::run::{run, RunArgs};
 /// The run directory receives checkpoints (`last`, `best`, and every `training.keep_every`
 /// steps; each holds a model bundle in `model/`), `train.jsonl` / `valid.jsonl` logs,
 /// `train.log`, the resolved `config.toml` and `curves.svg` (loss and BLEU by update, redrawn
-/// at every validation). A run killed at any instant continues exactly where its last
-/// checkpoint left it with `--resume`.
+/// at every validation), and with `training.average_last = N` the average of the last N
+/// checkpoints in `averaged/` (a model bundle). A run killed at any instant continues exactly
+/// where its last checkpoint left it with `--resume`.
 ///
 /// Relative paths in the config's [data] and [vocab] sections are resolved against the
 /// config file's folder.

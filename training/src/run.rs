@@ -66,6 +66,8 @@ pub enum RunError {
     },
     #[error("validation BLEU: {0}")]
     Bleu(String),
+    #[error("training.average_last: {0}")]
+    Average(String),
     #[error("launch: {0}")]
     Launch(#[from] distributed::LaunchError),
     #[error(transparent)]
@@ -471,5 +473,46 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         }),
     };
     let outcome = trainer.train(&mut data, Some(&valid), &RunOptions { quiet: args.quiet })?;
+    if cfg.training.average_last >= 2 && trainer.is_lead() {
+        average_last(trainer.run_dir(), cfg.training.average_last as usize)?;
+    }
     Ok((outcome, trainer.run_dir().clone()))
+}
+
+/// The folder `training.average_last` writes the average into, inside the run directory.
+pub const AVERAGED_DIR: &str = "averaged";
+
+/// Averages the models of the last `n` checkpoints of `run` into `RUN/averaged` (float32,
+/// replaced atomically). Fewer on disk (a short run): those, said in the log.
+fn average_last(run: &RunDir, n: usize) -> Result<(), RunError> {
+    let steps = run.steps()?;
+    let chosen = &steps[steps.len().saturating_sub(n)..];
+    if chosen.len() < 2 {
+        tracing::warn!(
+            wanted = n,
+            found = chosen.len(),
+            "training.average_last: fewer than 2 checkpoints on disk; nothing averaged"
+        );
+        return Ok(());
+    }
+    if chosen.len() < n {
+        tracing::warn!(
+            wanted = n,
+            found = chosen.len(),
+            "training.average_last: fewer checkpoints on disk than asked; averaging those"
+        );
+    }
+    let models: Vec<PathBuf> = chosen
+        .iter()
+        .map(|(_, dir)| dir.join(crate::checkpoint::MODEL_DIR))
+        .collect();
+    let out = run.root().join(AVERAGED_DIR);
+    model::bundle::average(&models, &out, model::bundle::WeightsDtype::Float32)
+        .map_err(|e| RunError::Average(e.to_string()))?;
+    tracing::info!(
+        steps = ?chosen.iter().map(|(step, _)| step).collect::<Vec<_>>(),
+        path = %out.display(),
+        "checkpoints averaged"
+    );
+    Ok(())
 }

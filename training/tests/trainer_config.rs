@@ -195,6 +195,26 @@ fn nonsense_values_are_errors_naming_the_key() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("never end"), "{err}");
+    // Averaging needs the checkpoints kept, and one checkpoint is no average.
+    let err = load(MINIMAL, &["training.average_last=3"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("training.average_last") && err.contains("keep_every"),
+        "{err}"
+    );
+    let err = load(
+        MINIMAL,
+        &["training.average_last=1", "training.keep_every=5"],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("training.average_last"), "{err}");
+    load(
+        MINIMAL,
+        &["training.average_last=3", "training.keep_every=5"],
+    )
+    .unwrap();
     let err = load("[data\n", &[]).unwrap_err().to_string();
     assert!(err.contains("test.toml"), "{err}");
 }
