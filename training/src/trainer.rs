@@ -770,6 +770,9 @@ impl<M: TrainableModel> Trainer<M> {
             point.is_best = outcome.is_best;
             point.stop = outcome.stop;
             point.scores = Some(outcome.scores);
+            // A checkpoint written at this step before the validation lacks its scores (and
+            // the trainer state it changed): write it again.
+            self.last_saved_step = None;
         }
         if save {
             self.state.elapsed_secs = books.elapsed();

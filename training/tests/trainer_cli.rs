@@ -310,3 +310,82 @@ fn bad_training_lines_stop_with_file_and_line_unless_skipped() {
         assert!(err.contains(want), "{want:?} not in the report: {err}");
     }
 }
+
+/// `training.average_last`: a run whose last step is saved before its final validation
+/// (32 is a `save_every` step, not a `validate_every` one) averages its kept checkpoints into
+/// `averaged/`, and the final checkpoint carries the final validation's scores and the
+/// config's data description.
+#[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
+fn a_run_averages_its_last_checkpoints_and_records_its_final_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    let run = dir.path().join("run");
+    run_ok(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--max-steps",
+        "32",
+        "--set",
+        "training.keep_every=12",
+        "--set",
+        "training.average_last=3",
+        "--set",
+        "data.description=\"300 Multi30k captions\"",
+    ]);
+    let read_json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    // The final validation (step 32) is what the final checkpoint's metadata says.
+    let valid = std::fs::read_to_string(run.join("valid.jsonl")).unwrap();
+    let final_valid: serde_json::Value =
+        serde_json::from_str(valid.lines().last().unwrap()).unwrap();
+    assert_eq!(final_valid["step"], 32, "{valid}");
+    let metadata = read_json(&run.join("last/model/metadata.json"));
+    assert_eq!(metadata["step"], 32, "{metadata}");
+    // `[data] description` reaches every bundle the run writes.
+    assert_eq!(
+        metadata["description"], "300 Multi30k captions",
+        "{metadata}"
+    );
+    assert_eq!(
+        metadata["validation"]["loss"], final_valid["loss"],
+        "{metadata} against {final_valid}"
+    );
+    // Kept: 12 and 24 (keep_every) and 32 (last); their average, tensor by tensor.
+    let checkpoint = |step: u64| run.join(format!("checkpoints/step-{step:08}/model"));
+    let weights = |dir: &Path| {
+        let mut named = tch::Tensor::read_safetensors(dir.join("model.safetensors")).unwrap();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    };
+    let averaged = run.join("averaged");
+    assert_eq!(
+        read_json(&averaged.join("config.json"))["model"],
+        read_json(&checkpoint(32).join("config.json"))["model"]
+    );
+    let inputs: Vec<_> = [12, 24, 32].map(|s| weights(&checkpoint(s))).into();
+    let out = weights(&averaged);
+    assert_eq!(out.len(), inputs[0].len());
+    for (i, (name, t)) in out.iter().enumerate() {
+        let mean = inputs
+            .iter()
+            .map(|w| w[i].1.to_kind(tch::Kind::Float))
+            .fold(None::<tch::Tensor>, |acc, t| {
+                Some(acc.map_or(t.shallow_clone(), |a| a + t))
+            })
+            .unwrap()
+            / 3.0;
+        let diff = (t.to_kind(tch::Kind::Float) - mean)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(
+            diff < 1e-6,
+            "{name}: off the mean of steps 12, 24, 32 by {diff}"
+        );
+    }
+}
