@@ -45,6 +45,7 @@ SETTINGS=(
   "svd16-recurrent:--svd-rank 16 --params recurrent"
   "int8-recurrent:--int8 --params recurrent"
   "int8-gates:--int8 --params gates"
+  "int8-all:--int8 --params all"
 )
 score() {
   OMP_WAIT_POLICY=PASSIVE "$BIN/nmt-eval" translate --model "$1" --src "$DATA/test.de" \
