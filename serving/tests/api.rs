@@ -1,6 +1,8 @@
 //! Every route and every bad input against the real `nmt-serve` binary.
 
 mod common;
+#[path = "../../test-support/process.rs"]
+mod process;
 
 use common::*;
 use serde_json::{json, Value};
@@ -562,40 +564,28 @@ fn settings_from_environment_and_toml_file() {
 fn startup_errors_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-bundle");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nmt-serve"))
-        .args([
-            "--model",
-            missing.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let serve = || std::process::Command::new(env!("CARGO_BIN_EXE_nmt-serve"));
+    let err = process::stderr_of_failure(serve().args([
+        "--model",
+        missing.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+        "--device",
+        "cpu",
+    ]));
     assert!(err.contains("no-such-bundle"), "{err}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nmt-serve"))
-        .env_remove("NMT_MODEL")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--model"));
+    let err = process::stderr_of_failure(serve().env_remove("NMT_MODEL"));
+    assert!(err.contains("--model"));
 
     let m = bundle(dir.path(), "m", ("de", "en"), 5);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nmt-serve"))
-        .args([
-            "--model",
-            m.to_str().unwrap(),
-            "--addr",
-            "not-an-address",
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
+    let err = process::stderr_of_failure(serve().args([
+        "--model",
+        m.to_str().unwrap(),
+        "--addr",
+        "not-an-address",
+        "--device",
+        "cpu",
+    ]));
+    assert!(err.contains("not-an-address"));
 }
