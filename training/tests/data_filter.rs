@@ -2,10 +2,8 @@
 
 mod data_support;
 
-use data_support::{shared, write, WordVocab};
-use training::data::{
-    CorpusSpec, EncodedCorpus, FilterReason, LengthFilter, RawPairs, ReadOptions, Side,
-};
+use data_support::{multi30k, write, WordVocab};
+use training::data::{CorpusSpec, EncodedCorpus, FilterReason, LengthFilter, ReadOptions, Side};
 
 #[test]
 fn check_rules() {
@@ -95,9 +93,7 @@ fn filtered_pairs_are_counted_and_the_rest_kept_in_order() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn ratio_filter_on_real_data_matches_a_direct_count() {
-    let m30k = shared("multi30k");
-    let spec = CorpusSpec::prefix(m30k.join("valid"), "de", "en");
-    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let (_, raw) = multi30k("valid");
     let v = WordVocab::build(raw.src.iter().chain(raw.tgt.iter()));
     let filter = LengthFilter::moses(1, 20, 1.3);
     let (corpus, report) = EncodedCorpus::encode(&raw, &v, &v, &filter).unwrap();

@@ -3,10 +3,10 @@
 
 mod data_support;
 
-use data_support::{shared, source_ids, write, WordVocab};
+use data_support::{multi30k, source_ids, write, WordVocab};
 use training::data::{
-    restore_order, CorpusBuilder, CorpusSpec, EncodedCorpus, IdWidth, LengthFilter, RawPairs,
-    ReadOptions, TokenColumn,
+    restore_order, CorpusBuilder, CorpusSpec, EncodedCorpus, IdWidth, LengthFilter, ReadOptions,
+    TokenColumn,
 };
 
 #[test]
@@ -58,9 +58,7 @@ fn builder_rejects_ids_outside_the_vocabulary() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn streaming_and_in_memory_encoding_agree_on_real_data() {
-    let m30k = shared("multi30k");
-    let spec = CorpusSpec::prefix(m30k.join("train"), "de", "en");
-    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let (spec, raw) = multi30k("train");
     assert_eq!(raw.len(), 29_000);
     let sv = WordVocab::build(raw.src.iter());
     let tv = WordVocab::build(raw.tgt.iter());
@@ -149,9 +147,7 @@ fn restore_order_checks_completeness() {
 fn real_trained_vocabulary_through_read_encode_and_batch() {
     use training::data::{Batch, BatchConfig, TokenBatcher};
     use vocab::{ModelType, TrainConfig, Vocab, UNK_ID};
-    let m30k = shared("multi30k");
-    let spec = CorpusSpec::prefix(m30k.join("valid"), "de", "en");
-    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let (spec, raw) = multi30k("valid");
     let config = TrainConfig {
         model: ModelType::Bpe,
         vocab_size: 1000,

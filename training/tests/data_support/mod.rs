@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use training::data::SentenceEncoder;
+use training::data::{CorpusSpec, RawPairs, ReadOptions, SentenceEncoder};
 use vocab::{VocabError, UNK_ID};
 
 /// Whitespace-separated words → ids 4.., built from a list of texts
@@ -97,6 +97,14 @@ pub fn shared(rel: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The de–en corpus of Multi30k split `split` (`train`, `valid` or `test`) in the shared data
+/// (see [`shared`]), and its pairs read with the default options.
+pub fn multi30k(split: &str) -> (CorpusSpec, RawPairs) {
+    let spec = CorpusSpec::prefix(shared("multi30k").join(split), "de", "en");
+    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    (spec, raw)
 }
 
 /// Writes `text` to `dir/name` and returns the path.
