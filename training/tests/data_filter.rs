@@ -2,7 +2,7 @@
 
 mod data_support;
 
-use data_support::{multi30k, write, WordVocab};
+use data_support::{multi30k, pair_files, write, WordVocab};
 use training::data::{CorpusSpec, EncodedCorpus, FilterReason, LengthFilter, ReadOptions, Side};
 
 #[test]
@@ -30,9 +30,7 @@ fn invalid_settings_are_rejected() {
     assert!(LengthFilter::moses(1, 2, 0.5).validate().is_err());
     assert!(LengthFilter::moses(1, 2, f64::NAN).validate().is_err());
     assert!(LengthFilter::moses(1, 2, 1.0).validate().is_ok());
-    let dir = tempfile::tempdir().unwrap();
-    let s = write(dir.path(), "a.de", "x\n");
-    let t = write(dir.path(), "a.en", "y\n");
+    let (_dir, s, t) = pair_files(("a.de", "x\n"), ("a.en", "y\n"));
     let v = WordVocab::build(["x y"]);
     let err = EncodedCorpus::read(
         &CorpusSpec::new(s, t),

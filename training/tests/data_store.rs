@@ -3,7 +3,7 @@
 
 mod data_support;
 
-use data_support::{multi30k, source_ids, write, WordVocab};
+use data_support::{multi30k, pair_files, source_ids, WordVocab};
 use training::data::{
     restore_order, CorpusBuilder, CorpusSpec, EncodedCorpus, IdWidth, LengthFilter, ReadOptions,
     TokenColumn,
@@ -91,9 +91,7 @@ fn streaming_and_in_memory_encoding_agree_on_real_data() {
 
 #[test]
 fn numbers_map_kept_pairs_back_to_input_positions() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = write(dir.path(), "n.de", "a\n\nb c\nd\n");
-    let t = write(dir.path(), "n.en", "A\nX\nB C\nD E F G\n");
+    let (_dir, s, t) = pair_files(("n.de", "a\n\nb c\nd\n"), ("n.en", "A\nX\nB C\nD E F G\n"));
     let v = WordVocab::build(["a b c d A B C D E F G X"]);
     let opts = ReadOptions {
         skip_bad_lines: true,

@@ -114,6 +114,18 @@ pub fn write(dir: &std::path::Path, name: &str, text: impl AsRef<[u8]>) -> PathB
     p
 }
 
+/// A new temporary folder holding a source and a target file, each given as `(name,
+/// contents)`; returns the folder and the two paths.
+pub fn pair_files(
+    src: (&str, impl AsRef<[u8]>),
+    tgt: (&str, impl AsRef<[u8]>),
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), src.0, src.1);
+    let tgt = write(dir.path(), tgt.0, tgt.1);
+    (dir, src, tgt)
+}
+
 /// Lines of a file without the final newline.
 pub fn lines_of(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
