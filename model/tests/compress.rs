@@ -492,13 +492,7 @@ fn factored_bundles_compute_what_their_dense_equivalent_does() {
                 assert!(diff < 1e-4, "{cell:?} {rows:?}: logits differ by {diff}");
             }
             for (x, y) in common::translate_both(&equivalent, &factored, &texts) {
-                assert_eq!(x.text, y.text, "{cell:?} {rows:?}");
-                assert!(
-                    (x.score - y.score).abs() < 1e-3,
-                    "{cell:?} {rows:?}: {} vs {}",
-                    x.score,
-                    y.score
-                );
+                common::assert_same_translation(&x, &y, 1e-3, &format!("{cell:?} {rows:?}"));
             }
         }
     }

@@ -44,6 +44,24 @@ pub fn translate_both(
     a.into_iter().zip(b).collect()
 }
 
+/// Fails unless `a` and `b` are the same text with scores less than `tolerance` apart;
+/// `context` starts the failure messages.
+#[allow(dead_code)] // not every test binary translates
+pub fn assert_same_translation(
+    a: &model::translate::Translation,
+    b: &model::translate::Translation,
+    tolerance: f64,
+    context: &str,
+) {
+    assert_eq!(a.text, b.text, "{context}");
+    assert!(
+        (a.score - b.score).abs() < tolerance,
+        "{context}: {} vs {}",
+        a.score,
+        b.score
+    );
+}
+
 /// Runs `nmt-bundle` with `args`: whether it succeeded, its stdout and its stderr.
 #[allow(dead_code)] // not every test binary runs nmt-bundle
 pub fn nmt_bundle(args: &[&str]) -> (bool, String, String) {
