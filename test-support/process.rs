@@ -23,6 +23,13 @@ pub fn output_ok(cmd: &mut Command, context: &str) -> Output {
     out
 }
 
+/// Runs `cmd` to its end, asserts that it failed, and returns its stderr.
+pub fn stderr_of_failure(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Runs `cmd` with `stdin` piped in (from another thread, so that a large input cannot
 /// deadlock against a full stdout pipe; a command that exits before reading it all is not an
 /// error) and returns what it wrote.

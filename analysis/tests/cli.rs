@@ -59,6 +59,42 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `nmt-analyze COMMAND --model MODEL --src SRC [--tgt TGT] --out OUT EXTRA...`.
+fn analyze(
+    command: &str,
+    model: &str,
+    src: &str,
+    tgt: Option<&str>,
+    out: &str,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![command, "--model", model, "--src", src];
+    if let Some(tgt) = tgt {
+        args.extend(["--tgt", tgt]);
+    }
+    args.extend(["--out", out]);
+    args.extend(extra);
+    run(&args)
+}
+
+impl Fixture {
+    /// `command` on the fixture's bundle and source file, writing to `out`.
+    fn on_sources(&self, command: &str, out: &Path, extra: &[&str]) -> Output {
+        analyze(command, p(&self.bundle), p(&self.src), None, p(out), extra)
+    }
+
+    /// `command` on the fixture's bundle and parallel files, writing to `out`.
+    fn on_pairs(&self, command: &str, out: &Path, extra: &[&str]) -> Output {
+        let tgt = Some(p(&self.tgt));
+        analyze(command, p(&self.bundle), p(&self.src), tgt, p(out), extra)
+    }
+}
+
+/// The JSON array in `path`.
+fn read_json(path: &Path) -> Vec<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -100,22 +136,9 @@ fn gates_writes_histograms_summary_and_figures_for_each_bundle() {
     let other = f.dir.path().join("other");
     toy_bundle(&other, ("de", "en"), 9);
     let out = f.dir.path().join("gates");
-    let stdout = ok(&run(&[
-        "gates",
-        "--model",
-        p(&f.bundle),
-        "--compare",
-        p(&other),
-        "--src",
-        p(&f.src),
-        "--tgt",
-        p(&f.tgt),
-        "--out",
-        p(&out),
-    ]));
+    let stdout = ok(&f.on_pairs("gates", &out, &["--compare", p(&other)]));
     assert!(stdout.contains("forget"), "{stdout}");
-    let summary: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_json(&out.join("summary.json"));
     // Two bundles × (2 encoder layers × 2 directions + 2 decoder layers) × 3 gates.
     assert_eq!(summary.len(), 2 * 6 * 3);
     let hidden = 16;
@@ -153,21 +176,8 @@ fn gates_writes_histograms_summary_and_figures_for_each_bundle() {
 fn tokens_traces_the_models_own_translations_without_targets() {
     let f = fixture();
     let out = f.dir.path().join("tokens");
-    ok(&run(&[
-        "tokens",
-        "--model",
-        p(&f.bundle),
-        "--src",
-        p(&f.src),
-        "--out",
-        p(&out),
-        "--plot",
-        "2",
-        "--min-count",
-        "1",
-    ]));
-    let tokens: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("tokens.json")).unwrap()).unwrap();
+    ok(&f.on_sources("tokens", &out, &["--plot", "2", "--min-count", "1"]));
+    let tokens = read_json(&out.join("tokens.json"));
     assert_eq!(tokens.len(), DE.len());
     for t in &tokens {
         let n_src = t["source_tokens"].as_array().unwrap().len();
@@ -188,8 +198,7 @@ fn tokens_traces_the_models_own_translations_without_targets() {
             }
         }
     }
-    let ranking: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("ranking.json")).unwrap()).unwrap();
+    let ranking = read_json(&out.join("ranking.json"));
     assert_eq!(ranking.len(), 6 * 3);
     is_png_and_svg(&out.join("tokens-line1"));
     is_png_and_svg(&out.join("tokens-line2"));
@@ -200,22 +209,10 @@ fn tokens_traces_the_models_own_translations_without_targets() {
 fn neurons_and_gradients_write_their_results() {
     let f = fixture();
     let out = f.dir.path().join("neurons");
-    let stdout = ok(&run(&[
-        "neurons",
-        "--model",
-        p(&f.bundle),
-        "--src",
-        p(&f.src),
-        "--out",
-        p(&out),
-        "--neuron",
-        "encoder-l1-bwd:15",
-        "--top",
-        "2",
-    ]));
+    let extra = ["--neuron", "encoder-l1-bwd:15", "--top", "2"];
+    let stdout = ok(&f.on_sources("neurons", &out, &extra));
     assert!(stdout.contains("position from start"), "{stdout}");
-    let results: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("neurons.json")).unwrap()).unwrap();
+    let results = read_json(&out.join("neurons.json"));
     assert_eq!(results[0]["name"], "position from start");
     assert!(results
         .iter()
@@ -223,17 +220,7 @@ fn neurons_and_gradients_write_their_results() {
     is_png_and_svg(&out.join("neuron-encoder-l1-bwd-15"));
 
     let out = f.dir.path().join("gradients");
-    ok(&run(&[
-        "gradients",
-        "--model",
-        p(&f.bundle),
-        "--src",
-        p(&f.src),
-        "--tgt",
-        p(&f.tgt),
-        "--out",
-        p(&out),
-    ]));
+    ok(&f.on_pairs("gradients", &out, &[]));
     let csv = std::fs::read_to_string(out.join("gradients.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert!(
@@ -256,56 +243,26 @@ fn bad_input_is_a_clear_error() {
     let (bundle, src, tgt) = (p(&f.bundle), p(&f.src), p(&f.tgt));
     // A missing file, named.
     fails(
-        &run(&[
-            "gates",
-            "--model",
-            bundle,
-            "--src",
-            "/nonexistent/x.de",
-            "--tgt",
-            tgt,
-            "--out",
-            o,
-        ]),
+        &analyze("gates", bundle, "/nonexistent/x.de", Some(tgt), o, &[]),
         &["/nonexistent/x.de"],
     );
     // Files in the wrong languages (swapped).
     fails(
-        &run(&[
-            "gates", "--model", bundle, "--src", tgt, "--tgt", src, "--out", o,
-        ]),
+        &analyze("gates", bundle, tgt, Some(src), o, &[]),
         &["toy.en", "\"de\""],
     );
     // Line counts that differ.
     let short = f.dir.path().join("short.en");
     std::fs::write(&short, "a man\n").unwrap();
     fails(
-        &run(&[
-            "gates",
-            "--model",
-            bundle,
-            "--src",
-            src,
-            "--tgt",
-            p(&short),
-            "--out",
-            o,
-        ]),
+        &analyze("gates", bundle, src, Some(p(&short)), o, &[]),
         &["short.en has 1", "parallel"],
     );
     // A line that is not UTF-8, by number.
     let latin1 = f.dir.path().join("latin1.de");
     std::fs::write(&latin1, b"ein Mann\nein M\xe4dchen\n").unwrap();
     fails(
-        &run(&[
-            "neurons",
-            "--model",
-            bundle,
-            "--src",
-            p(&latin1),
-            "--out",
-            o,
-        ]),
+        &analyze("neurons", bundle, p(&latin1), None, o, &[]),
         &["latin1.de:2", "UTF-8"],
     );
     // Units the model does not have.
@@ -317,39 +274,34 @@ fn bad_input_is_a_clear_error() {
         ("decoder-l0:16", &["16 units"][..]),
         ("decoder-l0", &["SITE:INDEX"][..]),
     ] {
-        let args = [
-            "neurons", "--model", bundle, "--src", src, "--out", o, "--neuron", neuron,
-        ];
-        fails(&run(&args), says);
+        fails(
+            &analyze("neurons", bundle, src, None, o, &["--neuron", neuron]),
+            says,
+        );
     }
     // A bundle that is not one, and a compared bundle of other languages.
     fails(
-        &run(&["tokens", "--model", o, "--src", src, "--out", o]),
+        &analyze("tokens", o, src, None, o, &[]),
         &["cannot load model bundle"],
     );
     let fr = f.dir.path().join("fr");
     toy_bundle(&fr, ("fr", "en"), 4);
     fails(
-        &run(&[
+        &analyze(
             "gradients",
-            "--model",
             bundle,
-            "--compare",
-            p(&fr),
-            "--src",
             src,
-            "--tgt",
-            tgt,
-            "--out",
+            Some(tgt),
             o,
-        ]),
+            &["--compare", p(&fr)],
+        ),
         &["fr→en", "share their languages"],
     );
     // An empty source file.
     let empty = f.dir.path().join("empty.de");
     std::fs::write(&empty, "\n\n").unwrap();
     fails(
-        &run(&["tokens", "--model", bundle, "--src", p(&empty), "--out", o]),
+        &analyze("tokens", bundle, p(&empty), None, o, &[]),
         &["empty.de", "no non-empty line"],
     );
 }

@@ -3,7 +3,7 @@
 //! neuron search and the gradient flow on known inputs. Toy data is generated here; the
 //! bundles are small, randomly initialised real bundles (`write_untrained_bundle_with`).
 
-use std::path::Path;
+use tempfile::TempDir;
 
 use analysis::corpus::{batches, encode, Sentence};
 use analysis::gradients::GradientFlow;
@@ -41,7 +41,10 @@ fn sentences(words: &[&str], n: usize, max_len: usize, seed: u64) -> Vec<String>
         .collect()
 }
 
-fn bundle(dir: &Path, cell: CellKind) -> Bundle {
+/// An untrained bundle with `cell`s, written into a new temporary folder (returned with it),
+/// its vocabulary trained on generated sentences.
+fn bundle(cell: CellKind) -> (TempDir, Bundle) {
+    let dir = tempfile::tempdir().unwrap();
     let mut lines = sentences(WORDS_DE, 50, 8, 1);
     lines.extend(sentences(WORDS_EN, 50, 8, 2));
     let train = vocab::TrainConfig {
@@ -49,7 +52,7 @@ fn bundle(dir: &Path, cell: CellKind) -> Bundle {
         min_frequency: 1,
         ..Default::default()
     };
-    model::testing::write_untrained_bundle_with(dir, &lines, &train, ("de", "en"), 7, |m| {
+    model::testing::write_untrained_bundle_with(dir.path(), &lines, &train, ("de", "en"), 7, |m| {
         model::ModelConfig {
             cell,
             hidden_dim: 12,
@@ -57,7 +60,8 @@ fn bundle(dir: &Path, cell: CellKind) -> Bundle {
         }
     })
     .unwrap();
-    Bundle::load(dir, Device::Cpu).unwrap()
+    let b = Bundle::load(dir.path(), Device::Cpu).unwrap();
+    (dir, b)
 }
 
 fn corpus(b: &Bundle, n: usize) -> Vec<Sentence> {
@@ -101,8 +105,7 @@ fn same_trace(a: &SentenceTrace, b: &SentenceTrace, what: &str) {
 #[test]
 fn traces_are_batch_invariant_and_in_token_order() {
     for cell in [CellKind::Lstm, CellKind::Gru] {
-        let dir = tempfile::tempdir().unwrap();
-        let b = bundle(dir.path(), cell);
+        let (_dir, b) = bundle(cell);
         let sents = corpus(&b, 12);
         let keep = Keep {
             gates: true,
@@ -166,8 +169,7 @@ fn traces_are_batch_invariant_and_in_token_order() {
 
 #[test]
 fn histograms_count_every_real_token_once_and_match_the_traces() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = bundle(dir.path(), CellKind::Lstm);
+    let (_dir, b) = bundle(CellKind::Lstm);
     let sents = corpus(&b, 30);
     // Several batches of mixed lengths: padding must not be counted.
     let bs = batches(&sents, 7, 100_000, Device::Cpu);
@@ -234,8 +236,7 @@ const EMBEDDING: &str = "src_embedding";
 #[test]
 fn the_first_encoder_step_has_the_textbook_gates() {
     // At step 0 the state is zero: i = σ(W_i x + b_ih_i + b_hh_i), straight from the weights.
-    let dir = tempfile::tempdir().unwrap();
-    let b = bundle(dir.path(), CellKind::Lstm);
+    let (_dir, b) = bundle(CellKind::Lstm);
     let sents = corpus(&b, 1);
     let bs = batches(&sents, 1, 100_000, Device::Cpu);
     let trace = &trace_batch(
@@ -340,8 +341,7 @@ fn the_neuron_search_finds_a_unit_that_counts() {
 
 #[test]
 fn gradient_flow_is_batch_invariant_and_covers_every_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = bundle(dir.path(), CellKind::Lstm);
+    let (_dir, b) = bundle(CellKind::Lstm);
     let sents = corpus(&b, 10);
     let mut together = GradientFlow::default();
     for batch in batches(&sents, 64, 100_000, Device::Cpu) {

@@ -270,25 +270,26 @@ fn char_text(line: &str, options: &ChrfOptions) -> String {
     }
 }
 
-/// chrF statistics of one preprocessed hypothesis against its preprocessed
-/// references: those of the reference with the best F-score (the first on ties).
-fn segment_stats<S: AsRef<str>>(hyp: &str, refs: &[S], options: &ChrfOptions) -> ChrfStats {
-    let hyp_chars = char_text(hyp, options);
-    let hyp_words = if options.word_order > 0 {
-        split_word_punctuation(hyp)
+/// What [`line_ngrams`] takes the n-grams of `line` from: its [`char_text`] and, for chrF++
+/// (a word order), its words.
+fn ngram_sources<'a>(line: &'a str, options: &ChrfOptions) -> (String, Vec<&'a str>) {
+    let words = if options.word_order > 0 {
+        split_word_punctuation(line)
     } else {
         Vec::new()
     };
+    (char_text(line, options), words)
+}
+
+/// chrF statistics of one preprocessed hypothesis against its preprocessed
+/// references: those of the reference with the best F-score (the first on ties).
+fn segment_stats<S: AsRef<str>>(hyp: &str, refs: &[S], options: &ChrfOptions) -> ChrfStats {
+    let (hyp_chars, hyp_words) = ngram_sources(hyp, options);
     let hyp_ngrams = line_ngrams(&hyp_chars, &hyp_words, options);
     let mut best: Option<(f64, ChrfStats)> = None;
     for r in refs {
         let r = r.as_ref();
-        let ref_chars = char_text(r, options);
-        let ref_words = if options.word_order > 0 {
-            split_word_punctuation(r)
-        } else {
-            Vec::new()
-        };
+        let (ref_chars, ref_words) = ngram_sources(r, options);
         let ref_ngrams = line_ngrams(&ref_chars, &ref_words, options);
         let orders = hyp_ngrams
             .chars

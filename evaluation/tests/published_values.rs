@@ -46,31 +46,21 @@ const README_HYPS: [&str; 3] = [
     "The man had just bitten him.",
 ];
 
+/// The default BLEU options with `tokenize`.
+fn with_tokenizer(tokenize: Tokenizer) -> BleuOptions {
+    BleuOptions {
+        tokenize,
+        ..BleuOptions::default()
+    }
+}
+
 #[test]
 fn corpus_bleu_readme_example_per_tokenizer_and_smoothing() {
     let cases: [(BleuOptions, f64); 5] = [
         (BleuOptions::default(), 48.530827),
-        (
-            BleuOptions {
-                tokenize: Tokenizer::None,
-                ..BleuOptions::default()
-            },
-            49.1919566,
-        ),
-        (
-            BleuOptions {
-                tokenize: Tokenizer::Thirteen,
-                ..BleuOptions::default()
-            },
-            48.530827,
-        ),
-        (
-            BleuOptions {
-                tokenize: Tokenizer::Intl,
-                ..BleuOptions::default()
-            },
-            43.91623493,
-        ),
+        (with_tokenizer(Tokenizer::None), 49.1919566),
+        (with_tokenizer(Tokenizer::Thirteen), 48.530827),
+        (with_tokenizer(Tokenizer::Intl), 43.91623493),
         (
             BleuOptions {
                 smoothing: Smoothing::None,

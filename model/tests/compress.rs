@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use model::bundle::{self, WeightsDtype, FORMAT_VERSION_COMPRESSED};
 use model::compress::{self, ParamSet, RoundClip};
@@ -360,60 +359,27 @@ fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
 fn nmt_bundle_compress_and_average_from_the_command_line() {
     let root = tempfile::tempdir().unwrap();
     let input = original(root.path(), 6);
-    let bin = env!("CARGO_BIN_EXE_nmt-bundle");
     let out = root.path().join("cli");
-    let o = Command::new(bin)
-        .args([
-            "compress",
-            input.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--round",
-            "0.1",
-            "--clip",
-            "0.2",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let (ok, stdout, stderr) =
+        common::nmt_bundle(&["compress", i, o, "--round", "0.1", "--clip", "0.2"]);
+    assert!(ok, "{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(info["format_version"], 2);
     assert_eq!(info["compression"]["round"], 0.1);
     assert_eq!(info["compression"]["clip"], 0.2);
-    let o = Command::new(bin)
-        .args(["info", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (_, stdout, _) = common::nmt_bundle(&["info", o]);
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(info["compression"]["method"], "round_clip");
     assert!(info["weights_bytes"].as_u64().unwrap() > 0);
-    let o = Command::new(bin)
-        .args([
-            "compress",
-            input.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--round",
-            "0",
-        ])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--round must be a positive number"));
-    let o = Command::new(bin)
-        .args(["average", input.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
+    let (ok, _, stderr) = common::nmt_bundle(&["compress", i, o, "--round", "0"]);
+    assert!(!ok);
+    assert!(stderr.contains("--round must be a positive number"));
+    let (ok, _, _) = common::nmt_bundle(&["average", i]);
+    assert!(!ok);
     let avg = root.path().join("avg");
-    let o = Command::new(bin)
-        .args([
-            "average",
-            input.to_str().unwrap(),
-            input.to_str().unwrap(),
-            avg.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (ok, _, stderr) = common::nmt_bundle(&["average", i, i, avg.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
     assert!(avg.join(bundle::WEIGHTS_FILE).is_file());
 }
 
@@ -515,42 +481,18 @@ fn factored_bundles_compute_what_their_dense_equivalent_does() {
                 let lengths = Tensor::from_slice(&[n]);
                 let tgt_in = Tensor::from_slice(&[vocab::BOS_ID as i64, 7, 9, 11]).unsqueeze(0);
                 let _g = tch::no_grad_guard();
-                let a = equivalent
-                    .model
-                    .forward_packed(
-                        &src,
-                        &lengths,
-                        &tgt_in,
-                        &[4],
-                        &equivalent.model.context(false),
-                    )
-                    .0;
-                let b = factored
-                    .model
-                    .forward_packed(
-                        &src,
-                        &lengths,
-                        &tgt_in,
-                        &[4],
-                        &factored.model.context(false),
-                    )
-                    .0;
+                let logits = |b: &Bundle| {
+                    let ctx = b.model.context(false);
+                    b.model
+                        .forward_packed(&src, &lengths, &tgt_in, &[4], &ctx)
+                        .0
+                };
+                let (a, b) = (logits(&equivalent), logits(&factored));
                 let diff = (a - b).abs().max().double_value(&[]);
                 assert!(diff < 1e-4, "{cell:?} {rows:?}: logits differ by {diff}");
             }
-            let opts = TranslateOptions::default();
-            let (x, y) = (
-                translate(&equivalent, &texts, &opts, |_| {}).unwrap(),
-                translate(&factored, &texts, &opts, |_| {}).unwrap(),
-            );
-            for (x, y) in x.iter().zip(&y) {
-                assert_eq!(x.text, y.text, "{cell:?} {rows:?}");
-                assert!(
-                    (x.score - y.score).abs() < 1e-3,
-                    "{cell:?} {rows:?}: {} vs {}",
-                    x.score,
-                    y.score
-                );
+            for (x, y) in common::translate_both(&equivalent, &factored, &texts) {
+                common::assert_same_translation(&x, &y, 1e-3, &format!("{cell:?} {rows:?}"));
             }
         }
     }
@@ -600,20 +542,17 @@ fn a_factored_bundle_is_smaller_and_nonsense_ranks_are_errors() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("compressed already"), "{e}");
-    let o = Command::new(env!("CARGO_BIN_EXE_nmt-bundle"))
-        .args([
-            "compress",
-            input.to_str().unwrap(),
-            root.path().join("z").to_str().unwrap(),
-            "--svd-rank",
-            "4",
-            "--params",
-            "all",
-        ])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--params gates or recurrent"));
+    let (ok, _, stderr) = common::nmt_bundle(&[
+        "compress",
+        input.to_str().unwrap(),
+        root.path().join("z").to_str().unwrap(),
+        "--svd-rank",
+        "4",
+        "--params",
+        "all",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("--params gates or recurrent"));
 }
 
 #[test]

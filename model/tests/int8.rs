@@ -5,13 +5,11 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use model::bundle::{self, WeightsDtype, FORMAT_VERSION_INT8};
 use model::cell::Matrix;
 use model::config::LowRankRows;
-use model::translate::{translate, TranslateOptions};
 use model::Bundle;
 use quantized::{dequantize_rows, error_bound, quantize_rows, Int8Weight};
 use tch::{Device, Kind, Tensor};
@@ -109,21 +107,10 @@ fn int8_matrices_match_the_dequantized_reference_in_every_form_the_executors_use
         // Plain, with a bias, on a [B, T, C] batch.
         let x = random(&[5, 10], 3);
         assert_matrix_within_bound(&m, &x, &dense, &deq, &rows);
-        assert_within_bound(
-            &m.linear(&x, Some(&bias)),
-            &x.linear(&dense, Some(&bias)),
-            &x,
-            &deq,
-            &rows,
-        );
-        let x3 = random(&[2, 3, 10], 4);
-        assert_within_bound(
-            &m.linear(&x3, Some(&bias)),
-            &x3.linear(&dense, Some(&bias)),
-            &x3,
-            &deq,
-            &rows,
-        );
+        for x in [&x, &random(&[2, 3, 10], 4)] {
+            let (got, want) = (m.linear(x, Some(&bias)), x.linear(&dense, Some(&bias)));
+            assert_within_bound(&got, &want, x, &deq, &rows);
+        }
         // Column blocks (the prepared decoder's ahead and late columns).
         for (start, len) in [(0, 7), (7, 3)] {
             let xc = random(&[4, len], 5 + start);
@@ -281,12 +268,7 @@ fn int8_bundles_store_the_quantized_rows_round_trip_and_translate() {
             }
             // Load the written bundle again: the same outputs, bit for bit.
             let again = Bundle::load(&out, Device::Cpu).unwrap();
-            let opts = TranslateOptions::default();
-            let (a, b) = (
-                translate(&int8, &texts, &opts, |_| {}).unwrap(),
-                translate(&again, &texts, &opts, |_| {}).unwrap(),
-            );
-            for (a, b) in a.iter().zip(&b) {
+            for (a, b) in common::translate_both(&int8, &again, &texts) {
                 assert_eq!(a.text, b.text, "{cell:?} {rows:?}");
                 assert_eq!(a.score, b.score, "{cell:?} {rows:?}");
                 assert!(a.score.is_finite());
@@ -352,15 +334,7 @@ fn int8_nonsense_is_a_clear_error() {
         "{err}"
     );
     // The command line: --int8 with --round or --svd-rank is refused, naming the flags.
-    let bin = env!("CARGO_BIN_EXE_nmt-bundle");
-    let run = |args: &[&str]| {
-        let o = Command::new(bin).args(args).output().unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
+    let run = common::nmt_bundle;
     let (i, o) = (input.to_str().unwrap(), root.path().join("cli"));
     let o = o.to_str().unwrap();
     for extra in [&[][..], &["--params", "recurrent"][..]] {

@@ -19,6 +19,18 @@ fn config(cell: CellKind, attention: AttentionKind) -> ModelConfig {
     }
 }
 
+/// A model of `cfg` in a new CPU variable store.
+fn build(cfg: &ModelConfig) -> (nn::VarStore, Seq2Seq) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Seq2Seq::new(&vs.root(), cfg).unwrap();
+    (vs, model)
+}
+
+/// Whether a model of `cfg` can be built (in a new CPU variable store).
+fn builds(cfg: &ModelConfig) -> bool {
+    Seq2Seq::new(&nn::VarStore::new(Device::Cpu).root(), cfg).is_ok()
+}
+
 /// Every trainable variable's gradient of `loss` alone (earlier gradients cleared).
 fn gradients_of(vs: &nn::VarStore, loss: Tensor) -> Vec<Tensor> {
     for mut v in vs.trainable_variables() {
@@ -44,12 +56,10 @@ fn a_sentence_alone_and_inside_a_padded_batch_encode_the_same() {
         (CellKind::Gru, Executor::Step),
     ] {
         let _rng = common::seeded(1);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig {
+        let (_vs, model) = build(&ModelConfig {
             executor,
             ..config(cell, AttentionKind::General)
-        };
-        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+        });
         let alone = Tensor::from_slice(&[5i64, 6, 7]).view([1, 3]);
         let batch = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 4, 5, 6, 7, 0, 0, 0, 4, 0, 0, 0, 0, 0])
             .view([3, 6]);
@@ -100,8 +110,7 @@ fn a_sentence_alone_and_inside_a_padded_batch_encode_the_same() {
 fn attention_ignores_padding_and_sums_to_one() {
     for attention in [AttentionKind::General, AttentionKind::Mlp] {
         let _rng = common::seeded(2);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, attention)).unwrap();
+        let (_vs, model) = build(&config(CellKind::Lstm, attention));
         let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 0, 0, 0]).view([2, 4]);
         let lengths = Tensor::from_slice(&[4i64, 1]);
         let enc = model.encode(&src, &lengths, &model.context(false));
@@ -131,25 +140,22 @@ fn dot_attention_with_mismatched_sizes_is_a_config_error() {
     let vs = nn::VarStore::new(Device::Cpu);
     let err = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::Dot)).unwrap_err();
     assert!(err.to_string().contains("dot attention"), "{err}");
-    let ok = ModelConfig {
+    assert!(builds(&ModelConfig {
         bidirectional: false,
         ..config(CellKind::Lstm, AttentionKind::Dot)
-    };
-    assert!(Seq2Seq::new(&vs.root(), &ok).is_ok());
+    }));
 }
 
 #[test]
 fn shared_and_tied_embeddings_are_one_parameter() {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let cfg = ModelConfig {
+    let (vs, model) = build(&ModelConfig {
         share_embeddings: true,
         tie_output: true,
         ..ModelConfig {
             tgt_vocab_size: 20,
             ..config(CellKind::Lstm, AttentionKind::General)
         }
-    };
-    let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+    });
     let names: Vec<String> = vs.variables().into_keys().collect();
     assert!(names.iter().any(|n| n == "src_embedding"));
     assert!(
@@ -165,17 +171,15 @@ fn shared_and_tied_embeddings_are_one_parameter() {
         &model.context(false),
     );
     assert_eq!(logits.size(), [1, 1, 20]);
-    let mismatched = ModelConfig {
+    assert!(!builds(&ModelConfig {
         share_embeddings: true,
         ..config(CellKind::Lstm, AttentionKind::General)
-    };
-    assert!(Seq2Seq::new(&vs.root(), &mismatched).is_err());
+    }));
 }
 
 #[test]
 fn bad_source_ids_and_lengths_are_errors_not_aborts() {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::General)).unwrap();
+    let (_vs, model) = build(&config(CellKind::Lstm, AttentionKind::General));
     let src = Tensor::from_slice(&[4i64, 25]).view([1, 2]);
     assert!(model
         .check_source(&src, &Tensor::from_slice(&[2i64]))
@@ -199,8 +203,7 @@ fn learns_to_copy_a_tiny_sequence() {
     // A model that cannot fit 3 fixed pairs in 150 steps is broken (no gradient
     // flow through attention, input feeding or the bridge).
     let _rng = common::seeded(4);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::General)).unwrap();
+    let (vs, model) = build(&config(CellKind::Lstm, AttentionKind::General));
     let src = Tensor::from_slice(&[4i64, 5, 6, 7, 8, 9, 10, 0, 11, 0, 0, 0]).view([3, 4]);
     let lengths = Tensor::from_slice(&[4i64, 3, 1]);
     let tgt_in =
@@ -236,12 +239,10 @@ fn packed_forward_equals_forward_at_the_real_target_positions() {
     ];
     for (cell, executor, tgt_lengths) in cases {
         let _rng = common::seeded(7);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig {
+        let (vs, model) = build(&ModelConfig {
             executor,
             ..config(cell, AttentionKind::General)
-        };
-        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+        });
         let src = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 0, 4, 0, 0, 6, 7, 8]).view([4, 3]);
         let src_lengths = Tensor::from_slice(&[3i64, 2, 1, 3]);
         let tgt_in =
@@ -296,16 +297,14 @@ fn fused_output_loss_trains_every_parameter_as_the_logits_loss_does() {
     use model::loss::{label_smoothed_nll, projected_label_smoothed_nll};
     for tie_output in [true, false] {
         let _rng = common::seeded(11);
-        let vs = nn::VarStore::new(Device::Cpu);
         // Tied: the target embedding is also the projection (shared with the source, so one
         // vocabulary size), and its gradient comes from both uses.
-        let cfg = ModelConfig {
+        let (vs, model) = build(&ModelConfig {
             tie_output,
             share_embeddings: tie_output,
             src_vocab_size: 17,
             ..config(CellKind::Lstm, AttentionKind::General)
-        };
-        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+        });
         let src = Tensor::from_slice(&[9i64, 8, 7, 6, 5, 0, 4, 0, 0]).view([3, 3]);
         let src_lengths = Tensor::from_slice(&[3i64, 2, 1]);
         let tgt_lengths = [3i64, 4, 2];
@@ -362,13 +361,11 @@ fn the_search_step_on_prepared_weights_equals_the_decoder_step() {
         (Executor::Step, AttentionKind::Mlp, false),
     ] {
         let _rng = common::seeded(8);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig {
+        let (_vs, model) = build(&ModelConfig {
             input_feeding,
             executor,
             ..config(CellKind::Lstm, attention)
-        };
-        let model = Seq2Seq::new(&vs.root(), &cfg).unwrap();
+        });
         let prepared = model
             .prepare_search(Device::Cpu, &model.context(false))
             .expect("LSTM decoders on the CPU are prepared");
@@ -392,13 +389,11 @@ fn the_search_step_on_prepared_weights_equals_the_decoder_step() {
         }
     }
     // GRU decoders and GPUs keep the plain step.
-    let vs = nn::VarStore::new(Device::Cpu);
-    let gru = Seq2Seq::new(&vs.root(), &config(CellKind::Gru, AttentionKind::General)).unwrap();
+    let (_vs, gru) = build(&config(CellKind::Gru, AttentionKind::General));
     assert!(gru
         .prepare_search(Device::Cpu, &gru.context(false))
         .is_none());
-    let vs = nn::VarStore::new(Device::Cpu);
-    let lstm = Seq2Seq::new(&vs.root(), &config(CellKind::Lstm, AttentionKind::General)).unwrap();
+    let (_vs, lstm) = build(&config(CellKind::Lstm, AttentionKind::General));
     assert!(lstm
         .prepare_search(Device::Cuda(0), &lstm.context(false))
         .is_none());

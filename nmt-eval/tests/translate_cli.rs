@@ -121,21 +121,16 @@ fn mismatched_line_counts_are_an_error_before_any_work() {
     let (src_file, ref_file) = (tmp.path().join("src"), tmp.path().join("ref"));
     fs::write(&src_file, "a\nb\nc\n").unwrap();
     fs::write(&ref_file, "a\nb\n").unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "translate",
-            "--quiet",
-            "--model",
-            "/nonexistent",
-            "--src",
-            src_file.to_str().unwrap(),
-            "--ref",
-            ref_file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = process::stderr_of_failure(Command::new(BIN).args([
+        "translate",
+        "--quiet",
+        "--model",
+        "/nonexistent",
+        "--src",
+        src_file.to_str().unwrap(),
+        "--ref",
+        ref_file.to_str().unwrap(),
+    ]));
     let want = format!(
         "line counts differ: hypotheses {} have 3 lines but reference {} has 2",
         src_file.display(),

@@ -247,25 +247,18 @@ mod tests {
             info("c", "fr", "en"),
         ])
         .unwrap();
+        // The code of the error `resolve` answers with.
+        let refused = |model, src, tgt| r.resolve(model, src, tgt).unwrap_err().code;
         assert_eq!(r.resolve(Some("b"), None, None).unwrap(), 1);
         assert_eq!(r.resolve(None, Some("de"), Some("en")).unwrap(), 0);
         assert_eq!(r.resolve(None, Some("auto"), Some("de")).unwrap(), 1);
+        assert_eq!(refused(None, None, Some("en")), "ambiguous_model");
         assert_eq!(
-            r.resolve(None, None, Some("en")).unwrap_err().code,
-            "ambiguous_model"
-        );
-        assert_eq!(
-            r.resolve(None, Some("de"), Some("fr")).unwrap_err().code,
+            refused(None, Some("de"), Some("fr")),
             "unsupported_language_pair"
         );
-        assert_eq!(
-            r.resolve(Some("zz"), None, None).unwrap_err().code,
-            "unknown_model"
-        );
-        assert_eq!(
-            r.resolve(Some("a"), Some("fr"), None).unwrap_err().code,
-            "language_mismatch"
-        );
+        assert_eq!(refused(Some("zz"), None, None), "unknown_model");
+        assert_eq!(refused(Some("a"), Some("fr"), None), "language_mismatch");
         let langs = r.languages();
         let en = langs.iter().find(|l| l.code == "en").unwrap();
         assert_eq!(en.targets, vec!["de".to_string()]);
@@ -277,13 +270,10 @@ mod tests {
         // Codes are compared exactly, as LibreTranslate compares them.
         assert!(r.sources_into("EN").is_empty());
         assert_eq!(
-            r.resolve(None, Some("DE"), Some("en")).unwrap_err().code,
+            refused(None, Some("DE"), Some("en")),
             "unsupported_language_pair"
         );
-        assert_eq!(
-            r.resolve(Some(""), None, None).unwrap_err().code,
-            "unknown_model"
-        );
+        assert_eq!(refused(Some(""), None, None), "unknown_model");
         assert!(r.sources_into("xx").is_empty());
         assert_eq!(r.codes(), vec!["de", "en", "fr"]);
         assert!(Registry::new(vec![info("a", "de", "en"), info("a", "x", "y")]).is_err());

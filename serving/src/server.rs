@@ -207,22 +207,10 @@ async fn serve(
         let metrics = metrics.clone();
         App::new()
             .app_data(state.clone())
-            .app_data(web::JsonConfig::default().error_handler(|err, _| {
-                let status = err.status_code();
-                extractor_error(err, status)
-            }))
-            .app_data(web::FormConfig::default().error_handler(|err, _| {
-                let status = err.status_code();
-                extractor_error(err, status)
-            }))
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                let status = err.status_code();
-                extractor_error(err, status)
-            }))
-            .app_data(web::PathConfig::default().error_handler(|err, _| {
-                let status = err.status_code();
-                extractor_error(err, status)
-            }))
+            .app_data(web::JsonConfig::default().error_handler(on_extractor_error))
+            .app_data(web::FormConfig::default().error_handler(on_extractor_error))
+            .app_data(web::QueryConfig::default().error_handler(on_extractor_error))
+            .app_data(web::PathConfig::default().error_handler(on_extractor_error))
             .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
@@ -294,4 +282,11 @@ async fn wait_for_signal() {
             std::future::pending::<()>().await
         }
     }
+}
+
+/// The error handler of the JSON, form, query and path extractors: [`extractor_error`] with
+/// the error's own status.
+fn on_extractor_error<E: ResponseError>(err: E, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    let status = err.status_code();
+    extractor_error(err, status)
 }

@@ -12,6 +12,14 @@ fn retry_after(r: &Reply) -> u64 {
         .unwrap_or_else(|| panic!("no Retry-After in {:?}", r.headers))
 }
 
+/// Fails unless `over` is a 429 with `code`, naming the option `flag`, with a Retry-After
+/// within `seconds`.
+fn assert_limited(over: &Reply, code: &str, flag: &str, seconds: std::ops::RangeInclusive<u64>) {
+    let message = over.assert_error(429, code);
+    assert!(message.contains(flag), "{message}");
+    assert!(seconds.contains(&retry_after(over)), "{:?}", over.headers);
+}
+
 fn metric(body: &str, name: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
@@ -48,14 +56,8 @@ fn request_limit_is_per_client_and_answers_429_with_retry_after() {
     assert_eq!(post("alpha", &body).status, 200);
     assert_eq!(post("alpha", &body).status, 200);
     let over = post("alpha", &body);
-    let message = over.assert_error(429, "too_many_requests");
-    assert!(message.contains("--req-limit"), "{message}");
     // Two per minute: the next one in 30 s (less the time the first two took).
-    assert!(
-        (25..=30).contains(&retry_after(&over)),
-        "{:?}",
-        over.headers
-    );
+    assert_limited(&over, "too_many_requests", "--req-limit", 25..=30);
     // Another key is another client, on every limited route.
     assert_eq!(post("beta", &body).status, 200);
     let libre = post_json(
@@ -97,14 +99,8 @@ fn character_budget_counts_the_texts_and_limits_are_off_by_default() {
     let two = post_json(&url, &json!({"texts": [SENTENCES[0], SENTENCES[1]]}));
     assert_eq!(two.status, 200, "{}", two.body);
     let over = post_json(&url, &json!({"text": SENTENCES[2]}));
-    let message = over.assert_error(429, "too_many_characters");
-    assert!(message.contains("--char-budget"), "{message}");
     // 8 left (and one a second since), 33 needed: about 25 s.
-    assert!(
-        (20..=25).contains(&retry_after(&over)),
-        "{:?}",
-        over.headers
-    );
+    assert_limited(&over, "too_many_characters", "--char-budget", 20..=25);
     let metrics = get(&s.url("/metrics")).body;
     assert_eq!(
         metric(&metrics, "nmt_rejected_total{reason=\"char_budget\"}"),

@@ -5,11 +5,11 @@ mod data_support;
 
 use std::collections::HashSet;
 
-use data_support::{shared, source_ids, WordVocab};
+use data_support::{multi30k, source_ids, WordVocab};
 use proptest::prelude::*;
 use training::data::{
-    restore_order, Batch, BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus,
-    LengthFilter, RawPairs, ReadOptions, Side, TokenBatcher,
+    restore_order, Batch, BatchConfig, CorpusBuilder, DataError, EncodedCorpus, LengthFilter, Side,
+    TokenBatcher,
 };
 use vocab::{BOS_ID, EOS_ID, PAD_ID};
 
@@ -208,12 +208,7 @@ fn max_sentences_caps_batches() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn translation_round_trip_restores_input_order_on_real_data() {
-    let m30k = shared("multi30k");
-    let (raw, _) = RawPairs::read(
-        &CorpusSpec::prefix(m30k.join("test"), "de", "en"),
-        &ReadOptions::default(),
-    )
-    .unwrap();
+    let (_, raw) = multi30k("test");
     let lines: Vec<&str> = raw.src.iter().collect();
     let v = WordVocab::build(lines.iter().copied());
     let corpus = EncodedCorpus::encode_sources("test.de", &lines, &v).unwrap();
@@ -246,9 +241,7 @@ fn translation_round_trip_restores_input_order_on_real_data() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn real_training_plan_covers_multi30k() {
-    let m30k = shared("multi30k");
-    let spec = CorpusSpec::prefix(m30k.join("train"), "de", "en");
-    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let (_, raw) = multi30k("train");
     let sv = WordVocab::build(raw.src.iter());
     let tv = WordVocab::build(raw.tgt.iter());
     let (corpus, _) =

@@ -3,7 +3,7 @@
 
 mod data_support;
 
-use data_support::{write, WordVocab};
+use data_support::{pair_files, write, WordVocab};
 use training::data::{
     CorpusSpec, DataError, EncodedCorpus, LengthFilter, LineProblem, RawPairs, ReadOptions, Side,
     SkipReason,
@@ -24,9 +24,7 @@ fn read_err(spec: &CorpusSpec, opts: &ReadOptions) -> DataError {
 
 #[test]
 fn line_count_mismatch_is_an_error_even_when_skipping() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(dir.path(), "c.de", "a\nb\nc\nd\n");
-    let tgt = write(dir.path(), "c.en", "A\nB\n");
+    let (_dir, src, tgt) = pair_files(("c.de", "a\nb\nc\nd\n"), ("c.en", "A\nB\n"));
     let spec = CorpusSpec::new(&src, &tgt);
     for opts in [ReadOptions::default(), SKIP] {
         let err = read_err(&spec, &opts);
@@ -68,9 +66,7 @@ fn line_count_mismatch_is_an_error_even_when_skipping() {
 
 #[test]
 fn invalid_utf8_names_file_line_and_side() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(dir.path(), "u.de", "gut\n");
-    let tgt = write(dir.path(), "u.en", b"good\xff\xfe\n".as_slice());
+    let (_dir, src, tgt) = pair_files(("u.de", "gut\n"), ("u.en", b"good\xff\xfe\n".as_slice()));
     let err = read_err(&CorpusSpec::new(&src, &tgt), &ReadOptions::default());
     let msg = err.to_string();
     assert!(
@@ -93,9 +89,7 @@ fn invalid_utf8_names_file_line_and_side() {
 
 #[test]
 fn empty_lines_are_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(dir.path(), "e.de", "eins\n   \ndrei\n");
-    let tgt = write(dir.path(), "e.en", "one\ntwo\nthree\n");
+    let (_dir, src, tgt) = pair_files(("e.de", "eins\n   \ndrei\n"), ("e.en", "one\ntwo\nthree\n"));
     let err = read_err(&CorpusSpec::new(&src, &tgt), &ReadOptions::default());
     assert!(
         err.to_string().contains("e.de:2: source empty line"),
@@ -105,16 +99,15 @@ fn empty_lines_are_errors() {
 
 #[test]
 fn seg_id_mismatch_and_malformed_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(
-        dir.path(),
-        "s.de.xml",
-        "<doc>\n<seg id=\"1\"> a </seg>\n<seg id=\"2\"> b </seg>\n<seg id=\"4\"> c </seg>\n<seg id=\"5\"> d\n<seg id=\"6\"> e </seg>\n</doc>\n",
-    );
-    let tgt = write(
-        dir.path(),
-        "s.en.xml",
-        "<doc>\n<seg id=\"1\"> A </seg>\n<seg id=\"2\"> B </seg>\n<seg id=\"3\"> C </seg>\n<seg id=\"5\"> D </seg>\n<seg id=\"6\"> E </seg>\n</doc>\n",
+    let (_dir, src, tgt) = pair_files(
+        (
+            "s.de.xml",
+            "<doc>\n<seg id=\"1\"> a </seg>\n<seg id=\"2\"> b </seg>\n<seg id=\"4\"> c </seg>\n<seg id=\"5\"> d\n<seg id=\"6\"> e </seg>\n</doc>\n",
+        ),
+        (
+            "s.en.xml",
+            "<doc>\n<seg id=\"1\"> A </seg>\n<seg id=\"2\"> B </seg>\n<seg id=\"3\"> C </seg>\n<seg id=\"5\"> D </seg>\n<seg id=\"6\"> E </seg>\n</doc>\n",
+        ),
     );
     let spec = CorpusSpec::new(&src, &tgt);
     let err = read_err(&spec, &ReadOptions::default());
@@ -221,13 +214,13 @@ fn missing_file_and_format_mismatch() {
 
 #[test]
 fn corrupt_gzip_is_an_io_error_with_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(
-        dir.path(),
-        "z.de.gz",
-        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3].as_slice(),
+    let (_dir, src, tgt) = pair_files(
+        (
+            "z.de.gz",
+            [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3].as_slice(),
+        ),
+        ("z.en", "a\n"),
     );
-    let tgt = write(dir.path(), "z.en", "a\n");
     let err = read_err(&CorpusSpec::new(&src, &tgt), &ReadOptions::default());
     assert!(matches!(err, DataError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("z.de.gz"), "{err}");
@@ -235,9 +228,7 @@ fn corrupt_gzip_is_an_io_error_with_the_file() {
 
 #[test]
 fn vocabulary_errors_name_file_line_and_side() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(dir.path(), "v.de", "gut\nsehr gut\n");
-    let tgt = write(dir.path(), "v.en", "good\nvery FAIL\n");
+    let (_dir, src, tgt) = pair_files(("v.de", "gut\nsehr gut\n"), ("v.en", "good\nvery FAIL\n"));
     let vocab = WordVocab::build(["gut sehr good very"]);
     let spec = CorpusSpec::new(&src, &tgt);
     let err = EncodedCorpus::read(

@@ -2,10 +2,8 @@
 
 mod data_support;
 
-use data_support::{shared, write, WordVocab};
-use training::data::{
-    CorpusSpec, EncodedCorpus, FilterReason, LengthFilter, RawPairs, ReadOptions, Side,
-};
+use data_support::{multi30k, pair_files, write, WordVocab};
+use training::data::{CorpusSpec, EncodedCorpus, FilterReason, LengthFilter, ReadOptions, Side};
 
 #[test]
 fn check_rules() {
@@ -32,9 +30,7 @@ fn invalid_settings_are_rejected() {
     assert!(LengthFilter::moses(1, 2, 0.5).validate().is_err());
     assert!(LengthFilter::moses(1, 2, f64::NAN).validate().is_err());
     assert!(LengthFilter::moses(1, 2, 1.0).validate().is_ok());
-    let dir = tempfile::tempdir().unwrap();
-    let s = write(dir.path(), "a.de", "x\n");
-    let t = write(dir.path(), "a.en", "y\n");
+    let (_dir, s, t) = pair_files(("a.de", "x\n"), ("a.en", "y\n"));
     let v = WordVocab::build(["x y"]);
     let err = EncodedCorpus::read(
         &CorpusSpec::new(s, t),
@@ -95,9 +91,7 @@ fn filtered_pairs_are_counted_and_the_rest_kept_in_order() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn ratio_filter_on_real_data_matches_a_direct_count() {
-    let m30k = shared("multi30k");
-    let spec = CorpusSpec::prefix(m30k.join("valid"), "de", "en");
-    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let (_, raw) = multi30k("valid");
     let v = WordVocab::build(raw.src.iter().chain(raw.tgt.iter()));
     let filter = LengthFilter::moses(1, 20, 1.3);
     let (corpus, report) = EncodedCorpus::encode(&raw, &v, &v, &filter).unwrap();

@@ -5,7 +5,7 @@ mod data_support;
 
 use std::io::Write;
 
-use data_support::{lines_of, shared, write};
+use data_support::{lines_of, pair_files, shared, write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use training::data::readers::sgml::{collapse_whitespace, unescape_xml};
@@ -110,9 +110,10 @@ fn wmt14_sgml_reproduces_newstest2014() {
 
 #[test]
 fn plain_pairs_keep_alignment_and_line_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(dir.path(), "t.de", "ein Haus\r\nzwei  Häuser \ndrei\n");
-    let tgt = write(dir.path(), "t.en", "a house\r\ntwo houses\nthree");
+    let (_dir, src, tgt) = pair_files(
+        ("t.de", "ein Haus\r\nzwei  Häuser \ndrei\n"),
+        ("t.en", "a house\r\ntwo houses\nthree"),
+    );
     let (raw, report) =
         RawPairs::read(&CorpusSpec::new(&src, &tgt), &ReadOptions::default()).unwrap();
     assert_eq!(raw.len(), 3);
@@ -271,9 +272,7 @@ fn train_tags_fairseq_policy_keeps_titles_and_descriptions() {
 
 #[test]
 fn pair_reader_streams_several_parts() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.de", "eins\nzwei\n");
-    let b = write(dir.path(), "a.en", "one\ntwo\n");
+    let (dir, a, b) = pair_files(("a.de", "eins\nzwei\n"), ("a.en", "one\ntwo\n"));
     let c = write(dir.path(), "b.de", "drei\n");
     let d = write(dir.path(), "b.en", "three\n");
     let spec = CorpusSpec::new(a, b).then(c, d);
@@ -292,16 +291,15 @@ fn pair_reader_streams_several_parts() {
 
 #[test]
 fn segment_lines_parse_ids_entities_and_whitespace() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(
-        dir.path(),
-        "x.de.sgm",
-        "<srcset setid=\"t\">\n<doc docid=\"d\">\n<seg id=1>  A &amp;lt; B   &amp; C &#233;  </seg>\n<segment>not a seg</segment>\n<seg id='2'>x &quot;y&quot; &apos;z&apos; & w</seg>\n</doc>\n",
-    );
-    let tgt = write(
-        dir.path(),
-        "x.en.sgm",
-        "<refset>\n<doc docid=\"d\">\n<seg id=\"1\">one</seg>\n<seg id=\"2\">two</seg>\n</doc>\n",
+    let (_dir, src, tgt) = pair_files(
+        (
+            "x.de.sgm",
+            "<srcset setid=\"t\">\n<doc docid=\"d\">\n<seg id=1>  A &amp;lt; B   &amp; C &#233;  </seg>\n<segment>not a seg</segment>\n<seg id='2'>x &quot;y&quot; &apos;z&apos; & w</seg>\n</doc>\n",
+        ),
+        (
+            "x.en.sgm",
+            "<refset>\n<doc docid=\"d\">\n<seg id=\"1\">one</seg>\n<seg id=\"2\">two</seg>\n</doc>\n",
+        ),
     );
     let (raw, _) = RawPairs::read(&CorpusSpec::new(src, tgt), &ReadOptions::default()).unwrap();
     assert_eq!(raw.len(), 2);

@@ -3,10 +3,10 @@
 
 mod data_support;
 
-use data_support::{shared, source_ids, write, WordVocab};
+use data_support::{multi30k, pair_files, source_ids, WordVocab};
 use training::data::{
-    restore_order, CorpusBuilder, CorpusSpec, EncodedCorpus, IdWidth, LengthFilter, RawPairs,
-    ReadOptions, TokenColumn,
+    restore_order, CorpusBuilder, CorpusSpec, EncodedCorpus, IdWidth, LengthFilter, ReadOptions,
+    TokenColumn,
 };
 
 #[test]
@@ -58,9 +58,7 @@ fn builder_rejects_ids_outside_the_vocabulary() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn streaming_and_in_memory_encoding_agree_on_real_data() {
-    let m30k = shared("multi30k");
-    let spec = CorpusSpec::prefix(m30k.join("train"), "de", "en");
-    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let (spec, raw) = multi30k("train");
     assert_eq!(raw.len(), 29_000);
     let sv = WordVocab::build(raw.src.iter());
     let tv = WordVocab::build(raw.tgt.iter());
@@ -93,9 +91,7 @@ fn streaming_and_in_memory_encoding_agree_on_real_data() {
 
 #[test]
 fn numbers_map_kept_pairs_back_to_input_positions() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = write(dir.path(), "n.de", "a\n\nb c\nd\n");
-    let t = write(dir.path(), "n.en", "A\nX\nB C\nD E F G\n");
+    let (_dir, s, t) = pair_files(("n.de", "a\n\nb c\nd\n"), ("n.en", "A\nX\nB C\nD E F G\n"));
     let v = WordVocab::build(["a b c d A B C D E F G X"]);
     let opts = ReadOptions {
         skip_bad_lines: true,
@@ -149,9 +145,7 @@ fn restore_order_checks_completeness() {
 fn real_trained_vocabulary_through_read_encode_and_batch() {
     use training::data::{Batch, BatchConfig, TokenBatcher};
     use vocab::{ModelType, TrainConfig, Vocab, UNK_ID};
-    let m30k = shared("multi30k");
-    let spec = CorpusSpec::prefix(m30k.join("valid"), "de", "en");
-    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    let (spec, raw) = multi30k("valid");
     let config = TrainConfig {
         model: ModelType::Bpe,
         vocab_size: 1000,

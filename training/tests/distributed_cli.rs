@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{resume_args, train_log};
+use common::{resume_args, train_args, train_log};
 
 use tch::Tensor;
 
@@ -57,29 +57,11 @@ fn write_corpus(dir: &Path, name: &str, pairs: usize, seed: u64) {
 fn fixture(dir: &Path) -> PathBuf {
     write_corpus(dir, "train", 400, 1);
     write_corpus(dir, "valid", 16, 2);
-    let cfg = dir.join("tiny.toml");
-    std::fs::write(
-        &cfg,
-        r#"
-[data]
-src_lang = "de"
-tgt_lang = "en"
-train = "train"
-valid = "valid"
-max_len = 20
-
-[vocab]
-size = 120
-
-[model]
-embed_dim = 16
-hidden_dim = 16
-encoder_layers = 2
-decoder_layers = 2
-dropout = 0.2
-
-[training]
-batch_tokens = 300
+    common::write_tiny_config(
+        dir,
+        20,
+        120,
+        r#"batch_tokens = 300
 max_epochs = 0
 max_steps = 8
 lr = 0.003
@@ -91,8 +73,6 @@ device = "cpu"
 dist_timeout_secs = 20
 "#,
     )
-    .unwrap();
-    cfg
 }
 
 fn free_port() -> u16 {
@@ -136,15 +116,8 @@ fn run_alone(args: &[&str]) -> Output {
 
 /// One process with `update_freq = 2` on `cfg`, into `run`: the updates a 2-rank job makes.
 fn train_alone_update_freq_2(cfg: &str, run: &Path) {
-    let out = run_alone(&[
-        "--config",
-        cfg,
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--quiet",
-        "--set",
-        "training.update_freq=2",
-    ]);
+    let update_freq_2 = ["--set", "training.update_freq=2"];
+    let out = run_alone(&train_args(cfg, run.to_str().unwrap(), &update_freq_2));
     process::assert_success(&out, "");
 }
 
@@ -175,28 +148,13 @@ fn two_ranks_make_the_updates_of_one_process_with_update_freq_2() {
     let job = dir.path().join("job");
 
     train_alone_update_freq_2(cfg, &alone);
-    wait_ok(spawn_ranks(
-        2,
-        &[
-            "--config",
-            cfg,
-            "--run-dir",
-            job.to_str().unwrap(),
-            "--quiet",
-        ],
-    ));
+    wait_ok(spawn_ranks(2, &train_args(cfg, job.to_str().unwrap(), &[])));
 
     assert_same_weights(&alone, &job);
     let a = weights(&alone);
     // The tolerance tells updates apart: one batch per update (other updates) ends elsewhere.
     let other = dir.path().join("other");
-    let out = run_alone(&[
-        "--config",
-        cfg,
-        "--run-dir",
-        other.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let out = run_alone(&train_args(cfg, other.to_str().unwrap(), &[]));
     process::assert_success(&out, "");
     let c = weights(&other);
     let apart = a
@@ -226,20 +184,9 @@ fn two_ranks_make_the_updates_of_one_process_with_update_freq_2() {
 /// A 2-rank job on `cfg` into `job`, told to run for ever (and `set`, one more override),
 /// returned once `steps` updates are logged; fails if a rank exits first.
 fn job_running_until(cfg: &Path, job: &Path, set: &str, steps: usize) -> Vec<Child> {
-    let mut ranks = spawn_ranks(
-        2,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            job.to_str().unwrap(),
-            "--quiet",
-            "--max-steps",
-            "100000",
-            "--set",
-            set,
-        ],
-    );
+    let (cfg, job_str) = (cfg.to_str().unwrap(), job.to_str().unwrap());
+    let for_ever = ["--max-steps", "100000", "--set", set];
+    let mut ranks = spawn_ranks(2, &train_args(cfg, job_str, &for_ever));
     let start = Instant::now();
     while train_log(job).len() < steps {
         assert!(
@@ -382,13 +329,7 @@ fn torchrun_launches_a_job() {
             &port,
             BIN,
         ])
-        .args([
-            "--config",
-            cfg,
-            "--run-dir",
-            job.to_str().unwrap(),
-            "--quiet",
-        ])
+        .args(train_args(cfg, job.to_str().unwrap(), &[]))
         .output()
         .unwrap();
     process::assert_success(&out, "");

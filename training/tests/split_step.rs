@@ -22,6 +22,14 @@ fn config(dropout: f64) -> ModelConfig {
 }
 
 /// Six rows of different lengths.
+/// A model of [`config`] with `dropout`, initialised after seeding libtorch with `seed`.
+fn seeded_model(seed: i64, dropout: f64) -> (nn::VarStore, Seq2Seq) {
+    tch::manual_seed(seed);
+    let vars = nn::VarStore::new(Device::Cpu);
+    let model = Seq2Seq::new(&vars.root(), &config(dropout)).unwrap();
+    (vars, model)
+}
+
 fn batch() -> DeviceBatch {
     let src = Tensor::from_slice(&[
         9i64, 8, 7, 3, 6, 5, 3, 0, 4, 3, 0, 0, 5, 6, 7, 3, 8, 3, 0, 0, 10, 11, 3, 0,
@@ -83,9 +91,7 @@ fn rows_split_into_contiguous_slices_of_about_equal_tokens() {
 
 #[test]
 fn workers_compute_the_loss_and_gradient_of_one_pass() {
-    tch::manual_seed(3);
-    let vars = nn::VarStore::new(Device::Cpu);
-    let model = Seq2Seq::new(&vars.root(), &config(0.0)).unwrap();
+    let (vars, model) = seeded_model(3, 0.0);
     let b = batch();
     let scale = 1.0 / 18.0;
     let parallel = SplitStep::new(&vars, &config(0.0), 3).unwrap();
@@ -123,9 +129,7 @@ fn workers_compute_the_loss_and_gradient_of_one_pass() {
 
 #[test]
 fn dropout_masks_depend_on_the_seed_only() {
-    tch::manual_seed(4);
-    let vars = nn::VarStore::new(Device::Cpu);
-    let model = Seq2Seq::new(&vars.root(), &config(0.3)).unwrap();
+    let (vars, model) = seeded_model(4, 0.3);
     let b = batch();
     let parallel = SplitStep::new(&vars, &config(0.3), 2).unwrap();
     let run = |seed: u64| {

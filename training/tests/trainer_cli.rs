@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{resume_args, train_log};
+use common::{resume_args, train_args, train_log};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nmt-train");
 const MULTI30K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/multi30k");
@@ -54,29 +54,12 @@ fn fixture_with(dir: &Path, extra: &str) -> PathBuf {
             );
         }
     }
-    let cfg = dir.join("tiny.toml");
-    std::fs::write(
-        &cfg,
-        r#"
-[data]
-src_lang = "de"
-tgt_lang = "en"
-train = "train"
-valid = "valid"
-max_len = 40
-
-[vocab]
-size = 300
-
-[model]
-embed_dim = 16
-hidden_dim = 16
-encoder_layers = 2
-decoder_layers = 2
-dropout = 0.2
-
-[training]
-batch_tokens = 400
+    common::write_tiny_config(
+        dir,
+        40,
+        300,
+        &format!(
+            r#"batch_tokens = 400
 max_epochs = 0
 max_steps = 36
 lr = 0.003
@@ -88,12 +71,9 @@ seed = 5
 # which the resume test must find exactly reproducible too.
 threads = 2
 device = "cpu"
-"#
-        .to_string()
-            + extra,
+{extra}"#
+        ),
     )
-    .unwrap();
-    cfg
 }
 
 #[test]
@@ -119,15 +99,11 @@ fn sigkill_then_resume(extra_config: &str) {
     // before the kill however fast the machine is (no schedule depends on max_steps), and the
     // resumed run is held to the config's 36.
     let mut child = Command::new(BIN)
-        .args([
-            "--config",
+        .args(train_args(
             cfg.to_str().unwrap(),
-            "--run-dir",
             run.to_str().unwrap(),
-            "--quiet",
-            "--max-steps",
-            "1000",
-        ])
+            &["--max-steps", "1000"],
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -227,17 +203,12 @@ fn bad_invocations_fail_with_a_message() {
         "[data]\nsrc_lang='de'\ntgt_lang='en'\ntrain='t'\nvalid='v'\n[training]\nlearning_rate=1\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = process::stderr_of_failure(Command::new(BIN).args([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]));
     assert!(
         err.contains("learning_rate") && err.contains("bad.toml"),
         "{err}"
@@ -321,21 +292,20 @@ fn a_run_averages_its_last_checkpoints_and_records_its_final_validation() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = fixture(dir.path());
     let run = dir.path().join("run");
-    run_ok(&[
-        "--config",
+    run_ok(&train_args(
         cfg.to_str().unwrap(),
-        "--run-dir",
         run.to_str().unwrap(),
-        "--quiet",
-        "--max-steps",
-        "32",
-        "--set",
-        "training.keep_every=12",
-        "--set",
-        "training.average_last=3",
-        "--set",
-        "data.description=\"300 Multi30k captions\"",
-    ]);
+        &[
+            "--max-steps",
+            "32",
+            "--set",
+            "training.keep_every=12",
+            "--set",
+            "training.average_last=3",
+            "--set",
+            "data.description=\"300 Multi30k captions\"",
+        ],
+    ));
     let read_json = |path: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };

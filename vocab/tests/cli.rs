@@ -2,8 +2,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
+
+use tempfile::TempDir;
 
 use common::process;
 
@@ -32,44 +33,49 @@ fn fails(args: &[&str], stdin: &[u8], needle: &str) {
     );
 }
 
-/// Cuts of Multi30k train (1500 lines a side) into `dir`.
-fn cuts(dir: &Path) -> (String, String) {
+/// A new temporary folder with cuts of Multi30k train (1500 lines a side) in it, and
+/// their paths.
+fn cuts() -> (TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
     let de = common::head("multi30k/train.de", 1500);
     let en = common::head("multi30k/train.en", 1500);
-    let (pde, pen) = (dir.join("train.de"), dir.join("train.en"));
+    let (pde, pen) = (dir.path().join("train.de"), dir.path().join("train.en"));
     std::fs::write(&pde, de.join("\n")).unwrap();
     std::fs::write(&pen, en.join("\n")).unwrap();
-    (pde.display().to_string(), pen.display().to_string())
+    (dir, pde.display().to_string(), pen.display().to_string())
+}
+
+/// `train OPTIONS... --input INPUTS... --output OUTPUT`.
+fn train_args<'a>(options: &[&'a str], inputs: &[&'a str], output: &'a str) -> Vec<&'a str> {
+    [
+        &["train"],
+        options,
+        &["--input"],
+        inputs,
+        &["--output", output],
+    ]
+    .concat()
 }
 
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn train_encode_decode_info() {
-    let dir = tempfile::tempdir().unwrap();
-    let (de, en) = cuts(dir.path());
+    let (dir, de, en) = cuts();
     let out = dir.path().join("joint");
     let out_s = out.display().to_string();
     for model in ["unigram", "bpe"] {
-        ok(
-            &[
-                "train",
-                "--model",
-                model,
-                "--vocab-size",
-                "1200",
-                "--min-frequency",
-                "2",
-                "--character-coverage",
-                "1.0",
-                "--joint",
-                "--input",
-                &de,
-                &en,
-                "--output",
-                &out_s,
-            ],
-            b"",
-        );
+        let options = [
+            "--model",
+            model,
+            "--vocab-size",
+            "1200",
+            "--min-frequency",
+            "2",
+            "--character-coverage",
+            "1.0",
+            "--joint",
+        ];
+        ok(&train_args(&options, &[&de, &en], &out_s), b"");
         let vocab = out.join("tokenizer.json").display().to_string();
         let info = ok(&["info", "--vocab", &vocab], b"");
         assert!(info.contains(&format!("kind: {model}")), "{info}");
@@ -98,22 +104,14 @@ fn train_encode_decode_info() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn train_separate_vocabularies_into_a_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let (de, en) = cuts(dir.path());
+    let (dir, de, en) = cuts();
     let out = dir.path().join("sep");
     ok(
-        &[
-            "train",
-            "--model",
-            "bpe",
-            "--vocab-size",
-            "800",
-            "--input",
-            &de,
-            &en,
-            "--output",
+        &train_args(
+            &["--model", "bpe", "--vocab-size", "800"],
+            &[&de, &en],
             &out.display().to_string(),
-        ],
+        ),
         b"",
     );
     for name in ["train.de.tokenizer.json", "train.en.tokenizer.json"] {
@@ -123,32 +121,12 @@ fn train_separate_vocabularies_into_a_directory() {
     // A single file name cannot hold two vocabularies.
     let file = dir.path().join("one.json").display().to_string();
     fails(
-        &[
-            "train",
-            "--vocab-size",
-            "800",
-            "--input",
-            &de,
-            &en,
-            "--output",
-            &file,
-        ],
+        &train_args(&["--vocab-size", "800"], &[&de, &en], &file),
         b"",
         "--output must be a directory",
     );
     // A *.json output is written as named.
-    ok(
-        &[
-            "train",
-            "--vocab-size",
-            "800",
-            "--input",
-            &de,
-            "--output",
-            &file,
-        ],
-        b"",
-    );
+    ok(&train_args(&["--vocab-size", "800"], &[&de], &file), b"");
     assert_eq!(vocab::load(&file).unwrap().len(), 800);
 }
 
@@ -174,7 +152,7 @@ fn spm_model_through_the_cli() {
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn bad_input_exits_nonzero_naming_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, de, _) = cuts();
     fails(
         &["info", "--vocab", "/no/such/vocab.json"],
         b"",
@@ -190,20 +168,8 @@ fn bad_input_exits_nonzero_naming_file_and_line() {
         "corrupt.json",
     );
 
-    let (de, _) = cuts(dir.path());
     let out = dir.path().join("v.json").display().to_string();
-    ok(
-        &[
-            "train",
-            "--vocab-size",
-            "600",
-            "--input",
-            &de,
-            "--output",
-            &out,
-        ],
-        b"",
-    );
+    ok(&train_args(&["--vocab-size", "600"], &[&de], &out), b"");
     fails(
         &["encode", "--vocab", &out],
         b"gut\n\xff kaputt\n",
@@ -224,67 +190,27 @@ fn bad_input_exits_nonzero_naming_file_and_line() {
     std::fs::write(&bad, b"gut\nauch gut\n\xc3 nein\n").unwrap();
     let bad_s = bad.display().to_string();
     fails(
-        &[
-            "train",
-            "--vocab-size",
-            "100",
-            "--input",
-            &bad_s,
-            "--output",
-            &out,
-        ],
+        &train_args(&["--vocab-size", "100"], &[&bad_s], &out),
         b"",
         "bad.txt:3:",
     );
     fails(
-        &[
-            "train",
-            "--vocab-size",
-            "100",
-            "--input",
-            "/no/such.txt",
-            "--output",
-            &out,
-        ],
+        &train_args(&["--vocab-size", "100"], &["/no/such.txt"], &out),
         b"",
         "/no/such.txt",
     );
     fails(
-        &[
-            "train",
-            "--vocab-size",
-            "3",
-            "--input",
-            &de,
-            "--output",
-            &out,
-        ],
+        &train_args(&["--vocab-size", "3"], &[&de], &out),
         b"",
         "vocabulary size",
     );
     fails(
-        &[
-            "train",
-            "--character-coverage",
-            "2",
-            "--input",
-            &de,
-            "--output",
-            &out,
-        ],
+        &train_args(&["--character-coverage", "2"], &[&de], &out),
         b"",
         "character coverage",
     );
     fails(
-        &[
-            "train",
-            "--model",
-            "wordpiece",
-            "--input",
-            &de,
-            "--output",
-            &out,
-        ],
+        &train_args(&["--model", "wordpiece"], &[&de], &out),
         b"",
         "wordpiece",
     );

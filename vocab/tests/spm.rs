@@ -121,34 +121,13 @@ fn other_layouts_are_remapped() {
     assert_eq!(v.decode(&[BOS_ID, PAD_ID, EOS_ID]).unwrap(), "");
 }
 
-fn check_line(v: &dyn Vocab, line: &str) -> bool {
-    let ids = v.encode(line).unwrap();
-    assert!(
-        ids.iter()
-            .all(|&id| id != PAD_ID && id != BOS_ID && id != EOS_ID),
-        "{line:?} -> {ids:?}"
-    );
-    let decoded = v.decode(&ids).unwrap();
-    if ids.contains(&UNK_ID) {
-        assert!(decoded.contains(UNK_SURFACE), "{line:?} -> {decoded:?}");
-        false
-    } else {
-        assert_eq!(
-            decoded,
-            v.normalize(line).unwrap(),
-            "round trip of {line:?}"
-        );
-        true
-    }
-}
-
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
 fn round_trips_real_test_sets() {
     let v = vocab();
     for set in common::TEST_SETS {
         let lines = common::head(set, usize::MAX);
-        let clean = lines.iter().filter(|l| check_line(v, l)).count();
+        let clean = lines.iter().filter(|l| common::round_trips(v, l)).count();
         eprintln!("spm {set}: {clean}/{} lines without unk", lines.len());
         let floor = if set.starts_with("multi30k") {
             0.97
@@ -195,14 +174,14 @@ proptest! {
 
     #[ignore = "needs ../shared/data (the project's corpora)"]
     fn never_panics_and_round_trips(s in common::text()) {
-        { let v = vocab(); check_line(v, &s); }
+        { let v = vocab(); common::round_trips(v, &s); }
     }
 
     #[test]
 
     #[ignore = "needs ../shared/data (the project's corpora)"]
     fn arbitrary_strings_never_panic(s in any::<String>()) {
-        { let v = vocab(); check_line(v, &s); }
+        { let v = vocab(); common::round_trips(v, &s); }
     }
 
     #[test]
@@ -220,6 +199,6 @@ proptest! {
 fn very_long_line_round_trips() {
     let v = vocab();
     let lines = common::head("multi30k/test.en", 1000);
-    check_line(v, &lines.join(" "));
-    assert!(check_line(v, &"ab".repeat(50_000)));
+    common::round_trips(v, &lines.join(" "));
+    assert!(common::round_trips(v, &"ab".repeat(50_000)));
 }

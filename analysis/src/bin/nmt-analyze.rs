@@ -291,28 +291,49 @@ fn each_bundle(
     Ok(names)
 }
 
+/// [`each_bundle`] with one accumulator per bundle, made by `new` at the bundle's first batch
+/// and given each of its batches by `add`. Per bundle, in order: its name, whether its
+/// encoder is bidirectional, and its accumulator.
+fn accumulate_per_bundle<T>(
+    c: &Common,
+    compare: &[PathBuf],
+    tgt: &Path,
+    limit: usize,
+    new: impl Fn() -> T,
+    mut add: impl FnMut(&mut T, &Bundle, &Batch) -> Result<()>,
+) -> Result<Vec<(String, bool, T)>> {
+    let mut per_bundle: Vec<(bool, T)> = Vec::new();
+    let names = each_bundle(c, compare, tgt, limit, |index, bundle, batch| {
+        // Every bundle has a batch (inputs without a sentence are an error), so bundle
+        // `index` first shows up right after bundle `index - 1`.
+        if per_bundle.len() == index {
+            per_bundle.push((bundle.model.config().bidirectional, new()));
+        }
+        add(&mut per_bundle[index].1, bundle, batch)
+    })?;
+    Ok(names
+        .into_iter()
+        .zip(per_bundle)
+        .map(|(name, (bidirectional, acc))| (name, bidirectional, acc))
+        .collect())
+}
+
 fn gates(a: GatesArgs) -> Result<()> {
     let c = &a.common;
     create_out(&c.out)?;
-    // Per bundle, in order: (bidirectional, recorder).
-    let mut recorders: Vec<(bool, GateHistograms)> = Vec::new();
-    let names = each_bundle(
+    let recorders = accumulate_per_bundle(
         c,
         &a.compare,
         &a.tgt,
         a.sentences,
-        |index, bundle, batch| {
-            // Every bundle has a batch (inputs without a sentence are an error), so bundle
-            // `index` first shows up right after bundle `index - 1`.
-            if recorders.len() == index {
-                recorders.push((bundle.model.config().bidirectional, GateHistograms::new()));
-            }
-            record::teacher_forced(&bundle.model, batch, &recorders[index].1);
+        GateHistograms::new,
+        |recorder, bundle, batch| {
+            record::teacher_forced(&bundle.model, batch, recorder);
             Ok(())
         },
     )?;
     let mut models = Vec::new();
-    for (name, (bidirectional, recorder)) in names.into_iter().zip(recorders) {
+    for (name, bidirectional, recorder) in recorders {
         models.push((name, bidirectional, recorder.finish()?));
     }
 
@@ -641,19 +662,13 @@ fn neurons(a: NeuronsArgs) -> Result<()> {
 fn gradients(a: GradientsArgs) -> Result<()> {
     let c = &a.common;
     create_out(&c.out)?;
-    // Per bundle, in order: (bidirectional, sums).
-    let mut flows: Vec<(bool, GradientFlow)> = Vec::new();
-    let names = each_bundle(
+    let flows = accumulate_per_bundle(
         c,
         &a.compare,
         &a.tgt,
         a.sentences,
-        |index, bundle, batch| {
-            if flows.len() == index {
-                flows.push((bundle.model.config().bidirectional, GradientFlow::default()));
-            }
-            Ok(flows[index].1.add_batch(&bundle.model, batch)?)
-        },
+        GradientFlow::default,
+        |flow, bundle, batch| Ok(flow.add_batch(&bundle.model, batch)?),
     )?;
     let csv_path = c.out.join("gradients.csv");
     let mut csv = csv::Writer::from_path(&csv_path)
@@ -661,7 +676,7 @@ fn gradients(a: GradientsArgs) -> Result<()> {
     csv.write_record(["model", "site", "distance", "mean_norm", "sentences"])?;
     // Per encoder site, one line per bundle.
     let mut panels: BTreeMap<String, Vec<Line>> = BTreeMap::new();
-    for (name, (bidirectional, flow)) in names.iter().zip(&flows) {
+    for (name, bidirectional, flow) in &flows {
         let mut by_site: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for p in &flow.points(*bidirectional) {
             csv.write_record([

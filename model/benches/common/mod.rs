@@ -119,43 +119,70 @@ fn take(map: &mut BTreeMap<String, Tensor>, name: &str, path: &Path) -> Result<T
         .with_context(|| format!("{}: missing tensor {name}", path.display()))
 }
 
-/// `batches.safetensors`: training batches.
-pub fn write_train_batches(path: &Path, batches: &[TrainBatch]) -> Result<()> {
+/// Writes the tensors `fields(batch)` of each batch as one safetensors file, those of batch
+/// `i` named `key(i, field)`.
+fn write_batches<B>(
+    path: &Path,
+    batches: &[B],
+    fields: impl Fn(&B) -> Vec<(&'static str, &Tensor)>,
+) -> Result<()> {
     let mut named = Vec::new();
     for (i, b) in batches.iter().enumerate() {
-        named.push((key(i, "src"), b.src.shallow_clone()));
-        named.push((key(i, "src_lengths"), b.src_lengths.shallow_clone()));
-        named.push((key(i, "tgt_in"), b.tgt_in.shallow_clone()));
-        named.push((key(i, "tgt_out"), b.tgt_out.shallow_clone()));
+        for (field, t) in fields(b) {
+            named.push((key(i, field), t.shallow_clone()));
+        }
     }
     write_tensors(path, named)
 }
 
-/// Reads what [`write_train_batches`] wrote.
-pub fn read_train_batches(path: &Path) -> Result<Vec<TrainBatch>> {
+/// Reads what [`write_batches`] wrote: `make` builds each batch from a function that takes
+/// its tensor of a field out of the file. An error when there is no batch.
+fn read_batches<B>(
+    path: &Path,
+    mut make: impl FnMut(&mut dyn FnMut(&str) -> Result<Tensor>) -> Result<B>,
+) -> Result<Vec<B>> {
     let mut map = read_tensors(path)?;
     let mut out = Vec::new();
     while map.contains_key(&key(out.len(), "src")) {
         let i = out.len();
-        let tgt_out = take(&mut map, &key(i, "tgt_out"), path)?;
-        let row_lengths = tgt_out
-            .ne(vocab::PAD_ID as i64)
-            .sum_dim_intlist(1, false, Kind::Int64);
-        let tgt_lengths = Vec::<i64>::try_from(&row_lengths)?;
-        let tgt_tokens = tgt_lengths.iter().sum();
-        out.push(TrainBatch {
-            src: take(&mut map, &key(i, "src"), path)?,
-            src_lengths: take(&mut map, &key(i, "src_lengths"), path)?,
-            tgt_in: take(&mut map, &key(i, "tgt_in"), path)?,
-            tgt_out,
-            tgt_tokens,
-            tgt_lengths,
-        });
+        out.push(make(&mut |field| take(&mut map, &key(i, field), path))?);
     }
     if out.is_empty() {
         bail!("{}: no batches", path.display());
     }
     Ok(out)
+}
+
+/// `batches.safetensors`: training batches.
+pub fn write_train_batches(path: &Path, batches: &[TrainBatch]) -> Result<()> {
+    write_batches(path, batches, |b| {
+        vec![
+            ("src", &b.src),
+            ("src_lengths", &b.src_lengths),
+            ("tgt_in", &b.tgt_in),
+            ("tgt_out", &b.tgt_out),
+        ]
+    })
+}
+
+/// Reads what [`write_train_batches`] wrote.
+pub fn read_train_batches(path: &Path) -> Result<Vec<TrainBatch>> {
+    read_batches(path, |field| {
+        let tgt_out = field("tgt_out")?;
+        let row_lengths = tgt_out
+            .ne(vocab::PAD_ID as i64)
+            .sum_dim_intlist(1, false, Kind::Int64);
+        let tgt_lengths = Vec::<i64>::try_from(&row_lengths)?;
+        let tgt_tokens = tgt_lengths.iter().sum();
+        Ok(TrainBatch {
+            src: field("src")?,
+            src_lengths: field("src_lengths")?,
+            tgt_in: field("tgt_in")?,
+            tgt_out,
+            tgt_tokens,
+            tgt_lengths,
+        })
+    })
 }
 
 /// Cuts encoded sources (EOS included) into batches exactly as
@@ -195,31 +222,24 @@ pub fn search_batches(
 
 /// `test_batches.safetensors`: search batches.
 pub fn write_search_batches(path: &Path, batches: &[SearchBatch]) -> Result<()> {
-    let mut named = Vec::new();
-    for (i, b) in batches.iter().enumerate() {
-        named.push((key(i, "src"), b.src.shallow_clone()));
-        named.push((key(i, "lengths"), b.lengths.shallow_clone()));
-        named.push((key(i, "index"), b.index.shallow_clone()));
-    }
-    write_tensors(path, named)
+    write_batches(path, batches, |b| {
+        vec![
+            ("src", &b.src),
+            ("lengths", &b.lengths),
+            ("index", &b.index),
+        ]
+    })
 }
 
 /// Reads what [`write_search_batches`] wrote.
 pub fn read_search_batches(path: &Path) -> Result<Vec<SearchBatch>> {
-    let mut map = read_tensors(path)?;
-    let mut out = Vec::new();
-    while map.contains_key(&key(out.len(), "src")) {
-        let i = out.len();
-        out.push(SearchBatch {
-            src: take(&mut map, &key(i, "src"), path)?,
-            lengths: take(&mut map, &key(i, "lengths"), path)?,
-            index: take(&mut map, &key(i, "index"), path)?,
-        });
-    }
-    if out.is_empty() {
-        bail!("{}: no batches", path.display());
-    }
-    Ok(out)
+    read_batches(path, |field| {
+        Ok(SearchBatch {
+            src: field("src")?,
+            lengths: field("lengths")?,
+            index: field("index")?,
+        })
+    })
 }
 
 /// Median of a sample (seconds).

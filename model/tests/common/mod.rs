@@ -29,6 +29,53 @@ pub const TEXTS: &[&str] = &[
     "two men play",
 ];
 
+/// The translations of `texts` by bundles `a` and `b` with the default options, paired line
+/// by line.
+#[allow(dead_code)] // not every test binary translates
+pub fn translate_both(
+    a: &model::Bundle,
+    b: &model::Bundle,
+    texts: &[String],
+) -> Vec<(model::translate::Translation, model::translate::Translation)> {
+    use model::translate::{translate, TranslateOptions};
+    let opts = TranslateOptions::default();
+    let a = translate(a, texts, &opts, |_| {}).unwrap();
+    let b = translate(b, texts, &opts, |_| {}).unwrap();
+    a.into_iter().zip(b).collect()
+}
+
+/// Fails unless `a` and `b` are the same text with scores less than `tolerance` apart;
+/// `context` starts the failure messages.
+#[allow(dead_code)] // not every test binary translates
+pub fn assert_same_translation(
+    a: &model::translate::Translation,
+    b: &model::translate::Translation,
+    tolerance: f64,
+    context: &str,
+) {
+    assert_eq!(a.text, b.text, "{context}");
+    assert!(
+        (a.score - b.score).abs() < tolerance,
+        "{context}: {} vs {}",
+        a.score,
+        b.score
+    );
+}
+
+/// Runs `nmt-bundle` with `args`: whether it succeeded, its stdout and its stderr.
+#[allow(dead_code)] // not every test binary runs nmt-bundle
+pub fn nmt_bundle(args: &[&str]) -> (bool, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nmt-bundle"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// libtorch's default generator is one for the whole process, and the tests of a binary run
 /// in parallel threads: whoever seeds it must keep the others off it until done drawing.
 static GLOBAL_RNG: Mutex<()> = Mutex::new(());

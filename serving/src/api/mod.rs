@@ -264,24 +264,18 @@ pub fn check_each_text(settings: &Settings, texts: &[String], label: &str) -> Re
 /// Checks decoding options against the limits.
 pub fn check_options(settings: &Settings, options: &DecodeOptions) -> Result<(), ApiError> {
     let limits = &settings.limits;
-    if options.beam_size == 0 || options.beam_size > limits.max_beam {
-        return Err(ApiError::bad_request(
-            "beam_too_large",
-            format!(
-                "beam_size {} is outside 1..={}",
-                options.beam_size, limits.max_beam
-            ),
-        ));
-    }
-    if options.n_best == 0 || options.n_best > limits.max_n_best {
-        return Err(ApiError::bad_request(
-            "n_best_too_large",
-            format!(
-                "n_best {} is outside 1..={}",
-                options.n_best, limits.max_n_best
-            ),
-        ));
-    }
+    check_range(
+        "beam_too_large",
+        "beam_size",
+        options.beam_size,
+        limits.max_beam,
+    )?;
+    check_range(
+        "n_best_too_large",
+        "n_best",
+        options.n_best,
+        limits.max_n_best,
+    )?;
     if options.n_best > options.beam_size {
         return Err(ApiError::bad_request(
             "n_best_above_beam",
@@ -292,12 +286,23 @@ pub fn check_options(settings: &Settings, options: &DecodeOptions) -> Result<(),
         ));
     }
     if let Some(n) = options.max_length {
-        if n == 0 || n > limits.max_output_tokens {
-            return Err(ApiError::bad_request(
-                "max_length_too_large",
-                format!("max_length {n} is outside 1..={}", limits.max_output_tokens),
-            ));
-        }
+        check_range(
+            "max_length_too_large",
+            "max_length",
+            n,
+            limits.max_output_tokens,
+        )?;
+    }
+    Ok(())
+}
+
+/// A 400 with `code` unless option `name`'s `value` is in `1..=max`.
+fn check_range(code: &'static str, name: &str, value: usize, max: usize) -> Result<(), ApiError> {
+    if value == 0 || value > max {
+        return Err(ApiError::bad_request(
+            code,
+            format!("{name} {value} is outside 1..={max}"),
+        ));
     }
     Ok(())
 }

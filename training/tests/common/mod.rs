@@ -2,7 +2,7 @@
 //! `TrainableModel`, a synthetic corpus batched by the real token batcher, and a word vocabulary.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -227,6 +227,13 @@ pub fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `nmt-train` arguments that quietly train on the config `cfg` into `run_dir`, then `extra`.
+pub fn train_args<'a>(cfg: &'a str, run_dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--config", cfg, "--run-dir", run_dir, "--quiet"];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// `nmt-train` arguments that quietly resume the run in `run_dir` up to update `max_steps`.
 pub fn resume_args<'a>(run_dir: &'a str, max_steps: &'a str) -> [&'a str; 6] {
     [
@@ -237,6 +244,38 @@ pub fn resume_args<'a>(run_dir: &'a str, max_steps: &'a str) -> [&'a str; 6] {
         "--max-steps",
         max_steps,
     ]
+}
+
+/// Writes `dir/tiny.toml`, a de→en run on `dir`'s `train.*` and `valid.*` files with a tiny
+/// model (two layers a side, 16-wide embeddings and states), and returns its path.
+/// `max_len` and `vocab_size` go to `[data]` and `[vocab]`; `training` is the body of the
+/// `[training]` section (and may add sections after it).
+pub fn write_tiny_config(dir: &Path, max_len: usize, vocab_size: usize, training: &str) -> PathBuf {
+    let cfg = dir.join("tiny.toml");
+    let text = format!(
+        r#"
+[data]
+src_lang = "de"
+tgt_lang = "en"
+train = "train"
+valid = "valid"
+max_len = {max_len}
+
+[vocab]
+size = {vocab_size}
+
+[model]
+embed_dim = 16
+hidden_dim = 16
+encoder_layers = 2
+decoder_layers = 2
+dropout = 0.2
+
+[training]
+{training}"#
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
 }
 
 /// `(step, loss as written)` of every record of `<run>/train.jsonl` (empty when absent), for

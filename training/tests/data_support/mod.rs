@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use training::data::SentenceEncoder;
+use training::data::{CorpusSpec, RawPairs, ReadOptions, SentenceEncoder};
 use vocab::{VocabError, UNK_ID};
 
 /// Whitespace-separated words → ids 4.., built from a list of texts
@@ -99,11 +99,31 @@ pub fn shared(rel: &str) -> PathBuf {
     p
 }
 
+/// The de–en corpus of Multi30k split `split` (`train`, `valid` or `test`) in the shared data
+/// (see [`shared`]), and its pairs read with the default options.
+pub fn multi30k(split: &str) -> (CorpusSpec, RawPairs) {
+    let spec = CorpusSpec::prefix(shared("multi30k").join(split), "de", "en");
+    let (raw, _) = RawPairs::read(&spec, &ReadOptions::default()).unwrap();
+    (spec, raw)
+}
+
 /// Writes `text` to `dir/name` and returns the path.
 pub fn write(dir: &std::path::Path, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// A new temporary folder holding a source and a target file, each given as `(name,
+/// contents)`; returns the folder and the two paths.
+pub fn pair_files(
+    src: (&str, impl AsRef<[u8]>),
+    tgt: (&str, impl AsRef<[u8]>),
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), src.0, src.1);
+    let tgt = write(dir.path(), tgt.0, tgt.1);
+    (dir, src, tgt)
 }
 
 /// Lines of a file without the final newline.

@@ -11,7 +11,10 @@ pub mod process;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use vocab::{train_lines, HfVocab, ModelType, TrainConfig};
+use vocab::{
+    train_lines, HfVocab, ModelType, TrainConfig, Vocab, BOS_ID, EOS_ID, PAD_ID, UNK_ID,
+    UNK_SURFACE,
+};
 
 pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 
@@ -106,13 +109,22 @@ pub fn generated_text() -> Vec<String> {
 /// A joint 2000-id vocabulary on [`generated_text`], trained once per test
 /// binary (for the property tests, which need no real data).
 pub fn trained_generated(model: ModelType) -> &'static HfVocab {
-    static UNIGRAM: OnceLock<HfVocab> = OnceLock::new();
-    static BPE: OnceLock<HfVocab> = OnceLock::new();
+    static TRAINED: [OnceLock<HfVocab>; 2] = [OnceLock::new(), OnceLock::new()];
+    trained_once(&TRAINED, model, generated_text)
+}
+
+/// The 2000-id vocabulary of kind `model` on `text`, trained on first use and kept in
+/// `cells` (one a model type).
+fn trained_once(
+    cells: &'static [OnceLock<HfVocab>; 2],
+    model: ModelType,
+    text: fn() -> Vec<String>,
+) -> &'static HfVocab {
     let cell = match model {
-        ModelType::Unigram => &UNIGRAM,
-        ModelType::Bpe => &BPE,
+        ModelType::Unigram => &cells[0],
+        ModelType::Bpe => &cells[1],
     };
-    cell.get_or_init(|| train_lines(&config(model, 2000), generated_text()).unwrap())
+    cell.get_or_init(|| train_lines(&config(model, 2000), text()).unwrap())
 }
 
 pub fn config(model: ModelType, vocab_size: usize) -> TrainConfig {
@@ -125,13 +137,8 @@ pub fn config(model: ModelType, vocab_size: usize) -> TrainConfig {
 
 /// A joint 2000-id vocabulary on [`train_text`], trained once per test binary.
 pub fn trained(model: ModelType) -> &'static HfVocab {
-    static UNIGRAM: OnceLock<HfVocab> = OnceLock::new();
-    static BPE: OnceLock<HfVocab> = OnceLock::new();
-    let cell = match model {
-        ModelType::Unigram => &UNIGRAM,
-        ModelType::Bpe => &BPE,
-    };
-    cell.get_or_init(|| train_lines(&config(model, 2000), train_text()).unwrap())
+    static TRAINED: [OnceLock<HfVocab>; 2] = [OnceLock::new(), OnceLock::new()];
+    trained_once(&TRAINED, model, train_text)
 }
 
 /// A SentencePiece command-line tool from the Debian package. Cargo puts
@@ -164,6 +171,37 @@ pub fn spm_train(dir: &std::path::Path, lines: &[String], extra: &[&str]) -> Pat
         "spm_train failed: ",
     );
     prefix.with_extension("model")
+}
+
+/// Encodes `line` with `v` and checks the encode/decode contract: no id is pad, bos or eos,
+/// and decoding gives the line back as `v` normalizes it, unless an id is unk (then the
+/// decoded text shows [`UNK_SURFACE`]). Returns the ids, and the decoded text when no id was
+/// unk.
+pub fn encode_decode(v: &dyn Vocab, line: &str) -> (Vec<u32>, Option<String>) {
+    let ids = v.encode(line).unwrap();
+    assert!(
+        ids.iter()
+            .all(|&id| id != PAD_ID && id != BOS_ID && id != EOS_ID),
+        "{line:?} encoded to a pad/bos/eos id: {ids:?}"
+    );
+    let decoded = v.decode(&ids).unwrap();
+    if ids.contains(&UNK_ID) {
+        assert!(decoded.contains(UNK_SURFACE), "{line:?} -> {decoded:?}");
+        (ids, None)
+    } else {
+        assert_eq!(
+            decoded,
+            v.normalize(line).unwrap(),
+            "round trip of {line:?}"
+        );
+        (ids, Some(decoded))
+    }
+}
+
+/// Checks [`encode_decode`]'s contract on one line; returns whether the line encoded
+/// without unk.
+pub fn round_trips(v: &dyn Vocab, line: &str) -> bool {
+    encode_decode(v, line).1.is_some()
 }
 
 /// Test sets whose round trip is checked.

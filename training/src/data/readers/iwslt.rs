@@ -5,11 +5,8 @@
 //! `</doc>`). The release's `IWSLT*.xml` dev/test files are segment files
 //! read by [`super::sgml`].
 
-use std::path::Path;
-
-use super::plain::LineSource;
-use super::{Record, SideReader};
-use crate::data::error::{DataError, LineProblem};
+use super::Record;
+use crate::data::error::LineProblem;
 use crate::data::readers::sgml::collapse_whitespace;
 
 /// What to do with the metadata lines of a `train.tags` file.
@@ -43,19 +40,6 @@ const FAIRSEQ_DROPPED: [&[u8]; 8] = [
 /// Tags fairseq's script removes while keeping the line (`sed s/<title>//g`).
 const FAIRSEQ_STRIPPED: [&str; 4] = ["<title>", "</title>", "<description>", "</description>"];
 
-/// Reads a `train.tags` file, dropping metadata lines and collapsing
-/// whitespace (as the Moses tokenizer in fairseq's pipeline does).
-pub(crate) struct TagsReader {
-    lines: LineSource,
-    policy: TagLines,
-}
-
-impl TagsReader {
-    pub(crate) fn new(lines: LineSource, policy: TagLines) -> Self {
-        TagsReader { lines, policy }
-    }
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -69,49 +53,35 @@ fn is_dropped(bytes: &[u8], policy: TagLines) -> bool {
     }
 }
 
-impl Iterator for TagsReader {
-    type Item = Result<Record, DataError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (line, bytes) = match self.lines.next_line()? {
-                Ok(x) => x,
-                Err(e) => return Some(Err(e)),
+/// A record for a line of a `train.tags` file, `None` for a metadata line dropped under
+/// `policy`; whitespace is collapsed (as the Moses tokenizer in fairseq's pipeline does).
+pub(crate) fn tags_record(line: u64, bytes: &[u8], policy: TagLines) -> Option<Record> {
+    if is_dropped(bytes, policy) {
+        return None;
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Err(e) => Err(LineProblem::InvalidUtf8 {
+            byte: e.valid_up_to(),
+        }),
+        Ok(s) => {
+            let s = if policy == TagLines::Fairseq {
+                FAIRSEQ_STRIPPED
+                    .iter()
+                    .fold(s.to_owned(), |acc, t| acc.replace(t, ""))
+            } else {
+                s.to_owned()
             };
-            if is_dropped(bytes, self.policy) {
-                continue;
+            let s = collapse_whitespace(&s);
+            if s.is_empty() {
+                Err(LineProblem::Empty)
+            } else {
+                Ok(s)
             }
-            let text = match std::str::from_utf8(bytes) {
-                Err(e) => Err(LineProblem::InvalidUtf8 {
-                    byte: e.valid_up_to(),
-                }),
-                Ok(s) => {
-                    let s = if self.policy == TagLines::Fairseq {
-                        FAIRSEQ_STRIPPED
-                            .iter()
-                            .fold(s.to_owned(), |acc, t| acc.replace(t, ""))
-                    } else {
-                        s.to_owned()
-                    };
-                    let s = collapse_whitespace(&s);
-                    if s.is_empty() {
-                        Err(LineProblem::Empty)
-                    } else {
-                        Ok(s)
-                    }
-                }
-            };
-            return Some(Ok(Record {
-                line,
-                id: None,
-                text,
-            }));
         }
-    }
-}
-
-impl SideReader for TagsReader {
-    fn path(&self) -> &Path {
-        self.lines.path()
-    }
+    };
+    Some(Record {
+        line,
+        id: None,
+        text,
+    })
 }

@@ -17,6 +17,7 @@ pub mod sgml;
 use std::path::{Path, PathBuf};
 
 use crate::data::error::{DataError, LineProblem, Origin, Report, Side, SkipReason};
+use plain::LineReader;
 
 pub use iwslt::TagLines;
 
@@ -152,10 +153,15 @@ fn open_side(
     opts: &ReadOptions,
 ) -> Result<Box<dyn SideReader>, DataError> {
     let lines = plain::LineSource::open(path)?;
+    let policy = opts.tag_lines;
     Ok(match format {
-        Format::Plain => Box::new(plain::PlainReader::new(lines)),
-        Format::IwsltTags => Box::new(iwslt::TagsReader::new(lines, opts.tag_lines)),
-        Format::IwsltXml | Format::WmtSgml => Box::new(sgml::SegReader::new(lines)),
+        Format::Plain => Box::new(LineReader::new(lines, plain::plain_record)),
+        Format::IwsltTags => Box::new(LineReader::new(lines, move |line, bytes: &[u8]| {
+            iwslt::tags_record(line, bytes, policy)
+        })),
+        Format::IwsltXml | Format::WmtSgml => {
+            Box::new(LineReader::new(lines, sgml::parse_seg_line))
+        }
     })
 }
 

@@ -102,33 +102,44 @@ pub(crate) fn decode_text(bytes: &[u8]) -> Result<String, LineProblem> {
 }
 
 /// Plain parallel text: every line is one sentence.
-pub(crate) struct PlainReader {
-    lines: LineSource,
+pub(crate) fn plain_record(line: u64, bytes: &[u8]) -> Option<Record> {
+    Some(Record {
+        line,
+        id: None,
+        text: decode_text(bytes),
+    })
 }
 
-impl PlainReader {
-    pub(crate) fn new(lines: LineSource) -> Self {
-        PlainReader { lines }
+/// One side of a file pair read line by line: `parse` makes a record of each line, or skips
+/// it (metadata) by giving `None`.
+pub(crate) struct LineReader<F> {
+    lines: LineSource,
+    parse: F,
+}
+
+impl<F> LineReader<F> {
+    pub(crate) fn new(lines: LineSource, parse: F) -> Self {
+        LineReader { lines, parse }
     }
 }
 
-impl Iterator for PlainReader {
+impl<F: FnMut(u64, &[u8]) -> Option<Record>> Iterator for LineReader<F> {
     type Item = Result<Record, DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (line, bytes) = match self.lines.next_line()? {
-            Ok(x) => x,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(Ok(Record {
-            line,
-            id: None,
-            text: decode_text(bytes),
-        }))
+        loop {
+            let (line, bytes) = match self.lines.next_line()? {
+                Ok(x) => x,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Some(record) = (self.parse)(line, bytes) {
+                return Some(Ok(record));
+            }
+        }
     }
 }
 
-impl super::SideReader for PlainReader {
+impl<F: FnMut(u64, &[u8]) -> Option<Record> + Send> super::SideReader for LineReader<F> {
     fn path(&self) -> &Path {
         self.lines.path()
     }

@@ -9,49 +9,8 @@
 //! released files; a `<seg` without `</seg>` on its line is reported as
 //! malformed rather than guessed at.
 
-use std::path::Path;
-
-use super::plain::LineSource;
-use super::{Record, SideReader};
-use crate::data::error::{DataError, LineProblem};
-
-/// Reads the `<seg>` lines of an SGML/XML file; every other line (headers,
-/// `<doc>`, `<url>`, `<title>`, ...) is metadata and skipped.
-///
-/// Segment text is unescaped ([`unescape_xml`]) and its whitespace collapsed
-/// ([`collapse_whitespace`]), which reproduces the reference text files of
-/// fairseq (IWSLT14) and sacrebleu (WMT14) exactly.
-pub(crate) struct SegReader {
-    lines: LineSource,
-}
-
-impl SegReader {
-    pub(crate) fn new(lines: LineSource) -> Self {
-        SegReader { lines }
-    }
-}
-
-impl Iterator for SegReader {
-    type Item = Result<Record, DataError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (line, bytes) = match self.lines.next_line()? {
-                Ok(x) => x,
-                Err(e) => return Some(Err(e)),
-            };
-            if let Some(record) = parse_seg_line(line, bytes) {
-                return Some(Ok(record));
-            }
-        }
-    }
-}
-
-impl SideReader for SegReader {
-    fn path(&self) -> &Path {
-        self.lines.path()
-    }
-}
+use super::Record;
+use crate::data::error::LineProblem;
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     hay.get(from..)?
@@ -116,7 +75,12 @@ fn parse_id(attrs: &[u8]) -> Option<String> {
     None
 }
 
-/// A record for a `<seg ...>text</seg>` line, `None` for other lines.
+/// A record for a `<seg ...>text</seg>` line of an SGML/XML file, `None` for other lines
+/// (headers, `<doc>`, `<url>`, `<title>`, ...: metadata, skipped).
+///
+/// Segment text is unescaped ([`unescape_xml`]) and its whitespace collapsed
+/// ([`collapse_whitespace`]), which reproduces the reference text files of
+/// fairseq (IWSLT14) and sacrebleu (WMT14) exactly.
 pub(crate) fn parse_seg_line(line: u64, bytes: &[u8]) -> Option<Record> {
     let open = find_seg_open(bytes)?;
     let Some(gt) = find(bytes, b">", open) else {
