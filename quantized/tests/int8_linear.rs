@@ -100,6 +100,11 @@ fn int8_linear_is_close_to_float32() {
     let exact = x.linear::<&Tensor>(&w, None);
     let rel = ((y - &exact).abs().max() / exact.abs().max()).double_value(&[]);
     assert!(rel < 0.03, "relative error {rel}");
+    // No rows in, no rows out (a batch with nothing left to decode).
+    let empty = Int8Weight::new(quantize_rows(&w).unwrap().0)
+        .linear(&random(&[0, 128], 13), 0..128, &step, None)
+        .unwrap();
+    assert_eq!(empty.size(), [0, 256]);
 }
 
 #[test]
