@@ -202,8 +202,8 @@ pub struct TrainingConfig {
     pub save_every: u64,
     /// Keep the checkpoint of every N-th update forever (0: keep only `last` and `best`).
     pub keep_every: u64,
-    /// At the end of the run, average the weights of the last N checkpoints on disk (the
-    /// final one and the `keep_every` ones before it) into `RUN/averaged`, as fairseq's
+    /// At the end of the run, average the weights of the last N checkpoints on disk, by step
+    /// (the final one, the `keep_every` ones and `best`), into `RUN/averaged`, as fairseq's
     /// `average_checkpoints` does (0: off; N ≥ 2 needs `keep_every`).
     pub average_last: u32,
     /// Stop after this many validations without a better BLEU (0: never).
