@@ -1,5 +1,7 @@
-//! Opening corpus files (gzip or not) and reading plain one-sentence-per-line
-//! text.
+//! Opening corpus files (gzip or not), reading them line by line for every format
+//! (`LineReader` over a format's parse function: `plain_record` here,
+//! `iwslt::tags_record`, `sgml::parse_seg_line`), and the plain
+//! one-sentence-per-line format.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
