@@ -2,7 +2,7 @@
 //!
 //! The trainer is written against [`TrainableModel`] rather than a concrete network so that its
 //! loop, checkpoints and resume logic can be tested on tiny hand-built models; the real
-//! `model::Seq2Seq` implements it in [`crate::seq2seq`].
+//! `model::Seq2Seq` implements it in [`crate::nmt_model`].
 
 use std::path::Path;
 
@@ -20,8 +20,9 @@ pub trait TrainableModel {
 
     /// Next-token logits.
     ///
-    /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; `tgt_in`: [batch, tgt_len] i64
-    /// (BOS + target); returns [batch, tgt_len, vocab] float logits. `train` turns dropout on.
+    /// `src`: `[batch, src_len]` i64; `src_lengths`: `[batch]` i64; `tgt_in`:
+    /// `[batch, tgt_len]` i64 (BOS + target); returns `[batch, tgt_len, vocab]` float logits.
+    /// `train` turns dropout on.
     fn forward(
         &self,
         src: &Tensor,
@@ -94,7 +95,7 @@ pub trait TrainableModel {
 
     /// Greedy translations, one id sequence per row, without BOS/EOS.
     ///
-    /// `src`: [batch, src_len] i64; `src_lengths`: [batch] i64; at most
+    /// `src`: `[batch, src_len]` i64; `src_lengths`: `[batch]` i64; at most
     /// `max_len_a · source length + max_len_b` ids per row.
     fn greedy(
         &self,
@@ -123,15 +124,15 @@ pub struct BundleInfo {
 /// One batch in host memory, row-major and padded with the pad id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostBatch {
-    /// [batch, src_len]
+    /// `[batch, src_len]`
     pub src: Vec<i64>,
-    /// [batch]
+    /// `[batch]`
     pub src_lengths: Vec<i64>,
-    /// [batch, tgt_len]: BOS + target
+    /// `[batch, tgt_len]`: BOS + target
     pub tgt_in: Vec<i64>,
-    /// [batch, tgt_len]: target + EOS
+    /// `[batch, tgt_len]`: target + EOS
     pub tgt_out: Vec<i64>,
-    /// Index of each row's sentence in its corpus: [batch]
+    /// Index of each row's sentence in its corpus: `[batch]`
     pub indices: Vec<usize>,
     pub batch_size: usize,
     pub src_len: usize,
@@ -141,15 +142,15 @@ pub struct HostBatch {
 /// A [`HostBatch`] on a device.
 #[derive(Debug)]
 pub struct DeviceBatch {
-    /// [batch, src_len] i64
+    /// `[batch, src_len]` i64
     pub src: Tensor,
-    /// [batch] i64
+    /// `[batch]` i64
     pub src_lengths: Tensor,
-    /// [batch, tgt_len] i64
+    /// `[batch, tgt_len]` i64
     pub tgt_in: Tensor,
-    /// [batch, tgt_len] i64
+    /// `[batch, tgt_len]` i64
     pub tgt_out: Tensor,
-    /// Target tokens (EOS included) of each row, on the host: [batch]
+    /// Target tokens (EOS included) of each row, on the host: `[batch]`
     pub tgt_lengths: Vec<i64>,
 }
 
