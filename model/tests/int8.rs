@@ -568,3 +568,33 @@ fn the_joined_int8_decoder_step_matches_the_reference_step() {
     let last = cfg.decoder_layers - 1;
     assert!(top.equal(&fast_state.h.get(last)) && top_ref.equal(&ref_state.h.get(last)));
 }
+
+/// An int8 bundle translated with batches side by side (model replicas on worker threads,
+/// which share the packed int8 matrices) gives what one batch at a time gives.
+#[test]
+fn int8_bundles_translate_the_same_with_batches_side_by_side() {
+    use model::translate::{translate, TranslateOptions};
+    let root = tempfile::tempdir().unwrap();
+    let input = original_with(root.path(), "float", model::CellKind::Lstm, true);
+    let out = root.path().join("int8-all");
+    let int8 =
+        bundle::compress_int8(&input, &out, LowRankRows::All, true, WeightsDtype::Float32).unwrap();
+    let texts: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
+    let run = |workers| {
+        let opts = TranslateOptions {
+            // Small batches, so that there are several to share out.
+            max_tokens: 16,
+            workers,
+            ..Default::default()
+        };
+        translate(&int8, &texts, &opts, |_| {}).unwrap()
+    };
+    let one_at_a_time = run(1);
+    for workers in [2, 3] {
+        let side_by_side = run(workers);
+        assert_eq!(side_by_side.len(), texts.len());
+        for (i, (a, b)) in one_at_a_time.iter().zip(&side_by_side).enumerate() {
+            common::assert_same_translation(a, b, 1e-4, &format!("line {i}, {workers} workers"));
+        }
+    }
+}
