@@ -16,29 +16,9 @@ use tch::{Device, Kind, Tensor};
 
 #[allow(dead_code)] // the shared helpers this binary does not call
 mod common;
-use common::LINES;
 
 fn original(root: &Path, name: &str, cell: model::CellKind) -> PathBuf {
-    original_with(root, name, cell, false)
-}
-
-/// A random bundle with `cell`; `tie_output`: the output projection is the embedding.
-fn original_with(root: &Path, name: &str, cell: model::CellKind, tie_output: bool) -> PathBuf {
-    let dir = root.join(name);
-    let train = vocab::TrainConfig {
-        vocab_size: 50,
-        min_frequency: 1,
-        ..Default::default()
-    };
-    model::testing::write_untrained_bundle_with(&dir, LINES, &train, ("de", "en"), 31, |m| {
-        model::ModelConfig {
-            cell,
-            tie_output,
-            ..m
-        }
-    })
-    .unwrap();
-    dir
+    common::original_with(root, name, cell, false)
 }
 
 fn random(shape: &[i64], seed: i64) -> Tensor {
@@ -190,7 +170,8 @@ fn int8_bundles_store_the_quantized_rows_round_trip_and_translate() {
         (model::CellKind::Gru, false),
     ];
     for (cell, tied) in cases {
-        let input = original_with(root.path(), &format!("float-{cell:?}-{tied}"), cell, tied);
+        let input =
+            common::original_with(root.path(), &format!("float-{cell:?}-{tied}"), cell, tied);
         let float = Bundle::load(&input, Device::Cpu).unwrap();
         let float_vars = float.vars.variables();
         for (rows, linear) in [
@@ -498,10 +479,7 @@ fn the_joined_int8_decoder_step_matches_the_reference_step() {
     // becomes through W_ih (its row sums of |W|); h and c by at most 2·(1 + max|c|) times that
     // (σ' ≤ 1/4, tanh' ≤ 1).
     let root = tempfile::tempdir().unwrap();
-    let input = original_with(root.path(), "float", model::CellKind::Lstm, true);
-    let out = root.path().join("int8");
-    let int8 =
-        bundle::compress_int8(&input, &out, LowRankRows::All, true, WeightsDtype::Float32).unwrap();
+    let int8 = common::int8_all_lstm(root.path());
     let cfg = &int8.config.model;
     let rnn = &int8.model.decoder.rnn;
     let ctx = int8.model.context(false);
@@ -567,34 +545,4 @@ fn the_joined_int8_decoder_step_matches_the_reference_step() {
     }
     let last = cfg.decoder_layers - 1;
     assert!(top.equal(&fast_state.h.get(last)) && top_ref.equal(&ref_state.h.get(last)));
-}
-
-/// An int8 bundle translated with batches side by side (model replicas on worker threads,
-/// which share the packed int8 matrices) gives what one batch at a time gives.
-#[test]
-fn int8_bundles_translate_the_same_with_batches_side_by_side() {
-    use model::translate::{translate, TranslateOptions};
-    let root = tempfile::tempdir().unwrap();
-    let input = original_with(root.path(), "float", model::CellKind::Lstm, true);
-    let out = root.path().join("int8-all");
-    let int8 =
-        bundle::compress_int8(&input, &out, LowRankRows::All, true, WeightsDtype::Float32).unwrap();
-    let texts: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
-    let run = |workers| {
-        let opts = TranslateOptions {
-            // Small batches, so that there are several to share out.
-            max_tokens: 16,
-            workers,
-            ..Default::default()
-        };
-        translate(&int8, &texts, &opts, |_| {}).unwrap()
-    };
-    let one_at_a_time = run(1);
-    for workers in [2, 3] {
-        let side_by_side = run(workers);
-        assert_eq!(side_by_side.len(), texts.len());
-        for (i, (a, b)) in one_at_a_time.iter().zip(&side_by_side).enumerate() {
-            common::assert_same_translation(a, b, 1e-4, &format!("line {i}, {workers} workers"));
-        }
-    }
 }

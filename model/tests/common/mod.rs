@@ -2,6 +2,7 @@
 //! sequences of ids, so that its output distributions look like a trained
 //! translation model's (peaked, ending with EOS) rather than random.
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use model::{ModelConfig, Seq2Seq};
@@ -186,4 +187,41 @@ pub fn libtorch_lstm_cell(
         Some(&w.b_ih),
         Some(&w.b_hh),
     )
+}
+
+/// A random bundle with `cell`; `tie_output`: the output projection is the embedding.
+#[allow(dead_code)] // not every test binary writes one
+pub fn original_with(root: &Path, name: &str, cell: model::CellKind, tie_output: bool) -> PathBuf {
+    let dir = root.join(name);
+    let train = vocab::TrainConfig {
+        vocab_size: 50,
+        min_frequency: 1,
+        ..Default::default()
+    };
+    model::testing::write_untrained_bundle_with(&dir, LINES, &train, ("de", "en"), 31, |m| {
+        model::ModelConfig {
+            cell,
+            tie_output,
+            ..m
+        }
+    })
+    .unwrap();
+    dir
+}
+
+/// A random LSTM bundle with a tied output projection, written under `root` and compressed
+/// with `--int8 --params all` (every matrix a search step multiplies by in int8).
+#[allow(dead_code)] // not every test binary writes one
+pub fn int8_all_lstm(root: &Path) -> model::Bundle {
+    let input = original_with(root, "float", model::CellKind::Lstm, true);
+    let out = root.join("int8-all");
+    let rows = model::config::LowRankRows::All;
+    model::bundle::compress_int8(
+        &input,
+        &out,
+        rows,
+        true,
+        model::bundle::WeightsDtype::Float32,
+    )
+    .unwrap()
 }
