@@ -982,7 +982,7 @@ pub fn average(
     for input in inputs {
         refuse_same_dir(input, output)?;
     }
-    let first = Bundle::load(first_dir, Device::Cpu)?;
+    let mut first = Bundle::load(first_dir, Device::Cpu)?;
     let refuse_compressed = |b: &Bundle| {
         if b.metadata.extra.contains_key("compression") {
             return Err(ModelError::bundle(
@@ -1025,6 +1025,14 @@ pub fn average(
     let target = nn::VarStore::new(Device::Cpu);
     Seq2Seq::new(&target.root(), &first.config.model)?;
     crate::compress::average_into(&target, &stores)?;
+    // The average's metadata: the newest checkpoint's (its step and epoch), without its
+    // validation scores, which were measured on that checkpoint, not on the average.
+    let mut metadata = std::iter::once(&first)
+        .chain(&others)
+        .max_by_key(|b| b.metadata.step)
+        .map_or_else(|| first.metadata.clone(), |b| b.metadata.clone());
+    metadata.validation.clear();
+    first.metadata = metadata;
     let sources: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     write_derived(
         output,

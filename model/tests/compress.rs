@@ -286,7 +286,7 @@ fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
         assert!(weights(&averaged)[&name].equal(&w), "{name}");
     }
     // A second checkpoint of the same model: the first's weights plus 1 (and a third with
-    // plus 2); their mean is the first plus 1.
+    // plus 2), 100 (200) steps later; their mean is the first plus 1.
     let shifted = |by: f64, name: &str| -> PathBuf {
         let b = Bundle::load(&a, Device::Cpu).unwrap();
         tch::no_grad(|| {
@@ -294,12 +294,15 @@ fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
                 let _ = v.g_add_scalar_(by);
             }
         });
+        let mut metadata = b.metadata.clone();
+        metadata.step += 100 * by as u64;
+        metadata.validation.insert("bleu".into(), 30.0 + by);
         let dir = root.path().join(name);
         bundle::save(
             &dir,
             &bundle::BundleContents {
                 config: &b.config,
-                metadata: &b.metadata,
+                metadata: &metadata,
                 vars: &b.vars,
                 vocab_files: &b.vocab_files(),
                 dtype: WeightsDtype::Float32,
@@ -320,6 +323,13 @@ fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
         assert!(diff < 1e-6, "{name}: {diff}");
     }
     assert!(mean.metadata.extra["averaged"].as_array().unwrap().len() == 3);
+    // Its metadata is the newest checkpoint's, without scores it was never validated on.
+    assert_eq!(mean.metadata.step, first.metadata.step + 200);
+    assert!(
+        mean.metadata.validation.is_empty(),
+        "{:?}",
+        mean.metadata.validation
+    );
     // Another model (its own vocabulary and sizes) is refused, by name.
     let e = bundle::average(
         &[a.clone(), b.clone()],

@@ -103,7 +103,8 @@ enum Command {
         dtype: WeightsDtype,
     },
     /// Average the weights of several checkpoints of one run (same architecture and
-    /// vocabulary) into a new bundle: BUNDLE... OUTPUT.
+    /// vocabulary) into a new bundle: BUNDLE... OUTPUT. Its metadata is the newest
+    /// checkpoint's, without validation scores (the average was not validated).
     Average {
         /// The bundles to average, then the directory to write (replaced atomically).
         #[arg(num_args = 2.., required = true)]
