@@ -285,16 +285,16 @@ impl Int8Weight {
                 Arc::clone(&p.packed),
                 p.col_offsets.shallow_clone(),
                 p.zero_points.shallow_clone(),
+                rows,
+                width,
             )
         };
-        let (packed, col_offsets, zero_points) = pack;
+        let (packed, col_offsets, zero_points, rows, width) = pack;
         let kind = x.kind();
         let mut out_shape = x.size();
-        let rows = row_scale.size()[0];
         if let Some(last) = out_shape.last_mut() {
             *last = rows;
         }
-        let width = columns.end - columns.start;
         let x = x
             .f_to_kind(Kind::Float)?
             .f_reshape([-1, width])?
