@@ -23,7 +23,7 @@ pub fn root() -> PathBuf {
 /// The value of `_GLIBCXX_USE_CXX11_ABI` to compile with: the C++ ABI must match libtorch's,
 /// and torch-sys reads the same variable, `LIBTORCH_CXX11_ABI` (default 1, what the PyPI
 /// wheels use since torch 2.7).
-pub fn cxx11_abi() -> String {
+fn cxx11_abi() -> String {
     std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned())
 }
 
