@@ -2,6 +2,12 @@
 //!
 //! Text goes through the same normalizer and word splitting as encoding (see
 //! [`crate::hf`]); word counts are taken once and handed to the trainers.
+//!
+//! Training is deterministic: the same lines and [`TrainConfig`] give the same pieces with
+//! the same ids and scores, byte for byte in `tokenizer.json`, on any machine and in any
+//! process, so two runs of one config share their vocabulary (checkpoint averaging and
+//! ensembles need that). `tokenizers`' Unigram trainer alone is not: see [`on_one_thread`]
+//! and [`canonical_unigram`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
@@ -252,8 +258,8 @@ impl WordCounter {
                     .build()
                     .map_err(|e| VocabError::Train(e.to_string()))?;
                 let mut model = Unigram::default();
-                trainer.do_train(sentences, &mut model).map_err(lib)?;
-                ModelWrapper::Unigram(model)
+                on_one_thread(|| trainer.do_train(sentences, &mut model))?.map_err(lib)?;
+                ModelWrapper::Unigram(canonical_unigram(&model)?)
             }
             ModelType::Bpe => {
                 let trainer = BpeTrainer::builder()
@@ -328,4 +334,73 @@ fn split_at_dropped(
         }
     }
     out
+}
+
+/// Runs `train` in a rayon pool of one thread. `tokenizers`' Unigram trainer cuts its E-step
+/// and its pruning pass into one chunk per thread of the current pool and adds up their
+/// floating-point partial sums, so with more threads the scores (and then which pieces
+/// survive a near-tie) would depend on the machine's core count. A pool of its own rather
+/// than `tokenizers`' process-wide parallelism switch: that switch would also serialize
+/// other threads' work, and two trainings at once would race to set and restore it. The
+/// cost is small: the words are counted in parallel before (`WordCounter::add`).
+fn on_one_thread<T: Send>(train: impl FnOnce() -> T + Send) -> Result<T, VocabError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| VocabError::Train(format!("starting the training thread: {e}")))?;
+    Ok(pool.install(train))
+}
+
+/// The score step `tokenizers`' Unigram trainer adds between the required characters it
+/// inserts at the end of training (`min_score_penalty_delta` in its `finalize`).
+const INSERTED_CHAR_STEP: f64 = 0.0001;
+
+/// `model` with its hash-order choices made canonical. The last step of `tokenizers`'
+/// Unigram trainer (`finalize`) walks a hash set, randomly ordered per process, of the
+/// characters every vocabulary must hold; those that training dropped (seen only in words
+/// under `min_frequency`, or always inside a longer piece) get the scores `min`, `min + s`,
+/// `min + 2s`, ... in that walk's order (`min` the lowest score, `s` =
+/// [`INSERTED_CHAR_STEP`]). It then sorts the pieces by score, ties left in the walk's
+/// order too. Both are permutations: the pieces and the multiset of scores are the same
+/// every time, only which character gets which of those scores, and the ids of tied pieces,
+/// change. So: the single characters holding the scores of that sequence get them again in
+/// code-point order (lowest score first), and the pieces are ordered by score, then by
+/// text. Both depend only on what every run shares.
+fn canonical_unigram(model: &Unigram) -> Result<Unigram, VocabError> {
+    let all: Vec<(String, f64)> = model.iter().cloned().collect();
+    let (specials, pieces) = all.split_at((NUM_SPECIAL as usize).min(all.len()));
+    let mut pieces = pieces.to_vec();
+    let lowest = pieces
+        .iter()
+        .map(|(_, score)| *score)
+        .fold(f64::INFINITY, f64::min);
+    let single_chars: Vec<usize> = (0..pieces.len())
+        .filter(|&i| pieces[i].0.chars().count() == 1)
+        .collect();
+    // The scores the trainer hands out, computed as it does (`min + penalty`, the penalty
+    // growing by one step at a time), for as long as some single character holds one.
+    let mut inserted_scores = Vec::new();
+    let mut penalty = 0.0;
+    loop {
+        let score = lowest + penalty;
+        if !single_chars.iter().any(|&i| pieces[i].1 == score) {
+            break;
+        }
+        inserted_scores.push(score);
+        penalty += INSERTED_CHAR_STEP;
+    }
+    let mut holders: Vec<usize> = single_chars
+        .into_iter()
+        .filter(|&i| inserted_scores.contains(&pieces[i].1))
+        .collect();
+    let mut scores: Vec<f64> = holders.iter().map(|&i| pieces[i].1).collect();
+    scores.sort_by(f64::total_cmp);
+    holders.sort_by(|&a, &b| pieces[a].0.cmp(&pieces[b].0));
+    for (i, score) in holders.into_iter().zip(scores) {
+        pieces[i].1 = score;
+    }
+    pieces.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let vocab = specials.iter().cloned().chain(pieces).collect();
+    Unigram::from(vocab, Some(UNK_ID as usize), model.byte_fallback())
+        .map_err(|e| VocabError::Train(e.to_string()))
 }
