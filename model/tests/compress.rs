@@ -273,7 +273,16 @@ fn nonsense_options_and_broken_files_are_clear_errors() {
 fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
     let root = tempfile::tempdir().unwrap();
     let a = original(root.path(), 4);
-    let b = original(root.path(), 5);
+    // Another model: trained on other lines, so its vocabulary (and with it the embedding
+    // sizes) differs. Vocabulary training is deterministic: a bundle made from the same
+    // lines with another seed would share `a`'s vocabulary and shapes.
+    let b = root.path().join("other-vocabulary");
+    let other_lines: Vec<String> = LINES
+        .iter()
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    let other_lines: Vec<&str> = other_lines.iter().map(String::as_str).collect();
+    model::testing::write_untrained_bundle(&b, &other_lines, 40, ("de", "en"), 5).unwrap();
     let same = root.path().join("same");
     let averaged = bundle::average(
         &[a.clone(), a.clone(), a.clone()],
@@ -337,7 +346,15 @@ fn averaging_copies_gives_the_bundle_and_two_bundles_their_mean() {
         WeightsDtype::Float32,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("original-5"), "{e}");
+    assert!(e.to_string().contains("other-vocabulary"), "{e}");
+    // Two seeds of one model (same lines, so the same vocabulary) average.
+    let seed5 = original(root.path(), 5);
+    bundle::average(
+        &[a.clone(), seed5],
+        &root.path().join("seeds"),
+        WeightsDtype::Float32,
+    )
+    .unwrap();
     let compressed = root.path().join("rc");
     bundle::compress_round_clip(
         &a,

@@ -36,12 +36,37 @@ pub enum ConfigError {
 }
 
 /// One part of a corpus: a prefix (`PREFIX.SRC_LANG` / `PREFIX.TGT_LANG`, `.gz` accepted) or
-/// an explicit file pair.
+/// an explicit file pair, each with an optional sampling weight in `data.train` (see
+/// [`CorpusPart::weight`]): `"PREFIX"`, `{ prefix = "PREFIX", weight = 2.0 }`,
+/// `{ src = "A", tgt = "B" }` or `{ src = "A", tgt = "B", weight = 0.5 }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum CorpusPart {
     Prefix(PathBuf),
-    Files { src: PathBuf, tgt: PathBuf },
+    Files {
+        src: PathBuf,
+        tgt: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<f64>,
+    },
+    WeightedPrefix {
+        prefix: PathBuf,
+        weight: f64,
+    },
+}
+
+impl CorpusPart {
+    /// How often the part's pairs are drawn per epoch, relative to their count (OpenNMT-py's
+    /// corpus `weight`): 1 (the default) once each, 2 twice each, 0.5 a different half of
+    /// them each epoch, 1.5 each once plus a different half again. Drawn from the run's seed
+    /// and the epoch, so a resumed run draws the same pairs.
+    pub fn weight(&self) -> f64 {
+        match self {
+            CorpusPart::Prefix(_) => 1.0,
+            CorpusPart::Files { weight, .. } => weight.unwrap_or(1.0),
+            CorpusPart::WeightedPrefix { weight, .. } => *weight,
+        }
+    }
 }
 
 /// A corpus: one part or a list of parts read in order.
@@ -65,6 +90,73 @@ impl CorpusParts {
         match self {
             CorpusParts::One(p) => vec![p],
             CorpusParts::Many(v) => v.iter_mut().collect(),
+        }
+    }
+}
+
+/// `data.valid`: one validation corpus, or several by name (a TOML table of corpora, read in
+/// the order of their names). Each set is scored on its own at every validation, and
+/// `training.best_on` says which scores rank validations.
+///
+/// A table whose only keys are `src` and `tgt` is one file pair ([`CorpusPart::Files`]), not
+/// two sets named so.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ValidSets {
+    One(CorpusParts),
+    Named(std::collections::BTreeMap<String, CorpusParts>),
+}
+
+impl ValidSets {
+    /// The sets with their names; one unnamed set is named
+    /// [`crate::trainer::SINGLE_VALID_SET`].
+    pub fn named(&self) -> Vec<(&str, &CorpusParts)> {
+        match self {
+            ValidSets::One(parts) => vec![(crate::trainer::SINGLE_VALID_SET, parts)],
+            ValidSets::Named(sets) => sets.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        }
+    }
+
+    fn parts_mut(&mut self) -> Vec<&mut CorpusPart> {
+        match self {
+            ValidSets::One(parts) => parts.parts_mut(),
+            ValidSets::Named(sets) => sets.values_mut().flat_map(|p| p.parts_mut()).collect(),
+        }
+    }
+}
+
+/// `training.best_on`: which validation scores rank validations (choose `best`, drive the
+/// plateau schedule and early stopping): `"mean"`, the unweighted mean over the sets (one
+/// set: its own scores), or the name of one set.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum BestOn {
+    #[default]
+    Mean,
+    Set(String),
+}
+
+impl From<String> for BestOn {
+    fn from(name: String) -> Self {
+        if name == "mean" {
+            BestOn::Mean
+        } else {
+            BestOn::Set(name)
+        }
+    }
+}
+
+impl From<BestOn> for String {
+    fn from(b: BestOn) -> String {
+        b.to_string()
+    }
+}
+
+impl std::fmt::Display for BestOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BestOn::Mean => f.write_str("mean"),
+            BestOn::Set(name) => f.write_str(name),
         }
     }
 }
@@ -107,7 +199,8 @@ pub struct DataConfig {
     pub src_lang: String,
     pub tgt_lang: String,
     pub train: CorpusParts,
-    pub valid: CorpusParts,
+    /// One validation corpus, or a table of named ones ([`ValidSets`]).
+    pub valid: ValidSets,
     /// `auto` (`None`: guessed from each file name), `plain`, `iwslt-tags`, `iwslt-xml` or
     /// `wmt-sgml`.
     #[serde(default, with = "format_or_auto")]
@@ -121,7 +214,7 @@ pub struct DataConfig {
     /// Training pairs whose length ratio exceeds this are dropped (0: no ratio filter).
     #[serde(default)]
     pub max_ratio: f64,
-    /// Validate on at most this many sentences (0: all).
+    /// Validate on at most this many sentences of each set (0: all).
     #[serde(default)]
     pub valid_max_sentences: usize,
     /// A few words on the training data and its domain, recorded in every bundle's
@@ -208,6 +301,9 @@ pub struct TrainingConfig {
     pub average_last: u32,
     /// Stop after this many validations without a better BLEU (0: never).
     pub patience: u32,
+    /// Which validation scores rank validations: `"mean"` (over the sets of `data.valid`) or
+    /// a set's name ([`BestOn`]).
+    pub best_on: BestOn,
     /// Stop with an error after this many consecutive non-finite losses.
     pub max_nonfinite: u32,
     /// Log the training loss every N updates.
@@ -256,6 +352,7 @@ impl Default for TrainingConfig {
             keep_every: 0,
             average_last: 0,
             patience: 0,
+            best_on: BestOn::Mean,
             max_nonfinite: 10,
             log_every: 100,
             valid_bleu: true,
@@ -344,14 +441,13 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        for parts in [&mut self.data.train, &mut self.data.valid] {
-            for part in parts.parts_mut() {
-                match part {
-                    CorpusPart::Prefix(p) => fix(p),
-                    CorpusPart::Files { src, tgt } => {
-                        fix(src);
-                        fix(tgt);
-                    }
+        let train = self.data.train.parts_mut();
+        for part in train.into_iter().chain(self.data.valid.parts_mut()) {
+            match part {
+                CorpusPart::Prefix(p) | CorpusPart::WeightedPrefix { prefix: p, .. } => fix(p),
+                CorpusPart::Files { src, tgt, .. } => {
+                    fix(src);
+                    fix(tgt);
                 }
             }
         }
@@ -502,6 +598,46 @@ impl Config {
                 )
             }
             _ => {}
+        }
+        for (i, part) in self.data.train.parts().into_iter().enumerate() {
+            let w = part.weight();
+            if !(w.is_finite() && w > 0.0) {
+                return err(
+                    &format!("data.train[{i}].weight"),
+                    format!("{w} must be a positive number (1: each pair once per epoch)"),
+                );
+            }
+        }
+        for (name, parts) in self.data.valid.named() {
+            if parts.parts().iter().any(|p| p.weight() != 1.0) {
+                return err(
+                    "data.valid",
+                    format!("set {name:?}: weights are for training corpora; validation reads every pair once"),
+                );
+            }
+        }
+        let sets = self.data.valid.named();
+        if let ValidSets::Named(named) = &self.data.valid {
+            if named.is_empty() {
+                return err("data.valid", "names no validation set".into());
+            }
+            if let Some(name) = named.keys().find(|n| n.as_str() == "mean" || n.is_empty()) {
+                return err(
+                    "data.valid",
+                    format!("{name:?} cannot name a validation set (\"mean\" is training.best_on's mean over the sets)"),
+                );
+            }
+        }
+        if let BestOn::Set(name) = &t.best_on {
+            if !sets.iter().any(|(n, _)| n == name) {
+                let names: Vec<&str> = sets.iter().map(|(n, _)| *n).collect();
+                return err(
+                    "training.best_on",
+                    format!(
+                        "{name:?} is not a validation set: expected \"mean\" or one of {names:?}"
+                    ),
+                );
+            }
         }
         if self.data.src_lang.is_empty() || self.data.tgt_lang.is_empty() {
             return err(

@@ -34,6 +34,78 @@ pub struct ValidRecord {
     pub tokens_per_sec: f64,
     /// Whether this validation is the best so far.
     pub best: bool,
+    /// Each validation set's scores, in the config's order; the fields above are the scores
+    /// that rank validations (`training.best_on`: one set's, or their mean). Logs written
+    /// before runs had several sets lack it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<SetScores>,
+    /// What the ranking scores are, with several sets: `mean`, or the name of the set
+    /// (`training.best_on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranked_on: Option<String>,
+}
+
+impl ValidRecord {
+    /// `loss L ppl P BLEU B` for one set; with several, each set's as `NAME loss ...`, then
+    /// the ranking scores, as `mean loss ...` or (ranked on one set) `NAME loss ...` again.
+    pub fn summary(&self) -> String {
+        let scores = |loss: f64, ppl: f64, bleu: Option<f64>| {
+            format!(
+                "loss {loss:.4} ppl {ppl:.2}{}",
+                bleu.map(|b| format!(" BLEU {b:.2}")).unwrap_or_default()
+            )
+        };
+        let ranking = scores(self.loss, self.ppl, self.bleu);
+        if self.sets.len() < 2 {
+            return ranking;
+        }
+        let mut parts: Vec<String> = self
+            .sets
+            .iter()
+            .map(|s| format!("{} {}", s.name, scores(s.loss, s.ppl, s.bleu)))
+            .collect();
+        let ranked_on = self.ranked_on.as_deref().unwrap_or("ranking");
+        parts.push(format!("{ranked_on} {ranking}"));
+        parts.join("; ")
+    }
+}
+
+/// One validation set's scores at one validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetScores {
+    /// The set's name (`data.valid`'s key).
+    pub name: String,
+    /// Label-smoothed loss per target token.
+    pub loss: f64,
+    /// Negative log-likelihood per target token.
+    pub nll_loss: f64,
+    /// `exp(nll_loss)`.
+    pub ppl: f64,
+    /// Corpus BLEU of greedy translations (absent when BLEU is off).
+    pub bleu: Option<f64>,
+}
+
+impl SetScores {
+    /// The unweighted mean over `sets` (each set counts once, whatever its size, so a small
+    /// in-domain set is not drowned by a large one): loss, NLL and BLEU averaged, perplexity
+    /// `exp` of the mean NLL, BLEU only when every set has one. Named `mean`.
+    pub fn mean(sets: &[SetScores]) -> SetScores {
+        let n = sets.len().max(1) as f64;
+        let nll_loss = sets.iter().map(|s| s.nll_loss).sum::<f64>() / n;
+        let bleu = sets
+            .iter()
+            .map(|s| s.bleu)
+            .collect::<Option<Vec<f64>>>()
+            .filter(|b| !b.is_empty())
+            .map(|b| b.iter().sum::<f64>() / n);
+        SetScores {
+            name: "mean".into(),
+            loss: sets.iter().map(|s| s.loss).sum::<f64>() / n,
+            nll_loss,
+            ppl: nll_loss.exp(),
+            bleu,
+        }
+    }
 }
 
 /// Training loss over the last `log_every` updates.

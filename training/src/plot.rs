@@ -80,19 +80,30 @@ pub fn curves_svg(train: &[TrainRecord], valid: &[ValidRecord]) -> Result<String
             .map_err(draw_err)?
             .label("training")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-        let valid_loss: Vec<(f64, f64)> = valid
-            .iter()
-            .map(|r| (r.step as f64, r.loss))
-            .filter(|p| p.1.is_finite())
-            .collect();
-        chart
-            .draw_series(LineSeries::new(valid_loss.clone(), &RED))
-            .map_err(draw_err)?
-            .label("validation")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-        chart
-            .draw_series(valid_loss.iter().map(|&p| Circle::new(p, 3, RED.filled())))
-            .map_err(draw_err)?;
+        // One line per validation set when there are several, then the scores that rank
+        // validations (the only line with one set, or in logs from before sets had names).
+        let series = valid_series(valid);
+        let ranking = series.len() - 1;
+        for (k, (name, scores)) in series.iter().enumerate() {
+            let colour = VALID_COLOURS[if k == ranking {
+                VALID_COLOURS.len() - 1
+            } else {
+                k
+            }];
+            let loss: Vec<(f64, f64)> = scores
+                .iter()
+                .map(|&(step, loss, _)| (step, loss))
+                .filter(|p| p.1.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(loss.clone(), colour))
+                .map_err(draw_err)?
+                .label(format!("validation {name}").trim_end())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+            chart
+                .draw_series(loss.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(draw_err)?;
+        }
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
@@ -100,12 +111,12 @@ pub fn curves_svg(train: &[TrainRecord], valid: &[ValidRecord]) -> Result<String
             .draw()
             .map_err(draw_err)?;
 
-        let bleu: Vec<(f64, f64)> = valid
+        let top_bleu = valid
             .iter()
-            .filter_map(|r| r.bleu.map(|b| (r.step as f64, b)))
-            .filter(|p| p.1.is_finite())
-            .collect();
-        let top_bleu = bleu.iter().map(|p| p.1).fold(0.0f64, f64::max);
+            .flat_map(|r| r.sets.iter().map(|s| s.bleu).chain([r.bleu]))
+            .flatten()
+            .filter(|b| b.is_finite())
+            .fold(0.0f64, f64::max);
         let mut chart = ChartBuilder::on(&bottom)
             .caption(
                 "validation BLEU (greedy; dots: new best)",
@@ -123,21 +134,82 @@ pub fn curves_svg(train: &[TrainRecord], valid: &[ValidRecord]) -> Result<String
             .y_desc("BLEU")
             .draw()
             .map_err(draw_err)?;
-        chart
-            .draw_series(LineSeries::new(bleu, &GREEN))
-            .map_err(draw_err)?;
-        chart
-            .draw_series(
-                valid
-                    .iter()
-                    .filter(|r| r.best)
-                    .filter_map(|r| r.bleu.map(|b| (r.step as f64, b)))
-                    .map(|p| Circle::new(p, 4, GREEN.filled())),
-            )
-            .map_err(draw_err)?;
+        for (k, (_, scores)) in series.iter().enumerate() {
+            let colour = BLEU_COLOURS[if k == ranking {
+                BLEU_COLOURS.len() - 1
+            } else {
+                k
+            }];
+            let bleu: Vec<(f64, f64)> = scores
+                .iter()
+                .filter_map(|&(step, _, bleu)| bleu.map(|b| (step, b)))
+                .filter(|p| p.1.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(bleu, colour))
+                .map_err(draw_err)?;
+            if k == ranking {
+                chart
+                    .draw_series(
+                        valid
+                            .iter()
+                            .filter(|r| r.best)
+                            .filter_map(|r| r.bleu.map(|b| (r.step as f64, b)))
+                            .map(|p| Circle::new(p, 4, colour.filled())),
+                    )
+                    .map_err(draw_err)?;
+            }
+        }
         root.present().map_err(draw_err)?;
     }
     Ok(svg)
+}
+
+/// Validation loss colours: each set's, in order, then the ranking scores' (red, as before
+/// runs had several sets).
+const VALID_COLOURS: [RGBColor; 4] = [MAGENTA, CYAN, RGBColor(255, 140, 0), RED];
+/// BLEU colours, likewise (green for the ranking scores).
+const BLEU_COLOURS: [RGBColor; 4] = [MAGENTA, CYAN, RGBColor(255, 140, 0), GREEN];
+
+/// `(label, [(step, loss, bleu)])` per line to draw: with several sets each set's by name,
+/// and always last the ranking scores (`mean` or the set's name; "" with one set). Sets
+/// beyond three are left out of the figure (their scores are in `valid.jsonl`).
+type Series = Vec<(String, Vec<(f64, f64, Option<f64>)>)>;
+
+fn valid_series(valid: &[ValidRecord]) -> Series {
+    let mut names: Vec<String> = Vec::new();
+    for r in valid.iter().filter(|r| r.sets.len() > 1) {
+        for s in &r.sets {
+            if !names.contains(&s.name) && names.len() < VALID_COLOURS.len() - 1 {
+                names.push(s.name.clone());
+            }
+        }
+    }
+    let mut series: Series = names
+        .iter()
+        .map(|name| {
+            let points = valid
+                .iter()
+                .filter_map(|r| r.sets.iter().find(|s| &s.name == name).map(|s| (r, s)))
+                .map(|(r, s)| (r.step as f64, s.loss, s.bleu))
+                .collect();
+            (name.clone(), points)
+        })
+        .collect();
+    let ranking_name = valid
+        .iter()
+        .rev()
+        .find_map(|r| r.ranked_on.clone())
+        .map(|n| format!("({n})"))
+        .unwrap_or_default();
+    series.push((
+        ranking_name,
+        valid
+            .iter()
+            .map(|r| (r.step as f64, r.loss, r.bleu))
+            .collect(),
+    ));
+    series
 }
 
 /// Redraws `<run>/curves.svg` from the run's logs (written atomically).

@@ -24,7 +24,10 @@ use crate::data::{
 };
 use crate::nmt_model::NmtModel;
 use crate::trainable::DynError;
-use crate::trainer::{BleuSetup, RunOptions, TrainError, TrainOutcome, Trainer, Validation};
+use crate::trainer::{
+    BleuSetup, CorpusScorer, RunOptions, TrainError, TrainOutcome, Trainer, Validation,
+    ValidationSet,
+};
 
 /// Name of the resolved config inside a run directory.
 pub const RUN_CONFIG: &str = "config.toml";
@@ -117,21 +120,60 @@ pub fn load_config(args: &RunArgs) -> Result<Config, RunError> {
     }
 }
 
-fn corpus_spec(parts: &CorpusParts, src_lang: &str, tgt_lang: &str) -> CorpusSpec {
-    let parts = parts
-        .parts()
-        .into_iter()
-        .flat_map(|p| match p {
-            CorpusPart::Prefix(prefix) => CorpusSpec::prefix(prefix, src_lang, tgt_lang).parts,
-            CorpusPart::Files { src, tgt } => vec![FilePair {
+/// The files of `parts` in order, and for each file pair the index of the config part it
+/// came from (a prefix can name more than one file pair).
+fn corpus_spec(parts: &CorpusParts, src_lang: &str, tgt_lang: &str) -> (CorpusSpec, Vec<usize>) {
+    let mut files = Vec::new();
+    let mut owners = Vec::new();
+    for (i, part) in parts.parts().into_iter().enumerate() {
+        let pairs = match part {
+            CorpusPart::Prefix(prefix) | CorpusPart::WeightedPrefix { prefix, .. } => {
+                CorpusSpec::prefix(prefix, src_lang, tgt_lang).parts
+            }
+            CorpusPart::Files { src, tgt, .. } => vec![FilePair {
                 src: src.clone(),
                 tgt: tgt.clone(),
             }],
-        })
-        .collect();
-    CorpusSpec { parts }
+        };
+        owners.extend(std::iter::repeat_n(i, pairs.len()));
+        files.extend(pairs);
+    }
+    (CorpusSpec { parts: files }, owners)
 }
 
+/// `SRC + TGT` of a file pair, for the log.
+fn describe(pair: &FilePair) -> String {
+    format!("{} + {}", pair.src.display(), pair.tgt.display())
+}
+
+/// Warns about file pairs listed more than once in `spec` (the same files after resolving
+/// links and `..`): their pairs are trained on that many times per epoch, which is rarely
+/// meant (a weight says it openly).
+fn warn_repeated_files(spec: &CorpusSpec, kept_per_part: &[u64]) {
+    let key = |p: &FilePair| {
+        (
+            fs::canonicalize(&p.src).unwrap_or_else(|_| p.src.clone()),
+            fs::canonicalize(&p.tgt).unwrap_or_else(|_| p.tgt.clone()),
+        )
+    };
+    let keys: Vec<_> = spec.parts.iter().map(key).collect();
+    for (i, k) in keys.iter().enumerate() {
+        if keys[..i].contains(k) {
+            continue;
+        }
+        let times = keys.iter().filter(|other| *other == k).count();
+        if times > 1 {
+            let pairs = kept_per_part.get(i).copied().unwrap_or(0);
+            tracing::warn!(
+                files = %describe(&spec.parts[i]),
+                times,
+                pairs,
+                "a training corpus is listed {times} times: its {pairs} pairs are each trained on \
+                 {times} times per epoch (to mean that, give it a weight instead)"
+            );
+        }
+    }
+}
 fn read_options(cfg: &Config) -> ReadOptions {
     ReadOptions {
         skip_bad_lines: cfg.data.skip_bad_lines,
@@ -220,7 +262,7 @@ fn load_or_train_vocab(
 
 fn train_vocab(cfg: &Config, dir: &Path) -> Result<(), RunError> {
     let v = &cfg.vocab;
-    let spec = corpus_spec(&cfg.data.train, &cfg.data.src_lang, &cfg.data.tgt_lang);
+    let (spec, _) = corpus_spec(&cfg.data.train, &cfg.data.src_lang, &cfg.data.tgt_lang);
     tracing::info!(size = v.size, kind = ?v.kind, joint = v.joint, "training the vocabulary");
     let (raw, _) = RawPairs::read(&spec, &read_options(cfg))?;
     let n = if v.max_sentences > 0 {
@@ -267,9 +309,18 @@ fn train_vocab(cfg: &Config, dir: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Reads, encodes and length-filters the training corpus.
-pub fn read_train(cfg: &Config, vocabs: &Vocabs) -> Result<EncodedCorpus, RunError> {
-    let spec = corpus_spec(&cfg.data.train, &cfg.data.src_lang, &cfg.data.tgt_lang);
+/// The training corpus, encoded and length-filtered, and the sampling weight of each of its
+/// file pairs with their pair counts (`(pairs, weight)`, in corpus order, for
+/// [`TokenBatcher::with_weights`]).
+pub struct TrainCorpus {
+    pub corpus: EncodedCorpus,
+    pub weights: Vec<(usize, f64)>,
+}
+
+/// Reads, encodes and length-filters the training corpus; logs each corpus's pairs after
+/// filtering and its weight, and warns about files listed twice.
+pub fn read_train(cfg: &Config, vocabs: &Vocabs) -> Result<TrainCorpus, RunError> {
+    let (spec, owners) = corpus_spec(&cfg.data.train, &cfg.data.src_lang, &cfg.data.tgt_lang);
     let filter = LengthFilter {
         min_len: 1,
         max_len: Some(cfg.data.max_len),
@@ -283,16 +334,45 @@ pub fn read_train(cfg: &Config, vocabs: &Vocabs) -> Result<EncodedCorpus, RunErr
         &filter,
     )?;
     tracing::info!(pairs = corpus.len(), "training corpus read\n{report}");
-    Ok(corpus)
+    let config_parts = cfg.data.train.parts();
+    let mut weights = Vec::with_capacity(spec.parts.len());
+    for ((files, &owner), &kept) in spec.parts.iter().zip(&owners).zip(&report.kept_per_part) {
+        let weight = config_parts[owner].weight();
+        tracing::info!(corpus = %describe(files), pairs = kept, weight, "training corpus part (pairs after filtering)");
+        weights.push((kept as usize, weight));
+    }
+    warn_repeated_files(&spec, &report.kept_per_part);
+    Ok(TrainCorpus { corpus, weights })
 }
 
-/// The validation set: every pair (ids cut to `data.max_len` for the loss) and the raw
-/// target sentences as BLEU references.
-pub fn read_valid(
+/// One validation set as read: its name, files, batches for the loss, and the raw target
+/// sentences as BLEU references.
+pub struct ValidSet {
+    pub name: String,
+    pub spec: CorpusSpec,
+    pub corpus: EncodedCorpus,
+    pub batches: Vec<crate::trainable::HostBatch>,
+    pub references: Vec<String>,
+}
+
+/// The validation sets of `data.valid`, in order: every pair (ids cut to `data.max_len` for
+/// the loss) and the raw target sentences as BLEU references.
+pub fn read_valid(cfg: &Config, vocabs: &Vocabs) -> Result<Vec<ValidSet>, RunError> {
+    cfg.data
+        .valid
+        .named()
+        .into_iter()
+        .map(|(name, parts)| read_valid_set(cfg, vocabs, name, parts))
+        .collect()
+}
+
+fn read_valid_set(
     cfg: &Config,
     vocabs: &Vocabs,
-) -> Result<(Vec<crate::trainable::HostBatch>, Vec<String>), RunError> {
-    let spec = corpus_spec(&cfg.data.valid, &cfg.data.src_lang, &cfg.data.tgt_lang);
+    name: &str,
+    parts: &CorpusParts,
+) -> Result<ValidSet, RunError> {
+    let (spec, _) = corpus_spec(parts, &cfg.data.src_lang, &cfg.data.tgt_lang);
     let (raw, _) = RawPairs::read(&spec, &read_options(cfg))?;
     let n = if cfg.data.valid_max_sentences > 0 {
         raw.len().min(cfg.data.valid_max_sentences)
@@ -318,7 +398,52 @@ pub fn read_valid(
     let corpus = builder.finish();
     let budget = cfg.training.valid_batch_tokens.max(max + 2);
     let batcher = TokenBatcher::new(&corpus, BatchConfig::tokens(budget), 0)?;
-    Ok((ordered_batches(&corpus, &batcher), refs))
+    tracing::info!(set = name, pairs = corpus.len(), "validation set read");
+    Ok(ValidSet {
+        name: name.to_string(),
+        spec,
+        batches: ordered_batches(&corpus, &batcher),
+        corpus,
+        references: refs,
+    })
+}
+
+/// Warns when a validation set shares sentences with the training text (the same subword
+/// ids, so the same text up to normalization), naming its files and the number of shared
+/// source and target lines: scores on such a set overstate how well the model generalises.
+fn warn_valid_overlap(train: &EncodedCorpus, sets: &[ValidSet]) {
+    use std::collections::HashSet;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let hash = |ids: crate::data::TokenIds<'_>| {
+        let mut h = DefaultHasher::new();
+        ids.iter().for_each(|id| id.hash(&mut h));
+        h.finish()
+    };
+    let train_src: HashSet<u64> = (0..train.len()).map(|i| hash(train.src(i))).collect();
+    let train_tgt: HashSet<u64> = (0..train.len()).map(|i| hash(train.tgt(i))).collect();
+    for set in sets {
+        let c = &set.corpus;
+        let src = (0..c.len())
+            .filter(|&i| train_src.contains(&hash(c.src(i))))
+            .count();
+        let tgt = (0..c.len())
+            .filter(|&i| train_tgt.contains(&hash(c.tgt(i))))
+            .count();
+        if src + tgt > 0 {
+            let files: Vec<String> = set.spec.parts.iter().map(describe).collect();
+            tracing::warn!(
+                set = %set.name,
+                files = %files.join(", "),
+                shared_source_lines = src,
+                shared_target_lines = tgt,
+                lines = c.len(),
+                "validation set {} shares {src} source and {tgt} target lines (of {}) with the \
+                 training text",
+                set.name,
+                c.len()
+            );
+        }
+    }
 }
 
 /// Runs (or resumes) training as `args` say. Returns the outcome and the run directory.
@@ -395,7 +520,7 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         }
         load_or_train_vocab(&cfg, &args.run_dir, Some(rank))?
     };
-    let corpus = read_train(&cfg, &vocabs)?;
+    let TrainCorpus { corpus, weights } = read_train(&cfg, &vocabs)?;
     let fingerprint = corpus.fingerprint();
     if let Some(g) = &group {
         let lead_fingerprint = g.broadcast_bytes(fingerprint.as_bytes(), 0)?;
@@ -412,9 +537,13 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         &corpus,
         BatchConfig::tokens(cfg.training.batch_tokens),
         cfg.training.seed,
-    )?;
+    )?
+    .with_weights(&weights)?;
+    let valid_sets = read_valid(&cfg, &vocabs)?;
+    if lead {
+        warn_valid_overlap(&corpus, &valid_sets);
+    }
     let mut data = CorpusBatches::new(corpus, batcher);
-    let (valid_batches, refs) = read_valid(&cfg, &vocabs)?;
 
     let model_cfg = cfg
         .model
@@ -449,28 +578,48 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
     // Every rank starts from rank 0's weights and position (a fresh run's or a resumed one's).
     trainer.start_from_rank0()?;
 
-    let bleu = if cfg.training.valid_bleu {
-        let streams = vec![refs.clone()];
-        Some(
+    // One BLEU scorer per set (each holds its references' statistics).
+    let scorers = valid_sets
+        .iter()
+        .map(|set| {
+            if !cfg.training.valid_bleu {
+                return Ok(None);
+            }
+            let streams = vec![set.references.clone()];
             evaluation::Bleu::new(&streams, evaluation::BleuOptions::default())
-                .map_err(|e| RunError::Bleu(e.to_string()))?,
-        )
-    } else {
-        None
-    };
-    let scorer = |hyps: &[String], _refs: &[String]| -> Result<f64, DynError> {
-        match &bleu {
-            Some(b) => Ok(b.corpus_score(hyps)?.score),
-            None => Err("BLEU is off".into()),
-        }
-    };
+                .map(Some)
+                .map_err(|e| RunError::Bleu(format!("set {}: {e}", set.name)))
+        })
+        .collect::<Result<Vec<_>, RunError>>()?;
+    let scorer_fns: Vec<Box<CorpusScorer<'_>>> = scorers
+        .iter()
+        .map(|bleu| -> Box<CorpusScorer<'_>> {
+            Box::new(
+                move |hyps: &[String], _refs: &[String]| -> Result<f64, DynError> {
+                    match bleu {
+                        Some(b) => Ok(b.corpus_score(hyps)?.score),
+                        None => Err("BLEU is off".into()),
+                    }
+                },
+            )
+        })
+        .collect();
     let valid = Validation {
-        batches: valid_batches,
-        bleu: bleu.as_ref().map(|_| BleuSetup {
-            references: refs,
-            vocab: vocabs.tgt.as_ref(),
-            scorer: &scorer,
-        }),
+        sets: valid_sets
+            .into_iter()
+            .zip(&scorer_fns)
+            .zip(&scorers)
+            .map(|((set, scorer), bleu)| ValidationSet {
+                name: set.name,
+                batches: set.batches,
+                bleu: bleu.as_ref().map(|_| BleuSetup {
+                    references: set.references,
+                    vocab: vocabs.tgt.as_ref(),
+                    scorer: scorer.as_ref(),
+                }),
+            })
+            .collect(),
+        best_on: cfg.training.best_on.clone(),
     };
     let outcome = trainer.train(&mut data, Some(&valid), &RunOptions { quiet: args.quiet })?;
     if cfg.training.average_last >= 2 && trainer.is_lead() {

@@ -21,8 +21,8 @@ use std::time::Instant;
 use tch::Device;
 
 use crate::checkpoint::{self, CheckpointContents, CheckpointError, RunDir, TrainerState};
-use crate::config::TrainingConfig;
-use crate::log::{self, JsonLog, LogError, TrainRecord, ValidRecord};
+use crate::config::{BestOn, TrainingConfig};
+use crate::log::{self, JsonLog, LogError, SetScores, TrainRecord, ValidRecord};
 use crate::optim::{Adam, OptimError};
 use crate::progress::Progress;
 use crate::schedule::{LrSchedule, ScheduleError};
@@ -98,22 +98,54 @@ pub struct BleuSetup<'a> {
     pub scorer: &'a CorpusScorer<'a>,
 }
 
-/// The validation set: batches for the loss (their `indices` index `references`) and, when
-/// set, what greedy BLEU needs.
-pub struct Validation<'a> {
+/// One validation set: its name (`data.valid`'s key, or [`SINGLE_VALID_SET`]), batches for
+/// the loss (their `indices` index `references`) and, when set, what greedy BLEU needs.
+pub struct ValidationSet<'a> {
+    pub name: String,
     pub batches: Vec<HostBatch>,
     pub bleu: Option<BleuSetup<'a>>,
+}
+
+/// The name of the validation set of a config with one unnamed `data.valid`.
+pub const SINGLE_VALID_SET: &str = "valid";
+
+/// Every validation set of a run, and which of their scores rank validations: choose `best`,
+/// drive the plateau schedule and early stopping.
+pub struct Validation<'a> {
+    pub sets: Vec<ValidationSet<'a>>,
+    pub best_on: BestOn,
+}
+
+impl<'a> Validation<'a> {
+    /// One set, named [`SINGLE_VALID_SET`], that ranks validations on its own.
+    pub fn single(batches: Vec<HostBatch>, bleu: Option<BleuSetup<'a>>) -> Self {
+        Validation {
+            sets: vec![ValidationSet {
+                name: SINGLE_VALID_SET.into(),
+                batches,
+                bleu,
+            }],
+            best_on: BestOn::Mean,
+        }
+    }
 }
 
 /// Result of one validation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidScores {
+    /// The scores that rank validations ([`Validation::best_on`]): one set's, or the mean
+    /// over the sets (loss and BLEU averaged, perplexity `exp` of the mean NLL; BLEU only
+    /// when every set has it).
     pub loss: f64,
     pub nll_loss: f64,
     pub ppl: f64,
     pub bleu: Option<f64>,
-    /// Greedy translations by sentence index (empty without BLEU).
-    pub hypotheses: Vec<String>,
+    /// Every set's own scores, in the order of [`Validation::sets`] (empty on the followers
+    /// of a job, which only learn rank 0's ranking scores).
+    pub sets: Vec<SetScores>,
+    /// Greedy translations of each set by sentence index (empty without BLEU), in the same
+    /// order.
+    pub hypotheses: Vec<Vec<String>>,
 }
 
 /// Result of one update (or skipped batch).
@@ -461,8 +493,47 @@ impl<M: TrainableModel> Trainer<M> {
             .collect()
     }
 
-    /// Validation loss, perplexity and (when set up) greedy BLEU, with dropout off.
+    /// Validation loss, perplexity and (when set up) greedy BLEU of every set, with dropout
+    /// off, and the scores that rank them ([`ValidScores`]).
     pub fn validate(&self, valid: &Validation<'_>) -> Result<ValidScores, TrainError> {
+        if valid.sets.is_empty() {
+            return Err(TrainError::Validation("no validation set".into()));
+        }
+        let mut sets = Vec::with_capacity(valid.sets.len());
+        let mut hypotheses = Vec::with_capacity(valid.sets.len());
+        for set in &valid.sets {
+            let (scores, hyps) = self.validate_set(set)?;
+            sets.push(scores);
+            hypotheses.push(hyps);
+        }
+        let ranking = match &valid.best_on {
+            BestOn::Set(name) => {
+                sets.iter()
+                    .find(|s| &s.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        TrainError::Validation(format!(
+                        "best_on names the validation set {name:?}, which this run does not have"
+                    ))
+                    })?
+            }
+            BestOn::Mean => SetScores::mean(&sets),
+        };
+        Ok(ValidScores {
+            loss: ranking.loss,
+            nll_loss: ranking.nll_loss,
+            ppl: ranking.ppl,
+            bleu: ranking.bleu,
+            sets,
+            hypotheses,
+        })
+    }
+
+    /// One set's scores and greedy translations (empty without BLEU).
+    fn validate_set(
+        &self,
+        valid: &ValidationSet<'_>,
+    ) -> Result<(SetScores, Vec<String>), TrainError> {
         let (mut loss, mut nll, mut tokens) = (0.0, 0.0, 0i64);
         let n_sent = valid
             .batches
@@ -473,6 +544,7 @@ impl<M: TrainableModel> Trainer<M> {
             .unwrap_or(0);
         let mut hyps = vec![String::new(); if valid.bleu.is_some() { n_sent } else { 0 }];
         let bf16 = self.cfg.bf16 && self.device.is_cuda();
+        let invalid = |m: String| TrainError::Validation(format!("set {}: {m}", valid.name));
         tch::no_grad(|| -> Result<(), TrainError> {
             for batch in &valid.batches {
                 let b = batch.to_device(self.device).map_err(TrainError::Data)?;
@@ -489,7 +561,7 @@ impl<M: TrainableModel> Trainer<M> {
                     })
                     .map_err(TrainError::Model)?;
                     if ids.len() != batch.indices.len() {
-                        return Err(TrainError::Validation(format!(
+                        return Err(invalid(format!(
                             "greedy search returned {} rows for a batch of {}",
                             ids.len(),
                             batch.indices.len()
@@ -503,7 +575,7 @@ impl<M: TrainableModel> Trainer<M> {
                         hyps[sent] = setup
                             .vocab
                             .decode(&ids)
-                            .map_err(|e| TrainError::Validation(format!("detokenizing: {e}")))?;
+                            .map_err(|e| invalid(format!("detokenizing: {e}")))?;
                     }
                 }
             }
@@ -514,25 +586,23 @@ impl<M: TrainableModel> Trainer<M> {
             None => None,
             Some(setup) => {
                 if setup.references.len() != hyps.len() {
-                    return Err(TrainError::Validation(format!(
+                    return Err(invalid(format!(
                         "{} references for {} validation sentences",
                         setup.references.len(),
                         hyps.len()
                     )));
                 }
-                Some(
-                    (setup.scorer)(&hyps, &setup.references)
-                        .map_err(|e| TrainError::Validation(e.to_string()))?,
-                )
+                Some((setup.scorer)(&hyps, &setup.references).map_err(|e| invalid(e.to_string()))?)
             }
         };
-        Ok(ValidScores {
+        let scores = SetScores {
+            name: valid.name.clone(),
             loss: loss / t,
             nll_loss: nll / t,
             ppl: (nll / t).exp(),
             bleu,
-            hypotheses: hyps,
-        })
+        };
+        Ok((scores, hyps))
     }
 
     /// Writes a checkpoint of the current state (skipped when one exists for this step).
@@ -556,6 +626,17 @@ impl<M: TrainableModel> Trainer<M> {
             info.validation.insert("ppl".into(), v.ppl);
             if let Some(b) = v.bleu {
                 info.validation.insert("bleu".into(), b);
+            }
+            // With several sets, each one's too, as `NAME.bleu` (the keys above rank them).
+            if v.sets.len() > 1 {
+                for set in &v.sets {
+                    let name = &set.name;
+                    info.validation.insert(format!("{name}.loss"), set.loss);
+                    info.validation.insert(format!("{name}.ppl"), set.ppl);
+                    if let Some(b) = set.bleu {
+                        info.validation.insert(format!("{name}.bleu"), b);
+                    }
+                }
             }
         }
         let contents = Contents {
@@ -824,6 +905,7 @@ impl<M: TrainableModel> Trainer<M> {
                 nll_loss: decision.nll_loss.unwrap_or(f64::NAN),
                 ppl: decision.ppl.unwrap_or(f64::NAN),
                 bleu: decision.bleu,
+                sets: Vec::new(),
                 hypotheses: Vec::new(),
             },
             is_best: decision.is_best,
@@ -862,19 +944,20 @@ impl<M: TrainableModel> Trainer<M> {
             elapsed_secs: books.elapsed(),
             tokens_per_sec: tps,
             best,
+            sets: scores.sets.clone(),
+            ranked_on: (scores.sets.len() > 1).then(|| v.best_on.to_string()),
         };
         let line = format!(
-            "validation step {} epoch {}: loss {:.4} ppl {:.2}{}{}",
+            "validation step {} epoch {}: {}{}",
             rec.step,
             rec.epoch,
-            rec.loss,
-            rec.ppl,
-            rec.bleu
-                .map(|b| format!(" BLEU {b:.2}"))
-                .unwrap_or_default(),
+            rec.summary(),
             if best { " (best)" } else { "" }
         );
         books.progress.println(&line);
+        for set in &rec.sets {
+            tracing::info!(step = rec.step, set = %set.name, loss = set.loss, ppl = set.ppl, bleu = ?set.bleu, "validation set");
+        }
         tracing::info!(step = rec.step, loss = rec.loss, ppl = rec.ppl, bleu = ?rec.bleu, best, "validation");
         if let Some(log) = &mut books.log {
             log.write(&rec)?;

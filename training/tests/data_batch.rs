@@ -268,3 +268,64 @@ fn real_training_plan_covers_multi30k() {
         "padding {padded} vs real {real}"
     );
 }
+
+/// How often each pair occurs in a plan.
+fn draws(plan: &training::data::BatchPlan, n: usize) -> Vec<u32> {
+    let mut seen = vec![0u32; n];
+    for b in plan.iter() {
+        for &i in b {
+            seen[i as usize] += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn corpus_weights_draw_pairs_as_often_as_they_say_and_resume_exactly() {
+    // Three corpora in a row: 40 pairs at weight 2, 50 at 0.5, 30 at 1.5.
+    let lens: Vec<(usize, usize)> = (0..120).map(|i| (1 + i % 9, 1 + i % 7)).collect();
+    let corpus = corpus_of(&lens);
+    let plain = TokenBatcher::new(&corpus, BatchConfig::tokens(60), 7).unwrap();
+    let weighted = plain
+        .clone()
+        .with_weights(&[(40, 2.0), (50, 0.5), (30, 1.5)])
+        .unwrap();
+    let mut halves = Vec::new();
+    for epoch in 0..3 {
+        let seen = draws(&weighted.epoch(epoch), 120);
+        assert!(
+            seen[..40].iter().all(|&c| c == 2),
+            "weight 2: {:?}",
+            &seen[..40]
+        );
+        let second: Vec<u32> = seen[40..90].to_vec();
+        assert!(second.iter().all(|&c| c <= 1));
+        assert_eq!(second.iter().sum::<u32>(), 25, "weight 0.5 of 50 pairs");
+        let third = &seen[90..];
+        assert!(third.iter().all(|&c| c == 1 || c == 2));
+        assert_eq!(third.iter().sum::<u32>(), 45, "weight 1.5 of 30 pairs");
+        halves.push(second);
+        // The same (seed, epoch) gives the same plan: what an exact resume replays.
+        assert_eq!(
+            plan_sets(&weighted.epoch(epoch)),
+            plan_sets(&weighted.epoch(epoch))
+        );
+    }
+    assert!(
+        halves[0] != halves[1] && halves[1] != halves[2],
+        "each epoch draws another half"
+    );
+    // Every weight 1 is the plain plan, bit for bit.
+    let ones = plain.clone().with_weights(&[(40, 1.0), (80, 1.0)]).unwrap();
+    assert_eq!(plan_sets(&ones.epoch(2)), plan_sets(&plain.epoch(2)));
+    // Bad weights are errors.
+    for groups in [
+        &[(40, 1.0), (70, 1.0)][..],
+        &[(120, 0.0)],
+        &[(120, f64::NAN)],
+        &[(120, -1.0)],
+    ] {
+        let e = plain.clone().with_weights(groups).unwrap_err();
+        assert!(matches!(e, DataError::Invalid(_)), "{groups:?}: {e}");
+    }
+}

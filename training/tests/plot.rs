@@ -29,6 +29,8 @@ fn valid_record(step: u64, loss: f64, bleu: Option<f64>, best: bool) -> ValidRec
         elapsed_secs: step as f64,
         tokens_per_sec: 1000.0,
         best,
+        sets: Vec::new(),
+        ranked_on: None,
     }
 }
 
@@ -79,4 +81,48 @@ fn the_run_directory_gets_curves_from_its_logs() {
     std::fs::write(dir.path().join(VALID_LOG), "{not json\n").unwrap();
     let err = write_run_curves(dir.path()).unwrap_err().to_string();
     assert!(err.contains(VALID_LOG), "{err}");
+}
+
+#[test]
+fn several_validation_sets_get_a_line_each_beside_the_ranking_scores() {
+    use training::log::SetScores;
+    let set = |name: &str, loss: f64, bleu: f64| SetScores {
+        name: name.into(),
+        loss,
+        nll_loss: loss * 0.8,
+        ppl: (loss * 0.8).exp(),
+        bleu: Some(bleu),
+    };
+    let valid: Vec<ValidRecord> = [(500, 20.0), (1000, 30.0)]
+        .into_iter()
+        .map(|(step, b)| {
+            let sets = vec![set("tatoeba", 3.0, b), set("multi30k", 2.0, b + 10.0)];
+            let mean = SetScores::mean(&sets);
+            ValidRecord {
+                sets,
+                ranked_on: Some("mean".into()),
+                ..valid_record(step, mean.loss, mean.bleu, true)
+            }
+        })
+        .collect();
+    let svg = curves_svg(&[train_record(100, 5.0)], &valid).unwrap();
+    // Sets in the order of the log (magenta, cyan), then the mean in red / green. Each loss
+    // line has a legend sample; BLEU lines have none.
+    assert_eq!(
+        polylines_with(&svg, "#FF00FF"),
+        3,
+        "first set: loss, legend, BLEU"
+    );
+    assert_eq!(
+        polylines_with(&svg, "#00FFFF"),
+        3,
+        "second set: loss, legend, BLEU"
+    );
+    assert_eq!(
+        polylines_with(&svg, "#FF0000"),
+        2,
+        "the mean's loss and legend"
+    );
+    assert_eq!(polylines_with(&svg, "#00FF00"), 1, "the mean's BLEU");
+    assert!(svg.contains("validation tatoeba") && svg.contains("validation (mean)"));
 }

@@ -291,3 +291,80 @@ fn resuming_with_another_seed_is_refused() {
     let e = t.resume().unwrap_err().to_string();
     assert!(e.contains("seed"), "{e}");
 }
+
+/// Trains 6 updates validating every 2 on two sets whose BLEU the scorers script: `rising`
+/// gives 10, 20, 30 and `falling` 50, 30, 10 (means 30, 25, 20). Returns the trainer and
+/// the validation log.
+fn two_set_run(
+    best_on: training::config::BestOn,
+    dir: &Path,
+) -> (Trainer<TinyModel>, Vec<training::log::ValidRecord>) {
+    use training::trainer::{Validation, ValidationSet};
+    let cfg = TrainingConfig {
+        max_steps: 6,
+        max_epochs: 0,
+        validate_every: 2,
+        seed: 4,
+        best_on: best_on.clone(),
+        ..TrainingConfig::default()
+    };
+    let mut t = Trainer::new(TinyModel::new(3, 0.0), cfg, dir, Device::Cpu).unwrap();
+    let rising = std::cell::Cell::new(0.0);
+    let falling = std::cell::Cell::new(70.0);
+    let up = |_: &[String], _: &[String]| -> Result<f64, DynError> {
+        rising.set(rising.get() + 10.0);
+        Ok(rising.get())
+    };
+    let down = |_: &[String], _: &[String]| -> Result<f64, DynError> {
+        falling.set(falling.get() - 20.0);
+        Ok(falling.get())
+    };
+    let set = |name: &str, offset, scorer| {
+        let v = bleu_validation(offset, 10, scorer);
+        let one = v.sets.into_iter().next().unwrap();
+        ValidationSet {
+            name: name.into(),
+            ..one
+        }
+    };
+    let valid = Validation {
+        sets: vec![set("rising", 300, &up), set("falling", 400, &down)],
+        best_on,
+    };
+    t.train(
+        &mut train_source(60, 40, 4),
+        Some(&valid),
+        &RunOptions { quiet: true },
+    )
+    .unwrap();
+    let log = training::log::read_log(&dir.join(training::log::VALID_LOG)).unwrap();
+    (t, log)
+}
+
+#[test]
+fn several_validation_sets_are_scored_apart_and_ranked_on_their_mean_or_one_of_them() {
+    use training::config::BestOn;
+    let _rng = torch_rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (t, log) = two_set_run(BestOn::Mean, dir.path());
+    assert_eq!(log.len(), 3);
+    let names: Vec<&str> = log[0].sets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["rising", "falling"]);
+    let bleu = |r: &training::log::ValidRecord, i: usize| r.sets[i].bleu.unwrap();
+    assert_eq!((bleu(&log[2], 0), bleu(&log[2], 1)), (30.0, 10.0));
+    // The ranking scores are the mean: loss averaged, BLEU averaged.
+    let means: Vec<f64> = log.iter().map(|r| r.bleu.unwrap()).collect();
+    assert_eq!(means, [30.0, 25.0, 20.0]);
+    let r = &log[1];
+    assert!((r.loss - (r.sets[0].loss + r.sets[1].loss) / 2.0).abs() < 1e-12);
+    assert_eq!(r.ranked_on.as_deref(), Some("mean"));
+    assert!(r.summary().contains("rising loss") && r.summary().contains("mean loss"));
+    assert_eq!(t.state().best_step, Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (t, log) = two_set_run(BestOn::Set("rising".into()), dir.path());
+    assert_eq!(t.state().best_step, Some(6));
+    assert_eq!(log[2].bleu, Some(30.0));
+    assert_eq!(log[2].ranked_on.as_deref(), Some("rising"));
+    assert!(log.iter().all(|r| r.sets.len() == 2));
+}

@@ -359,3 +359,117 @@ fn a_run_averages_its_last_checkpoints_and_records_its_final_validation() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
+fn mixed_corpora_are_counted_weighted_warned_about_and_validated_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    // A second training corpus (Multi30k lines 301..400 would need the full file: take
+    // the fixture's own lines 1..100 under another name, drawn at weight 0.5), and a
+    // second validation set cut from the training text, which must be warned about.
+    head(
+        &dir.path().join("train.de"),
+        &dir.path().join("extra.de"),
+        100,
+    );
+    head(
+        &dir.path().join("train.en"),
+        &dir.path().join("extra.en"),
+        100,
+    );
+    head(
+        &dir.path().join("train.de"),
+        &dir.path().join("seen.de"),
+        10,
+    );
+    head(
+        &dir.path().join("train.en"),
+        &dir.path().join("seen.en"),
+        10,
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "train = \"train\"\nvalid = \"valid\"",
+        "train = [\"train\", { prefix = \"extra\", weight = 0.5 }, \"train\"]\n\
+         [data.valid]\nheld-out = \"valid\"\nseen = \"seen\"",
+    );
+    // `[data.valid]` must come after the other `[data]` keys: move max_len up.
+    let text = text.replace("\nmax_len = 40\n", "\n").replacen(
+        "tgt_lang = \"en\"\n",
+        "tgt_lang = \"en\"\nmax_len = 40\n",
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let run = dir.path().join("run");
+    run_ok(&train_args(
+        cfg.to_str().unwrap(),
+        run.to_str().unwrap(),
+        &["--max-steps", "8", "--set", "training.validate_every=4"],
+    ));
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    let lines_with = |needles: &[&str]| {
+        log.lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .count()
+    };
+    // Pairs after filtering (max_len 40 drops some), per corpus, with its weight.
+    let kept: Vec<(u64, String)> = log
+        .lines()
+        .filter(|l| l.contains("training corpus part"))
+        .map(|l| {
+            let field = |name: &str| {
+                let at = l.find(&format!(" {name}=")).unwrap() + name.len() + 2;
+                l[at..].split(' ').next().unwrap().to_string()
+            };
+            (field("pairs").parse().unwrap(), field("weight"))
+        })
+        .collect();
+    assert_eq!(kept.len(), 3, "{log}");
+    assert_eq!(kept[0], kept[2], "the corpus listed twice");
+    assert!(
+        kept[0].0 > 200 && kept[0].0 <= 300 && kept[0].1 == "1.0",
+        "{kept:?}"
+    );
+    assert!(
+        kept[1].0 > 50 && kept[1].0 <= 100 && kept[1].1 == "0.5",
+        "{kept:?}"
+    );
+    let twice = format!("listed 2 times: its {} pairs", kept[0].0);
+    assert_eq!(lines_with(&[&twice, "train.de"]), 1, "{log}");
+    // The set cut from the training text shares its kept lines (one warning, naming it).
+    let shared = log
+        .lines()
+        .find_map(|l| l.split("validation set seen shares ").nth(1))
+        .unwrap_or_else(|| panic!("no overlap warning in {log}"));
+    let n: u64 = shared.split(' ').next().unwrap().parse().unwrap();
+    assert!((5..=10).contains(&n), "{shared}");
+    assert!(
+        shared.starts_with(&format!("{n} source and {n} target lines (of 10)")),
+        "{shared}"
+    );
+    assert_eq!(lines_with(&["seen.de", "shared_source_lines"]), 1, "{log}");
+    assert_eq!(lines_with(&["validation set held-out shares"]), 0, "{log}");
+    // Each validation scores both sets; the ranking scores are their mean.
+    let valid = std::fs::read_to_string(run.join("valid.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = valid
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{valid}");
+    for r in &records {
+        let sets = r["sets"].as_array().unwrap();
+        let names: Vec<&str> = sets.iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["held-out", "seen"]);
+        let mean = (sets[0]["bleu"].as_f64().unwrap() + sets[1]["bleu"].as_f64().unwrap()) / 2.0;
+        assert!((r["bleu"].as_f64().unwrap() - mean).abs() < 1e-9, "{r}");
+        assert_eq!(r["ranked_on"], "mean");
+    }
+    let metadata: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("last/model/metadata.json")).unwrap(),
+    )
+    .unwrap();
+    let scores = &metadata["validation"];
+    for key in ["bleu", "held-out.bleu", "seen.bleu", "seen.loss"] {
+        assert!(scores[key].is_number(), "{key} missing from {metadata}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use training::config::{apply_override, Config, CorpusPart, CorpusParts};
+use training::config::{apply_override, BestOn, Config, CorpusPart, CorpusParts, ValidSets};
 
 const PRESETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs");
 
@@ -33,13 +33,16 @@ fn every_preset_loads_and_its_model_section_is_a_valid_model_config() {
             .validate()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // Corpus paths are resolved against the config's folder.
-        let CorpusParts::One(CorpusPart::Prefix(p)) = &cfg.data.train else {
-            panic!("{}: train", path.display())
-        };
-        assert!(p.starts_with(PRESETS), "{}", p.display());
+        for part in cfg.data.train.parts() {
+            let (CorpusPart::Prefix(p) | CorpusPart::WeightedPrefix { prefix: p, .. }) = part
+            else {
+                panic!("{}: train is not a list of prefixes", path.display())
+            };
+            assert!(p.starts_with(PRESETS), "{}", p.display());
+        }
         n += 1;
     }
-    assert_eq!(n, 5);
+    assert_eq!(n, 9);
     let m = Config::load(&Path::new(PRESETS).join("multi30k-de-en.toml"), &[]).unwrap();
     // The G2 and sharpened presets are the multi30k preset with only the gate mode changed.
     for (name, kind) in [
@@ -60,6 +63,51 @@ fn every_preset_loads_and_its_model_section_is_a_valid_model_config() {
     }
     assert_eq!(m.vocab.size, 8000);
     assert_eq!(m.model.encoder_layers, 2);
+
+    // The everyday presets: the two directions differ only in their languages and
+    // descriptions, and each G2 variant only in its gates.
+    let everyday = |name: &str| Config::load(&Path::new(PRESETS).join(name), &[]).unwrap();
+    let de_en = everyday("everyday-de-en.toml");
+    let en_de = everyday("everyday-en-de.toml");
+    assert_eq!(
+        (de_en.data.src_lang.as_str(), de_en.data.tgt_lang.as_str()),
+        ("de", "en")
+    );
+    assert_eq!(
+        (en_de.data.src_lang.as_str(), en_de.data.tgt_lang.as_str()),
+        ("en", "de")
+    );
+    let mut flipped = en_de.clone();
+    flipped.data.src_lang = de_en.data.src_lang.clone();
+    flipped.data.tgt_lang = de_en.data.tgt_lang.clone();
+    flipped.data.description = de_en.data.description.clone();
+    assert_eq!(
+        flipped, de_en,
+        "the everyday presets differ in more than their direction"
+    );
+    for (base, g2) in [
+        (&de_en, "everyday-de-en-g2.toml"),
+        (&en_de, "everyday-en-de-g2.toml"),
+    ] {
+        let mut variant = everyday(g2);
+        assert_eq!(
+            variant.model.gates,
+            model::GateConfig::of_kind(model::GateKind::Gumbel)
+        );
+        variant.model.gates = base.model.gates;
+        assert_eq!(&variant, base, "{g2} differs in more than its gates");
+    }
+    let ValidSets::Named(sets) = &de_en.data.valid else {
+        panic!("everyday-de-en.toml: data.valid is not a table of named sets")
+    };
+    assert_eq!(sets.keys().collect::<Vec<_>>(), ["multi30k", "tatoeba"]);
+    assert_eq!(de_en.training.best_on, BestOn::Mean);
+    assert!(de_en
+        .data
+        .description
+        .as_deref()
+        .unwrap_or("")
+        .contains("tatoeba.org"));
 }
 
 #[test]
@@ -89,14 +137,15 @@ fn defaults_fill_a_minimal_file_and_relative_paths_are_resolved() {
         cfg.data.train,
         CorpusParts::One(CorpusPart::Prefix("/base/data/train".into()))
     );
-    let CorpusParts::Many(v) = &cfg.data.valid else {
+    let ValidSets::One(CorpusParts::Many(v)) = &cfg.data.valid else {
         panic!()
     };
     assert_eq!(
         v[0],
         CorpusPart::Files {
             src: "/base/v.de".into(),
-            tgt: "/abs/v.en".into()
+            tgt: "/abs/v.en".into(),
+            weight: None,
         }
     );
     // The saved copy round-trips.
@@ -289,4 +338,100 @@ fn apply_override_builds_missing_tables() {
     let mut t = toml::Table::new();
     apply_override(&mut t, "a.b.c=[1, 2]").unwrap();
     assert_eq!(t["a"]["b"]["c"].as_array().unwrap().len(), 2);
+}
+
+const TWO_SETS: &str = r#"
+[data]
+src_lang = "de"
+tgt_lang = "en"
+train = ["data/a", { prefix = "data/b", weight = 2.5 }, { src = "c.de", tgt = "c.en", weight = 0.5 }]
+
+[data.valid]
+tatoeba = "data/tatoeba-valid"
+multi30k = [{ src = "m.de", tgt = "m.en" }]
+"#;
+
+#[test]
+fn named_validation_sets_and_corpus_weights_load_and_round_trip() {
+    let cfg = load(TWO_SETS, &[]).unwrap();
+    let weights: Vec<f64> = cfg.data.train.parts().iter().map(|p| p.weight()).collect();
+    assert_eq!(weights, [1.0, 2.5, 0.5]);
+    let names: Vec<&str> = cfg.data.valid.named().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["multi30k", "tatoeba"]);
+    let ValidSets::Named(sets) = &cfg.data.valid else {
+        panic!("{:?}", cfg.data.valid)
+    };
+    assert_eq!(
+        sets["tatoeba"],
+        CorpusParts::One(CorpusPart::Prefix("/base/data/tatoeba-valid".into()))
+    );
+    assert_eq!(cfg.training.best_on, BestOn::Mean);
+    let again =
+        Config::from_toml_str(&cfg.to_toml(), "saved", Path::new("/elsewhere"), &[]).unwrap();
+    assert_eq!(again, cfg);
+    // One unnamed set is named `valid`.
+    let one = load(MINIMAL, &[]).unwrap();
+    assert_eq!(one.data.valid.named()[0].0, "valid");
+    // best_on takes a set's name.
+    let on = load(TWO_SETS, &["training.best_on=tatoeba"]).unwrap();
+    assert_eq!(on.training.best_on, BestOn::Set("tatoeba".into()));
+    assert_eq!(
+        Config::from_toml_str(&on.to_toml(), "saved", Path::new("/"), &[])
+            .unwrap()
+            .training
+            .best_on,
+        BestOn::Set("tatoeba".into())
+    );
+}
+
+#[test]
+fn bad_weights_and_validation_set_names_are_errors_naming_the_key() {
+    for (text, overrides, needles) in [
+        (
+            TWO_SETS,
+            &["training.best_on=wmt"][..],
+            &["training.best_on", "wmt", "multi30k"][..],
+        ),
+        (
+            MINIMAL,
+            &["training.best_on=tatoeba"],
+            &["training.best_on", "valid"],
+        ),
+        (
+            &TWO_SETS.replace("weight = 2.5", "weight = 0"),
+            &[],
+            &["data.train[1].weight", "positive"],
+        ),
+        (
+            &TWO_SETS.replace("weight = 2.5", "weight = -1"),
+            &[],
+            &["data.train[1].weight"],
+        ),
+        (
+            &TWO_SETS.replace("tatoeba = ", "mean = "),
+            &[],
+            &["data.valid", "\"mean\""],
+        ),
+        (
+            &TWO_SETS.replace(
+                r#"multi30k = [{ src = "m.de", tgt = "m.en" }]"#,
+                r#"multi30k = { prefix = "m", weight = 2.0 }"#,
+            ),
+            &[],
+            &["data.valid", "multi30k", "weights are for training"],
+        ),
+        (
+            &TWO_SETS.replace("weight = 0.5", "wieght = 0.5"),
+            &[],
+            &["data.train"],
+        ),
+    ] {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let err = Config::from_toml_str(text, "test.toml", Path::new("/base"), &o)
+            .unwrap_err()
+            .to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "{err} should name {needle}");
+        }
+    }
 }

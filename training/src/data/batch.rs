@@ -57,6 +57,9 @@ pub struct TokenBatcher {
     src_pos: Vec<u32>,
     /// Target positions (tokens + bos or eos) per pair.
     tgt_pos: Vec<u32>,
+    /// Sampling weights of consecutive groups of pairs (`(pairs, weight)`, covering the
+    /// corpus in order); empty: every pair once per epoch. See [`TokenBatcher::with_weights`].
+    weights: Vec<(usize, f64)>,
 }
 
 impl TokenBatcher {
@@ -103,7 +106,56 @@ impl TokenBatcher {
             seed,
             src_pos,
             tgt_pos,
+            weights: Vec::new(),
         })
+    }
+
+    /// Draws the pairs of each group `weight` times per epoch instead of once: the corpus is
+    /// `groups` in order (`(pairs, weight)`, e.g. one group per training corpus), and a group
+    /// of n pairs with weight w gives every pair `floor(w)` times plus a sample of
+    /// `round(frac(w) · n)` distinct pairs, drawn anew each epoch from `(seed, epoch)` (so a
+    /// resumed epoch draws the same). All weights 1 is the plain plan, bit for bit.
+    pub fn with_weights(mut self, groups: &[(usize, f64)]) -> Result<Self, DataError> {
+        let total: usize = groups.iter().map(|(n, _)| n).sum();
+        if total != self.len() {
+            return Err(DataError::Invalid(format!(
+                "corpus weights cover {total} pairs, the corpus has {}",
+                self.len()
+            )));
+        }
+        if let Some((_, w)) = groups.iter().find(|(_, w)| !(w.is_finite() && *w > 0.0)) {
+            return Err(DataError::Invalid(format!(
+                "corpus weight {w} must be a positive number"
+            )));
+        }
+        self.weights = if groups.iter().all(|&(_, w)| w == 1.0) {
+            Vec::new()
+        } else {
+            groups.to_vec()
+        };
+        Ok(self)
+    }
+
+    /// The pairs of one epoch before shuffling: each once, or as the weights say.
+    fn draw(&self, rng: &mut ChaCha8Rng) -> Vec<u32> {
+        if self.weights.is_empty() {
+            return (0..self.len() as u32).collect();
+        }
+        let mut drawn = Vec::new();
+        let mut start = 0usize;
+        for &(n, w) in &self.weights {
+            let whole = w.floor();
+            for _ in 0..whole as usize {
+                drawn.extend(start as u32..(start + n) as u32);
+            }
+            let extra = ((w - whole) * n as f64).round() as usize;
+            if extra > 0 {
+                let sample = rand::seq::index::sample(rng, n, extra.min(n));
+                drawn.extend(sample.into_iter().map(|i| (start + i) as u32));
+            }
+            start += n;
+        }
+        drawn
     }
 
     /// The settings.
@@ -124,13 +176,14 @@ impl TokenBatcher {
     /// `seed + epoch`, stably sorted by (source, target) length so that
     /// equal lengths are in random order, cut into batches within the
     /// budget, and the batch order is shuffled with the same generator.
-    /// Every pair is in exactly one batch. Same `(seed, epoch)` → same plan;
-    /// another epoch → another order and batch composition.
+    /// Every pair is in exactly one batch (with [`TokenBatcher::with_weights`]: as often as
+    /// it was drawn). Same `(seed, epoch)` → same plan; another epoch → another order and
+    /// batch composition.
     pub fn epoch(&self, epoch: u64) -> BatchPlan {
         // ChaCha8 rather than StdRng: its output is fixed by its spec, so
         // plans stay reproducible across rand versions and platforms.
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(epoch));
-        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        let mut order = self.draw(&mut rng);
         order.shuffle(&mut rng);
         let mut plan = self.cut(self.sort_by_lengths(order));
         let mut ranges: Vec<(usize, usize)> =

@@ -211,6 +211,10 @@ pub struct Report {
     pub filtered: BTreeMap<FilterReason, u64>,
     /// The first [`MAX_EXAMPLES`] skip messages (file, line, problem).
     pub examples: Vec<String>,
+    /// Pairs kept from each part of the corpus ([`crate::data::CorpusSpec::parts`]), in order;
+    /// filled by [`crate::data::EncodedCorpus::read`]. The kept pairs of part `p` are the
+    /// corpus indices after those of parts `0..p`.
+    pub kept_per_part: Vec<u64>,
 }
 
 impl Report {

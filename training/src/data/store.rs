@@ -297,6 +297,7 @@ impl EncodedCorpus {
         let mut reader = PairReader::open(spec, opts)?;
         let mut builder = CorpusBuilder::for_vocabs(src_vocab, tgt_vocab);
         let mut filtered = Report::default();
+        let mut kept_per_part = vec![0u64; spec.parts.len()];
         let mut chunk: Vec<Pair> = Vec::with_capacity(CHUNK);
         loop {
             chunk.clear();
@@ -316,11 +317,16 @@ impl EncodedCorpus {
                     side,
                     source,
                 })?;
+                let before = builder.len();
                 builder.push_filtered(&s, &t, pair.origin.number, filter, &mut filtered)?;
+                if builder.len() > before {
+                    kept_per_part[pair.origin.part as usize] += 1;
+                }
             }
         }
         let mut report = reader.report().clone();
         report.filtered = filtered.filtered;
+        report.kept_per_part = kept_per_part;
         report.pairs_kept = builder.len() as u64;
         Ok((builder.finish(), report))
     }

@@ -145,14 +145,14 @@ pub fn bleu_validation<'a>(
     scorer: &'a training::trainer::CorpusScorer<'a>,
 ) -> training::trainer::Validation<'a> {
     let (batches, references) = valid_set(offset, n);
-    training::trainer::Validation {
+    training::trainer::Validation::single(
         batches,
-        bleu: Some(training::trainer::BleuSetup {
+        Some(training::trainer::BleuSetup {
             references,
             vocab: &WordVocab,
             scorer,
         }),
-    }
+    )
 }
 
 pub fn valid_set(offset: usize, n: usize) -> (Vec<training::trainable::HostBatch>, Vec<String>) {
