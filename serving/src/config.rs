@@ -21,7 +21,9 @@ use crate::ratelimit::RateLimits;
 #[command(name = "nmt-serve", version)]
 pub struct Cli {
     /// Model bundle directory; repeat (or comma-separate in NMT_MODEL) to serve
-    /// several. A model's name is its directory name.
+    /// several. A model's name is its directory name. A request that names no
+    /// model goes to the model of its language pair; with several of one pair,
+    /// to the first given here (the others answer when named).
     #[arg(long = "model", env = "NMT_MODEL", value_delimiter = ',')]
     pub models: Vec<PathBuf>,
     /// TOML file with any of these settings.

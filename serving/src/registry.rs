@@ -91,8 +91,10 @@ impl Registry {
 
     /// Picks the model for a request. `model` wins; otherwise the models
     /// matching `source` and `target` (each optional; `auto` or empty means
-    /// any) must be exactly one. Names and codes are compared exactly, as
-    /// LibreTranslate does (the schema lists them).
+    /// any) must be of exactly one language pair. Several models of that pair
+    /// (two versions of a de→en model, say): the first in `--model` order
+    /// answers, and the others only when named. Names and codes are compared
+    /// exactly, as LibreTranslate does (the schema lists them).
     pub fn resolve(
         &self,
         model: Option<&str>,
@@ -134,13 +136,18 @@ impl Registry {
             }
             return Ok(index);
         }
-        let matching: Vec<usize> = (0..self.models.len())
-            .filter(|&i| {
-                let m = &self.models[i];
-                source.as_ref().is_none_or(|s| *s == m.source)
-                    && target.as_ref().is_none_or(|t| *t == m.target)
-            })
-            .collect();
+        let mut matching: Vec<usize> = Vec::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let fits = source.as_ref().is_none_or(|s| *s == m.source)
+                && target.as_ref().is_none_or(|t| *t == m.target);
+            let pair_taken = matching.iter().any(|&j| {
+                let first = &self.models[j];
+                (&first.source, &first.target) == (&m.source, &m.target)
+            });
+            if fits && !pair_taken {
+                matching.push(i);
+            }
+        }
         match matching.as_slice() {
             [one] => Ok(*one),
             [] => Err(ApiError::bad_request(
@@ -277,5 +284,38 @@ mod tests {
         assert!(r.sources_into("xx").is_empty());
         assert_eq!(r.codes(), vec!["de", "en", "fr"]);
         assert!(Registry::new(vec![info("a", "de", "en"), info("a", "x", "y")]).is_err());
+    }
+
+    #[test]
+    fn of_two_models_of_one_pair_the_first_answers_unless_the_other_is_named() {
+        let r = Registry::new(vec![
+            info("everyday-de-en", "de", "en"),
+            info("everyday-en-de", "en", "de"),
+            info("multi30k-de-en", "de", "en"),
+        ])
+        .unwrap();
+        assert_eq!(r.resolve(None, Some("de"), Some("en")).unwrap(), 0);
+        assert_eq!(r.resolve(None, None, Some("en")).unwrap(), 0);
+        assert_eq!(r.resolve(None, Some("auto"), Some("en")).unwrap(), 0);
+        assert_eq!(r.resolve(None, Some("de"), None).unwrap(), 0);
+        assert_eq!(r.resolve(None, Some("en"), Some("de")).unwrap(), 1);
+        assert_eq!(
+            r.resolve(Some("multi30k-de-en"), Some("de"), Some("en"))
+                .unwrap(),
+            2
+        );
+        // Two pairs still match a request that names neither language.
+        assert_eq!(
+            r.resolve(None, None, None).unwrap_err().code,
+            "ambiguous_model"
+        );
+        // The order of --model decides.
+        let swapped = Registry::new(vec![
+            info("multi30k-de-en", "de", "en"),
+            info("everyday-de-en", "de", "en"),
+        ])
+        .unwrap();
+        assert_eq!(swapped.resolve(None, Some("de"), Some("en")).unwrap(), 0);
+        assert_eq!(swapped.pairs(), ["de-en", "de-en"]);
     }
 }

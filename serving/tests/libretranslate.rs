@@ -407,3 +407,43 @@ fn stored_files_are_bounded_in_number_and_time() {
     std::thread::sleep(std::time::Duration::from_millis(3500));
     get(&urls[2]).assert_error(404, "not_found");
 }
+
+#[test]
+fn of_two_models_of_one_pair_the_first_given_answers_libretranslate() {
+    // Two German→English models (a newer one first, say) and English→German: a request that
+    // names no model is not ambiguous; the first `--model` of its pair answers it.
+    let dir = tempfile::tempdir().unwrap();
+    let first = bundle(dir.path(), "everyday-de-en", ("de", "en"), 4);
+    let second = bundle(dir.path(), "captions-de-en", ("de", "en"), 5);
+    let en_de = bundle(dir.path(), "everyday-en-de", ("en", "de"), 6);
+    let s = Server::serving(&[&first, &second, &en_de], &["--beam-size", "2"]);
+    let from_first = by_model(&s, "everyday-de-en", &[GERMAN]);
+    let from_second = by_model(&s, "captions-de-en", &[GERMAN]);
+    assert_ne!(
+        from_first, from_second,
+        "two random models must translate differently for this test to tell them apart"
+    );
+    for source in ["de", "auto"] {
+        let r = post_json(
+            &s.url("/translate"),
+            &json!({"q": GERMAN, "source": source, "target": "en"}),
+        );
+        assert_eq!(r.status, 200, "source {source}: {}", r.body);
+        assert_eq!(r.json()["translatedText"], from_first[0], "source {source}");
+    }
+    let v1 = post_json(
+        &s.url("/v1/translate"),
+        &json!({"text": GERMAN, "source": "de", "target": "en", "beam_size": 2}),
+    );
+    assert_eq!(v1.json()["model"], "everyday-de-en", "{}", v1.body);
+    // Named, the second answers; /languages lists the pair once per direction.
+    assert_eq!(by_model(&s, "captions-de-en", &[GERMAN]), from_second);
+    let langs = request("GET", &s.url("/languages"), &[], b"").json();
+    let de = langs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["code"] == "de")
+        .unwrap();
+    assert_eq!(de["targets"], json!(["en"]));
+}
