@@ -326,6 +326,10 @@ pub struct TrainingConfig {
     /// summed and normalised by all their target tokens. In a job of N processes each update
     /// takes N × update_freq batches, update_freq on each rank.
     pub update_freq: u64,
+    /// Start from this bundle's weights (fine-tuning, [`crate::init_from`]): its
+    /// architecture and vocabulary, with fresh data, optimizer, schedule and step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
     /// c10d backend of a multi-process job (torchrun, Slurm, RANK/WORLD_SIZE variables):
     /// `auto` (NCCL on CUDA devices when this build has it, else Gloo), `gloo` or `nccl`.
     /// Ignored in a single process.
@@ -363,6 +367,7 @@ impl Default for TrainingConfig {
             bf16: false,
             threads: 0,
             update_freq: 1,
+            init_from: None,
             dist_backend: "auto".into(),
             dist_timeout_secs: 300,
         }
@@ -407,15 +412,7 @@ impl Config {
         base: &Path,
         overrides: &[String],
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: name.into(),
-                    message: e.to_string(),
-                })?;
-        for arg in overrides {
-            apply_override(&mut table, arg)?;
-        }
+        let table = table_with_overrides(text, name, overrides)?;
         let mut cfg: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 ConfigError::Invalid {
@@ -455,6 +452,7 @@ impl Config {
             &mut self.vocab.path,
             &mut self.vocab.src_path,
             &mut self.vocab.tgt_path,
+            &mut self.training.init_from,
         ]
         .into_iter()
         .flatten()
@@ -647,6 +645,56 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The TOML table of `text` with `overrides` applied; `name` labels errors.
+fn table_with_overrides(
+    text: &str,
+    name: &str,
+    overrides: &[String],
+) -> Result<toml::Table, ConfigError> {
+    let mut table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: name.into(),
+                message: e.to_string(),
+            })?;
+    for arg in overrides {
+        apply_override(&mut table, arg)?;
+    }
+    Ok(table)
+}
+
+/// The keys a config file and its overrides set themselves (rather than leave to their
+/// defaults), as full dotted paths to values (`model.gates.kind`, `vocab.size`): what a
+/// fine-tuning run compares with its bundle.
+pub fn explicit_keys(
+    path: &Path,
+    overrides: &[String],
+) -> Result<std::collections::BTreeSet<String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let table = table_with_overrides(&text, &path.display().to_string(), overrides)?;
+    let mut keys = std::collections::BTreeSet::new();
+    fn walk(prefix: &str, t: &toml::Table, keys: &mut std::collections::BTreeSet<String>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(inner) => walk(&key, inner, keys),
+                _ => {
+                    keys.insert(key);
+                }
+            }
+        }
+    }
+    walk("", &table, &mut keys);
+    Ok(keys)
 }
 
 /// Sets `a.b.c = value` in `table`. The value is parsed as TOML (`0.002`, `true`, `"x"`,

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod corpus_source;
 pub mod data;
+pub mod init_from;
 pub mod log;
 pub mod nmt_model;
 pub mod optim;

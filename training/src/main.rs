@@ -43,6 +43,12 @@ struct Cli {
     /// strings). Repeatable; applied after the file, before the flags below.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Fine-tune: start from this bundle's weights, with its architecture and vocabulary
+    /// (fresh data, optimizer, schedule and step; [model] may still change dropout and
+    /// executor). A config key that disagrees with the bundle, other languages, or a
+    /// compressed or int8 bundle is refused. Shorthand for --set training.init_from=...
+    #[arg(long, value_name = "BUNDLE")]
+    init_from: Option<PathBuf>,
     /// Shorthand for --set training.device=...: auto, cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE")]
     device: Option<String>,
@@ -123,6 +129,13 @@ fn main() -> anyhow::Result<()> {
         .init();
 
     let mut overrides = cli.set.clone();
+    if let Some(bundle) = &cli.init_from {
+        // Relative to where the command runs (a config's own paths are relative to it).
+        let bundle = std::path::absolute(bundle)
+            .with_context(|| format!("--init-from {}", bundle.display()))?;
+        let quoted = toml::Value::String(bundle.display().to_string());
+        overrides.push(format!("training.init_from={quoted}"));
+    }
     if let Some(d) = &cli.device {
         overrides.push(format!("training.device=\"{d}\""));
     }

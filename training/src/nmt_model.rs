@@ -23,6 +23,8 @@ pub struct NmtModel {
     data_fingerprint: Option<String>,
     /// Recorded in `metadata.json`: the training data and domain, in words.
     description: Option<String>,
+    /// Recorded in `metadata.json` as `parent`: the bundle a fine-tuning run started from.
+    parent: Option<crate::init_from::Parent>,
     /// Replicas for the training step's worker threads, made at the first step (their
     /// weights are views of `vars`, so loading weights in place keeps them current).
     parallel: std::sync::Mutex<Option<SplitStep>>,
@@ -60,6 +62,7 @@ impl NmtModel {
             vocab_files,
             data_fingerprint,
             description: None,
+            parent: None,
             parallel: std::sync::Mutex::new(None),
         })
     }
@@ -67,6 +70,12 @@ impl NmtModel {
     /// Records `description` (the training data and its domain) in every bundle.
     pub fn with_description(mut self, description: Option<String>) -> Self {
         self.description = description;
+        self
+    }
+
+    /// Records `parent` (the bundle a fine-tuning run started from) in every bundle.
+    pub fn with_parent(mut self, parent: Option<crate::init_from::Parent>) -> Self {
+        self.parent = parent;
         self
     }
 
@@ -155,7 +164,7 @@ impl TrainableModel for NmtModel {
     }
 
     fn save_bundle(&self, dir: &Path, info: &BundleInfo) -> Result<(), DynError> {
-        let metadata = BundleMetadata {
+        let mut metadata = BundleMetadata {
             format_version: bundle::FORMAT_VERSION,
             step: info.step,
             epoch: info.epoch,
@@ -164,6 +173,11 @@ impl TrainableModel for NmtModel {
             description: self.description.clone(),
             ..Default::default()
         };
+        if let Some(parent) = &self.parent {
+            metadata
+                .extra
+                .insert("parent".into(), serde_json::to_value(parent)?);
+        }
         // The checkpoint writer makes the whole checkpoint atomic, so the plain writer suffices.
         bundle::write_bundle_files(
             dir,

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! <run>/config.toml          the resolved configuration (absolute paths), reused by --resume
-//! <run>/vocab/               the vocabulary trained for this run (vocab.mode = "train")
+//! <run>/vocab/               the vocabulary trained for this run (vocab.mode = "train"), or
+//!                            the parent bundle's when fine-tuning (crate::init_from)
+//! <run>/parent.json          the bundle a fine-tuning run started from
 //! <run>/checkpoints/, last, best   see crate::checkpoint (each holds a model bundle in model/)
 //! <run>/train.jsonl, valid.jsonl   see crate::log
 //! <run>/train.log            the tracing log
@@ -22,6 +24,7 @@ use crate::data::{
     BatchConfig, CorpusBuilder, CorpusSpec, DataError, EncodedCorpus, FilePair, LengthFilter,
     RawPairs, ReadOptions, TokenBatcher,
 };
+use crate::init_from;
 use crate::nmt_model::NmtModel;
 use crate::trainable::DynError;
 use crate::trainer::{
@@ -73,6 +76,8 @@ pub enum RunError {
     Average(String),
     #[error("launch: {0}")]
     Launch(#[from] distributed::LaunchError),
+    #[error(transparent)]
+    InitFrom(#[from] init_from::InitFromError),
     #[error(transparent)]
     Distributed(#[from] distributed::DistError),
     #[error(
@@ -446,6 +451,32 @@ fn warn_valid_overlap(train: &EncodedCorpus, sets: &[ValidSet]) {
     }
 }
 
+/// Checks the config against the bundle `dir` it fine-tunes (every key it sets that
+/// disagrees is refused, together) and makes `cfg` the bundle's architecture and vocabulary
+/// ([`init_from`]). Returns the parent and its config.
+fn adopt_parent(
+    cfg: &mut Config,
+    dir: &Path,
+    args: &RunArgs,
+) -> Result<(init_from::Parent, model::bundle::BundleConfig), RunError> {
+    let (parent, parent_config) = init_from::read_parent(dir)?;
+    let parent_vocab = init_from::ParentVocab::load(&parent.path, &parent_config)?;
+    let explicit = match &args.config {
+        Some(path) => crate::config::explicit_keys(path, &args.overrides)?,
+        None => Default::default(),
+    };
+    let keys = init_from::disagreements(cfg, &explicit, &parent_config, &parent_vocab);
+    if !keys.is_empty() {
+        return Err(init_from::InitFromError::Disagrees {
+            bundle: dir.display().to_string(),
+            keys,
+        }
+        .into());
+    }
+    *cfg = init_from::adopt(cfg, &parent_config, &parent_vocab);
+    Ok((parent, parent_config))
+}
+
 /// Runs (or resumes) training as `args` say. Returns the outcome and the run directory.
 ///
 /// Started by torchrun, Slurm or with `RANK`/`WORLD_SIZE`/`MASTER_ADDR`/`MASTER_PORT` set
@@ -453,11 +484,18 @@ fn warn_valid_overlap(train: &EncodedCorpus, sets: &[ValidSet]) {
 /// the run directory (config, vocabulary, logs, checkpoints); every rank reads the same corpus
 /// and trains on its share of each update's batches.
 pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
-    let cfg = load_config(args)?;
+    let mut cfg = load_config(args)?;
     let launch = distributed::LaunchEnv::from_env()?;
     let rank = launch.as_ref().map_or(0, |l| l.rank);
     let lead = rank == 0;
     let run = RunDir::create(&args.run_dir)?;
+    let fresh = !args.resume || run.last().is_none();
+    // Fine-tuning starts from the parent's architecture and vocabulary; a resumed run has
+    // them in its saved config and run directory already.
+    let parent = match (cfg.training.init_from.clone(), fresh) {
+        (Some(dir), true) => Some(adopt_parent(&mut cfg, &dir, args)?),
+        _ => None,
+    };
     if lead {
         if args.resume && run.last().is_none() {
             return Err(RunError::NothingToResume(
@@ -471,6 +509,10 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
             &args.run_dir.join(RUN_CONFIG),
             cfg.absolutized().to_toml().as_bytes(),
         )?;
+        if let Some((parent, parent_config)) = &parent {
+            init_from::copy_vocab(&parent.path, parent_config, &args.run_dir.join(RUN_VOCAB))?;
+            init_from::write_parent(&args.run_dir, parent)?;
+        }
     }
 
     let choice: model::device::DeviceChoice = cfg
@@ -550,7 +592,7 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         .with_vocab_sizes(vocabs.src.len() as i64, vocabs.tgt.len() as i64);
     // The initial weights come from libtorch's generator: seed it for a reproducible start.
     tch::manual_seed(cfg.training.seed as i64);
-    let model = NmtModel::new(
+    let mut model = NmtModel::new(
         model_cfg,
         (&cfg.data.src_lang, &cfg.data.tgt_lang),
         vocabs.files.clone(),
@@ -558,8 +600,14 @@ pub fn run(args: &RunArgs) -> Result<(TrainOutcome, RunDir), RunError> {
         device,
     )
     .map_err(|e| RunError::Model(e.to_string()))?
-    .with_description(cfg.data.description.clone());
+    .with_description(cfg.data.description.clone())
+    .with_parent(init_from::read_run_parent(&args.run_dir)?);
     tracing::info!(parameters = model.num_parameters(), "model built");
+    if let Some((parent, _)) = &parent {
+        crate::trainable::TrainableModel::load_weights(&mut model, &parent.path)
+            .map_err(|e| RunError::Model(format!("{}: {e}", parent.path.display())))?;
+        tracing::info!(parent = %parent.path.display(), step = parent.step, fingerprint = %parent.fingerprint, "fine-tuning: weights loaded from the parent bundle");
+    }
 
     let mut trainer = Trainer::new(model, cfg.training.clone(), &args.run_dir, device)?;
     if let Some(g) = group {

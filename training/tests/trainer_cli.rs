@@ -473,3 +473,118 @@ fn mixed_corpora_are_counted_weighted_warned_about_and_validated_apart() {
         assert!(scores[key].is_number(), "{key} missing from {metadata}");
     }
 }
+
+#[test]
+#[ignore = "needs ../shared/data (the project's corpora)"]
+fn fine_tuning_starts_from_a_bundle_records_it_and_refuses_what_disagrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let parent_run = dir.path().join("parent");
+    run_ok(&train_args(
+        cfg,
+        parent_run.to_str().unwrap(),
+        &["--max-steps", "24"],
+    ));
+    let parent = parent_run.join("last/model");
+    let parent_losses = train_log(&parent_run);
+
+    // The same config (its [model] and [vocab] agree with the bundle) and a new dropout.
+    let child = dir.path().join("child");
+    run_ok(&train_args(
+        cfg,
+        child.to_str().unwrap(),
+        &[
+            "--init-from",
+            parent.to_str().unwrap(),
+            "--max-steps",
+            "4",
+            "--set",
+            "model.dropout=0.1",
+        ],
+    ));
+    let losses = train_log(&child);
+    assert_eq!(losses[0].0, 1, "the step starts fresh: {losses:?}");
+    let loss = |s: &str| s.parse::<f64>().unwrap();
+    // From the parent's weights, the first update's loss is nearer the parent's last than
+    // its first (a fresh start, from the same seed, would repeat the parent's first).
+    let (first, parent_first, parent_last) = (
+        loss(&losses[0].1),
+        loss(&parent_losses[0].1),
+        loss(&parent_losses.last().unwrap().1),
+    );
+    assert!(
+        first < parent_first && (first - parent_last).abs() < (first - parent_first).abs(),
+        "fine-tune's first loss {first}, the parent's first {parent_first} and last {parent_last}"
+    );
+    let read_json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let metadata = read_json(&child.join("last/model/metadata.json"));
+    let recorded = &metadata["parent"];
+    assert_eq!(
+        recorded["path"],
+        std::fs::canonicalize(&parent)
+            .unwrap()
+            .display()
+            .to_string(),
+        "{metadata}"
+    );
+    assert_eq!(recorded["step"], 24);
+    assert!(recorded["fingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let config = read_json(&child.join("last/model/config.json"));
+    assert_eq!(config["model"]["dropout"], 0.1);
+    assert_eq!(
+        config["model"]["hidden_dim"],
+        read_json(&parent.join("config.json"))["model"]["hidden_dim"]
+    );
+    // The run holds the parent's vocabulary and needs nothing else to resume: with the
+    // parent gone, it continues, still recording it.
+    let vocab_file = |d: &Path| std::fs::read(d.join("tokenizer.json")).unwrap();
+    assert_eq!(vocab_file(&child.join("vocab/joint")), vocab_file(&parent));
+    std::fs::rename(&parent_run, dir.path().join("moved")).unwrap();
+    run_ok(&resume_args(child.to_str().unwrap(), "8"));
+    assert_eq!(train_log(&child).last().unwrap().0, 8);
+    let metadata = read_json(&child.join("last/model/metadata.json"));
+    assert_eq!(metadata["parent"], *recorded);
+    let parent = dir.path().join("moved/last/model");
+
+    // What disagrees is refused, each key named, before anything is read or written.
+    let refused = dir.path().join("refused");
+    let err = process::stderr_of_failure(Command::new(BIN).args(train_args(
+        cfg,
+        refused.to_str().unwrap(),
+        &[
+            "--init-from",
+            parent.to_str().unwrap(),
+            "--set",
+            "model.hidden_dim=32",
+            "--set",
+            "vocab.size=999",
+            "--set",
+            "data.src_lang=fr",
+        ],
+    )));
+    for key in [
+        "model.hidden_dim",
+        "vocab.size",
+        "data.src_lang",
+        "32",
+        "999",
+    ] {
+        assert!(err.contains(key), "{key} not in: {err}");
+    }
+    assert!(!refused.join("config.toml").exists());
+    let err = process::stderr_of_failure(Command::new(BIN).args(train_args(
+        cfg,
+        refused.to_str().unwrap(),
+        &[
+            "--init-from",
+            dir.path().join("no-such-bundle").to_str().unwrap(),
+        ],
+    )));
+    assert!(err.contains("no-such-bundle"), "{err}");
+}
