@@ -8,7 +8,7 @@ MODEL ?= checkpoints/multi30k-de-en
 
 help:
 	@echo "make test          install what is missing, build, run every test"
-	@echo "make serve         serve $(MODEL) on $(ADDR)"
+	@echo "make serve         serve $(MODEL) on $(ADDR) (MODEL=\"A B\": several)"
 	@echo "make build         debug build of every binary"
 	@echo "make release       optimised build (target/release)"
 	@echo "make bench         run the benchmarks in bench/ (figures go to docs/BENCHMARKS.md)"
@@ -41,12 +41,14 @@ test: setup
 	exit $$status
 
 serve: setup
-	@if [ ! -f "$(MODEL)/config.json" ]; then \
-	  echo "make serve: no model bundle in $(MODEL); train one with 'make train-multi30k' (README: Training) or pass MODEL=DIR"; \
-	  exit 1; \
-	fi
+	@for m in $(MODEL); do \
+	  if [ ! -f "$$m/config.json" ]; then \
+	    echo "make serve: no model bundle in $$m; train one with 'make train-multi30k' (README: Training) or pass MODEL=DIR (several: MODEL=\"DIR DIR\")"; \
+	    exit 1; \
+	  fi; \
+	done
 	$(CARGO) build --release -p serving --bin nmt-serve
-	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} target/release/nmt-serve --model "$(MODEL)" --addr "$(ADDR)"
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} target/release/nmt-serve $(foreach m,$(MODEL),--model "$(m)") --addr "$(ADDR)"
 
 bench: setup
 	bench/eval/bench_eval.sh
