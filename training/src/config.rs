@@ -308,6 +308,9 @@ pub struct TrainingConfig {
     pub max_nonfinite: u32,
     /// Log the training loss every N updates.
     pub log_every: u64,
+    /// Also write the training and validation scalars as TensorBoard event files in
+    /// `RUN/tensorboard/` ([`crate::tensorboard`]).
+    pub tensorboard: bool,
     /// Compute validation BLEU (greedy search); off: loss and perplexity only.
     pub valid_bleu: bool,
     /// Greedy search stops after `a · source length + b` tokens.
@@ -359,6 +362,7 @@ impl Default for TrainingConfig {
             best_on: BestOn::Mean,
             max_nonfinite: 10,
             log_every: 100,
+            tensorboard: false,
             valid_bleu: true,
             max_decode_len_a: 1.5,
             max_decode_len_b: 10,

@@ -14,5 +14,6 @@ pub mod ranks;
 pub mod run;
 pub mod schedule;
 pub mod split_step;
+pub mod tensorboard;
 pub mod trainable;
 pub mod trainer;

@@ -49,6 +49,10 @@ struct Cli {
     /// compressed or int8 bundle is refused. Shorthand for --set training.init_from=...
     #[arg(long, value_name = "BUNDLE")]
     init_from: Option<PathBuf>,
+    /// Also write TensorBoard event files to <run-dir>/tensorboard/ (`tensorboard --logdir
+    /// <run-dir>`); shorthand for --set training.tensorboard=true.
+    #[arg(long)]
+    tensorboard: bool,
     /// Shorthand for --set training.device=...: auto, cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE")]
     device: Option<String>,
@@ -138,6 +142,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(d) = &cli.device {
         overrides.push(format!("training.device=\"{d}\""));
+    }
+    if cli.tensorboard {
+        overrides.push("training.tensorboard=true".into());
     }
     if cli.bf16 {
         overrides.push("training.bf16=true".into());

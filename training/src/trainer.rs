@@ -67,6 +67,8 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("tensorboard: {0}")]
+    TensorBoard(#[from] crate::tensorboard::TensorBoardError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     #[error("{error}{context}")]
@@ -711,6 +713,12 @@ impl<M: TrainableModel> Trainer<M> {
                 self.state.step,
                 opts.quiet || !lead,
             ),
+            tensorboard: if lead && cfg.tensorboard {
+                let resumed_at = (self.state.step > 0).then_some(self.state.step);
+                Some(crate::tensorboard::EventWriter::create(&root, resumed_at)?)
+            } else {
+                None
+            },
         };
         let mut losses = Vec::new();
         let mut last_valid = None;
@@ -790,6 +798,9 @@ impl<M: TrainableModel> Trainer<M> {
                         "train"
                     );
                     train_log.write(&rec)?;
+                }
+                if let Some(tensorboard) = &mut books.tensorboard {
+                    tensorboard.write_train(&rec)?;
                 }
                 interval = Interval::new(Instant::now());
             }
@@ -962,6 +973,9 @@ impl<M: TrainableModel> Trainer<M> {
         if let Some(log) = &mut books.log {
             log.write(&rec)?;
         }
+        if let Some(tensorboard) = &mut books.tensorboard {
+            tensorboard.write_valid(&rec)?;
+        }
         // A plot is a convenience: failing to draw it never stops training.
         if let Err(e) = crate::plot::write_run_curves(self.run.root()) {
             tracing::warn!(error = %e, "could not update the training curves");
@@ -1002,6 +1016,8 @@ struct ValidationBooks {
     /// Training time of the run before this call (resumed runs).
     base_elapsed: f64,
     progress: Progress,
+    /// `RUN/tensorboard/` (rank 0, with `training.tensorboard`).
+    tensorboard: Option<crate::tensorboard::EventWriter>,
 }
 
 impl ValidationBooks {

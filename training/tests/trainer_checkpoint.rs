@@ -299,8 +299,17 @@ fn two_set_run(
     best_on: training::config::BestOn,
     dir: &Path,
 ) -> (Trainer<TinyModel>, Vec<training::log::ValidRecord>) {
+    two_set_run_with(best_on, dir, |_| {})
+}
+
+/// [`two_set_run`] with `adjust` applied to the training config first.
+fn two_set_run_with(
+    best_on: training::config::BestOn,
+    dir: &Path,
+    adjust: impl FnOnce(&mut TrainingConfig),
+) -> (Trainer<TinyModel>, Vec<training::log::ValidRecord>) {
     use training::trainer::{Validation, ValidationSet};
-    let cfg = TrainingConfig {
+    let mut cfg = TrainingConfig {
         max_steps: 6,
         max_epochs: 0,
         validate_every: 2,
@@ -308,6 +317,7 @@ fn two_set_run(
         best_on: best_on.clone(),
         ..TrainingConfig::default()
     };
+    adjust(&mut cfg);
     let mut t = Trainer::new(TinyModel::new(3, 0.0), cfg, dir, Device::Cpu).unwrap();
     let rising = std::cell::Cell::new(0.0);
     let falling = std::cell::Cell::new(70.0);
@@ -367,4 +377,78 @@ fn several_validation_sets_are_scored_apart_and_ranked_on_their_mean_or_one_of_t
     assert_eq!(log[2].bleu, Some(30.0));
     assert_eq!(log[2].ranked_on.as_deref(), Some("rising"));
     assert!(log.iter().all(|r| r.sets.len() == 2));
+}
+
+#[test]
+fn tensorboard_event_files_hold_what_the_json_logs_hold() {
+    use training::config::BestOn;
+    let _rng = torch_rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // `two_set_run` with the event files on (and a training record every update).
+    let (_t, valid_log) = {
+        let run = dir.path();
+        std::fs::create_dir_all(run).unwrap();
+        two_set_run_with(BestOn::Mean, run, |cfg| {
+            cfg.tensorboard = true;
+            cfg.log_every = 1;
+        })
+    };
+    let train_log: Vec<training::log::TrainRecord> =
+        training::log::read_log(&dir.path().join(training::log::TRAIN_LOG)).unwrap();
+    assert_eq!(train_log.len(), 6);
+    let scalars = tensorboard_scalars(dir.path());
+    let series = |tag: &str| -> Vec<(u64, f64)> {
+        scalars
+            .get(tag)
+            .unwrap_or_else(|| panic!("no {tag} in {:?}", scalars.keys()))
+            .clone()
+    };
+    // Event values are float32: equal to the logs' float64 as float32.
+    let same = |tag: &str, expected: Vec<(u64, f64)>| {
+        let got = series(tag);
+        assert_eq!(got.len(), expected.len(), "{tag}: {got:?} vs {expected:?}");
+        for ((s1, v1), (s2, v2)) in got.iter().zip(&expected) {
+            assert_eq!(s1, s2, "{tag}");
+            assert_eq!(*v1 as f32, *v2 as f32, "{tag} at step {s1}");
+        }
+    };
+    same(
+        "train/loss",
+        train_log.iter().map(|r| (r.step, r.loss)).collect(),
+    );
+    same(
+        "train/lr",
+        train_log.iter().map(|r| (r.step, r.lr)).collect(),
+    );
+    same(
+        "train/tokens_per_sec",
+        train_log
+            .iter()
+            .map(|r| (r.step, r.tokens_per_sec))
+            .collect(),
+    );
+    same(
+        "valid/bleu",
+        valid_log
+            .iter()
+            .map(|r| (r.step, r.bleu.unwrap()))
+            .collect(),
+    );
+    same(
+        "valid/loss",
+        valid_log.iter().map(|r| (r.step, r.loss)).collect(),
+    );
+    for (i, name) in ["rising", "falling"].iter().enumerate() {
+        same(
+            &format!("valid/{name}/bleu"),
+            valid_log
+                .iter()
+                .map(|r| (r.step, r.sets[i].bleu.unwrap()))
+                .collect(),
+        );
+        same(
+            &format!("valid/{name}/ppl"),
+            valid_log.iter().map(|r| (r.step, r.sets[i].ppl)).collect(),
+        );
+    }
 }

@@ -71,6 +71,7 @@ seed = 5
 # which the resume test must find exactly reproducible too.
 threads = 2
 device = "cpu"
+tensorboard = true
 {extra}"#
         ),
     )
@@ -145,6 +146,23 @@ fn sigkill_then_resume(extra_config: &str) {
             again.1
         );
     }
+    // TensorBoard sees the same curve: the killed run's events past its checkpoint are
+    // purged by the resumed run's first event, one value per step remains.
+    let events = common::tensorboard_scalars(&run);
+    let tb_loss = &events["train/loss"];
+    assert_eq!(
+        tb_loss.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=36).collect::<Vec<_>>(),
+        "{tb_loss:?}"
+    );
+    for ((step, value), (_, loss)) in tb_loss.iter().zip(&after) {
+        assert_eq!(
+            *value as f32,
+            loss.parse::<f64>().unwrap() as f32,
+            "step {step}"
+        );
+    }
+    assert_eq!(events["valid/bleu"].len(), 3, "{:?}", events["valid/bleu"]);
     // The bundles are complete: `best` holds a model bundle with weights and config.
     let best = run.join("best/model");
     for f in ["config.json", "model.safetensors", "metadata.json"] {

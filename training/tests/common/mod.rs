@@ -2,6 +2,9 @@
 //! `TrainableModel`, a synthetic corpus batched by the real token batcher, and a word vocabulary.
 #![allow(dead_code)]
 
+#[path = "../../../test-support/pypi.rs"]
+pub mod pypi;
+
 use std::path::{Path, PathBuf};
 
 use tch::nn::{self, Module};
@@ -288,4 +291,37 @@ pub fn train_log(run: &Path) -> Vec<(u64, String)> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| Some((v["step"].as_u64()?, v["loss"].to_string())))
         .collect()
+}
+
+/// The pinned TensorBoard release whose reader the event-file tests use.
+pub const TENSORBOARD_PIN: &str = "2.21.0";
+
+/// Every scalar series in the event files of `run/tensorboard/` as TensorBoard itself reads
+/// them (its `EventAccumulator`, which also drops what a `SessionLog START` purges): tag →
+/// `(step, value)` in step order. The pinned `tensorboard` package is installed into the
+/// venv on first use; a test that calls this fails, saying why, when it cannot be.
+pub fn tensorboard_scalars(run: &Path) -> std::collections::BTreeMap<String, Vec<(u64, f64)>> {
+    let check = format!(
+        "import tensorboard, sys; sys.exit(tensorboard.__version__ != {TENSORBOARD_PIN:?})"
+    );
+    let python = pypi::pinned("tensorboard", TENSORBOARD_PIN, &check)
+        .unwrap_or_else(|e| panic!("the TensorBoard reader is needed: {e}"));
+    let script = r#"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+acc.Reload()
+print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(run.join(training::tensorboard::TENSORBOARD_DIR))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reading the event files failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
