@@ -681,8 +681,17 @@ pub fn explicit_keys(
         source,
     })?;
     let table = table_with_overrides(&text, &path.display().to_string(), overrides)?;
-    let mut keys = std::collections::BTreeSet::new();
-    fn walk(prefix: &str, t: &toml::Table, keys: &mut std::collections::BTreeSet<String>) {
+    Ok(flatten_table(&table).into_keys().collect())
+}
+
+/// A TOML table's values by their full dotted keys (`model.gates.kind`), nested tables
+/// walked into.
+pub fn flatten_table(table: &toml::Table) -> std::collections::BTreeMap<String, toml::Value> {
+    fn walk(
+        prefix: &str,
+        t: &toml::Table,
+        out: &mut std::collections::BTreeMap<String, toml::Value>,
+    ) {
         for (k, v) in t {
             let key = if prefix.is_empty() {
                 k.clone()
@@ -690,15 +699,16 @@ pub fn explicit_keys(
                 format!("{prefix}.{k}")
             };
             match v {
-                toml::Value::Table(inner) => walk(&key, inner, keys),
-                _ => {
-                    keys.insert(key);
+                toml::Value::Table(inner) => walk(&key, inner, out),
+                other => {
+                    out.insert(key, other.clone());
                 }
             }
         }
     }
-    walk("", &table, &mut keys);
-    Ok(keys)
+    let mut out = std::collections::BTreeMap::new();
+    walk("", table, &mut out);
+    out
 }
 
 /// Sets `a.b.c = value` in `table`. The value is parsed as TOML (`0.002`, `true`, `"x"`,

@@ -259,30 +259,9 @@ fn vocab_kind_name(kind: vocab::ModelType) -> &'static str {
 
 /// `model`'s keys as dotted paths (`gates.kind`) to their TOML values.
 fn flat_model(model: &model::ModelConfig) -> std::collections::BTreeMap<String, toml::Value> {
-    let mut out = std::collections::BTreeMap::new();
-    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(model) {
-        flatten("", &t, &mut out);
-    }
-    out
-}
-
-fn flatten(
-    prefix: &str,
-    table: &toml::Table,
-    out: &mut std::collections::BTreeMap<String, toml::Value>,
-) {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::Table(t) => flatten(&key, t, out),
-            other => {
-                out.insert(key, other.clone());
-            }
-        }
+    match toml::Value::try_from(model) {
+        Ok(toml::Value::Table(t)) => crate::config::flatten_table(&t),
+        _ => Default::default(),
     }
 }
 

@@ -386,26 +386,12 @@ fn mixed_corpora_are_counted_weighted_warned_about_and_validated_apart() {
     // A second training corpus (Multi30k lines 301..400 would need the full file: take
     // the fixture's own lines 1..100 under another name, drawn at weight 0.5), and a
     // second validation set cut from the training text, which must be warned about.
-    head(
-        &dir.path().join("train.de"),
-        &dir.path().join("extra.de"),
-        100,
-    );
-    head(
-        &dir.path().join("train.en"),
-        &dir.path().join("extra.en"),
-        100,
-    );
-    head(
-        &dir.path().join("train.de"),
-        &dir.path().join("seen.de"),
-        10,
-    );
-    head(
-        &dir.path().join("train.en"),
-        &dir.path().join("seen.en"),
-        10,
-    );
+    for (name, n) in [("extra", 100), ("seen", 10)] {
+        for lang in ["de", "en"] {
+            let file = |stem: &str| dir.path().join(format!("{stem}.{lang}"));
+            head(&file("train"), &file(name), n);
+        }
+    }
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "train = \"train\"\nvalid = \"valid\"",
         "train = [\"train\", { prefix = \"extra\", weight = 0.5 }, \"train\"]\n\

@@ -112,7 +112,7 @@ fn every_preset_loads_and_its_model_section_is_a_valid_model_config() {
 
 #[test]
 #[ignore = "needs ../shared/data (the project's corpora)"]
-fn the_multi30k_preset_names_corpora_that_exist() {
+fn the_presets_that_train_here_name_corpora_that_exist() {
     let shared = Path::new(PRESETS).join("../../shared/data/multi30k");
     assert!(
         shared.is_dir(),
@@ -126,6 +126,32 @@ fn the_multi30k_preset_names_corpora_that_exist() {
     for lang in ["de", "en"] {
         let file = format!("{}.{lang}", p.display());
         assert!(Path::new(&file).is_file(), "{file} does not exist");
+    }
+    // The everyday presets' training corpora and validation sets, both directions.
+    for name in [
+        "everyday-de-en",
+        "everyday-en-de",
+        "everyday-de-en-g2",
+        "everyday-en-de-g2",
+    ] {
+        let cfg = Config::load(&Path::new(PRESETS).join(format!("{name}.toml")), &[]).unwrap();
+        let valid = cfg.data.valid.named();
+        let parts = cfg
+            .data
+            .train
+            .parts()
+            .into_iter()
+            .chain(valid.iter().flat_map(|(_, p)| p.parts()));
+        for part in parts {
+            let (CorpusPart::Prefix(p) | CorpusPart::WeightedPrefix { prefix: p, .. }) = part
+            else {
+                panic!("{name}: not a prefix: {part:?}")
+            };
+            for lang in [&cfg.data.src_lang, &cfg.data.tgt_lang] {
+                let file = format!("{}.{lang}", p.display());
+                assert!(Path::new(&file).is_file(), "{name}: {file} does not exist");
+            }
+        }
     }
 }
 

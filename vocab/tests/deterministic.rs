@@ -38,14 +38,20 @@ fn json(model: ModelType, lines: &[String]) -> String {
     std::fs::read_to_string(&path).unwrap()
 }
 
-/// The first line where two texts differ, for a readable failure.
-fn first_difference(a: &str, b: &str) -> String {
-    a.lines()
+/// Asserts that two `tokenizer.json` texts are equal; the failure names `what` and the
+/// first line where they differ.
+fn assert_same(a: &str, b: &str, what: &str) {
+    if a == b {
+        return;
+    }
+    let at = a
+        .lines()
         .zip(b.lines())
         .enumerate()
         .find(|(_, (x, y))| x != y)
         .map(|(i, (x, y))| format!("line {}: {x:?} vs {y:?}", i + 1))
-        .unwrap_or_else(|| format!("lengths {} vs {}", a.len(), b.len()))
+        .unwrap_or_else(|| format!("lengths {} vs {}", a.len(), b.len()));
+    panic!("{what}: {at}");
 }
 
 #[test]
@@ -62,7 +68,10 @@ fn the_text_holds_characters_that_training_inserts_at_the_end() {
     )
     .unwrap();
     for c in "жфцчшщъыьэюя".chars() {
-        assert!(v.piece_to_id(&c.to_string()).is_some(), "{c} is not a piece");
+        assert!(
+            v.piece_to_id(&c.to_string()).is_some(),
+            "{c} is not a piece"
+        );
     }
 }
 
@@ -75,10 +84,10 @@ fn training_twice_in_one_process_gives_identical_files() {
         // make a hash-order dependence all but certain to show (12 inserted characters).
         for attempt in 2..=5 {
             let again = json(model, &lines);
-            assert!(
-                first == again,
-                "{model:?}: training {attempt} differs from the first: {}",
-                first_difference(&first, &again)
+            assert_same(
+                &first,
+                &again,
+                &format!("{model:?}: training {attempt} differs from the first"),
             );
         }
     }
@@ -98,10 +107,10 @@ fn the_number_of_threads_does_not_change_the_result() {
         let one = in_pool(1, model);
         for threads in [2, 5] {
             let many = in_pool(threads, model);
-            assert!(
-                one == many,
-                "{model:?}: {threads} threads differ from one: {}",
-                first_difference(&one, &many)
+            assert_same(
+                &one,
+                &many,
+                &format!("{model:?}: {threads} threads differ from one"),
             );
         }
     }
