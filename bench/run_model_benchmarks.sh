@@ -18,8 +18,8 @@
 # OMP_WAIT_POLICY=ACTIVE (libgomp's default) on an idle machine to measure that.
 #
 # Steps: build the release bench binaries; prove the PyTorch port is the same model
-# (logits, loss, gradients, beam search of small random models: bench/pytorch/model.py
-# check, exits non-zero on a mismatch); write the shared bundle and id batches; then
+# (logits, loss, gradients, beam search of small random models: bench/pytorch/check_reference.py,
+# which exits non-zero on a mismatch); write the shared bundle and id batches; then
 # training throughput and beam-5 search on Multi30k test, Rust and PyTorch back to back.
 set -euo pipefail
 
@@ -54,7 +54,7 @@ cargo bench -p training --no-run --bench train_throughput >&2
 echo "== parity: PyTorch port vs model::Seq2Seq ==" >&2
 rm -rf "$WORK/reference"
 run_bench export_reference --out "$WORK/reference" >&2
-(cd bench/pytorch && "$PY" model.py check "$WORK/reference") >&2
+(cd bench/pytorch && "$PY" check_reference.py "$WORK/reference") >&2
 
 echo "== shared bundle and batches ==" >&2
 if [[ -n "$BUNDLE" ]]; then
