@@ -29,15 +29,15 @@ pub mod error;
 pub mod io;
 pub mod report;
 pub mod signature;
+pub mod smoothing;
 mod streams;
 pub mod text;
 pub mod tokenizers;
 
-pub use bleu::{
-    compute_bleu, corpus_bleu, sentence_bleu, Bleu, BleuOptions, BleuScore, BleuStats, Smoothing,
-};
+pub use bleu::{compute_bleu, corpus_bleu, sentence_bleu, Bleu, BleuOptions, BleuScore, BleuStats};
 pub use chrf::{corpus_chrf, sentence_chrf, Chrf, ChrfOptions, ChrfScore, ChrfStats};
 pub use error::EvalError;
 pub use report::{format_bleu, format_chrf, OutputFormat, Style};
 pub use signature::{BleuSignature, ChrfSignature, SACREBLEU_VERSION};
+pub use smoothing::Smoothing;
 pub use tokenizers::Tokenizer;

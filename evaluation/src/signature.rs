@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::bleu::Smoothing;
+use crate::smoothing::Smoothing;
 use crate::tokenizers::Tokenizer;
 
 /// The sacreBLEU release whose scores this crate reproduces and whose version
