@@ -24,6 +24,7 @@ pub mod loss;
 pub mod random;
 pub mod rnn;
 pub mod search;
+pub mod sentences;
 pub mod seq2seq;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -37,6 +37,13 @@ pub struct TranslateOptions {
     /// operation (no wake-ups and joins between threads at every operation). 1 decodes
     /// one batch at a time; ignored off the CPU.
     pub workers: usize,
+    /// Translate each text sentence by sentence ([`crate::sentences`]): cut at line breaks
+    /// and sentence ends, a sentence longer than `max_source_tokens` cut at clause
+    /// punctuation or between words, the pieces batched like any other, the translations
+    /// joined with the text's own spacing, line breaks and blank lines. A text's `score` is
+    /// then the sum over its sentences, and its k-th alternative joins each sentence's k-th
+    /// (or best) one. Ignored with `return_attention`, whose matrix is one text's.
+    pub split_sentences: bool,
 }
 
 impl Default for TranslateOptions {
@@ -48,6 +55,7 @@ impl Default for TranslateOptions {
             max_source_tokens: 250,
             return_attention: false,
             workers: 1,
+            split_sentences: false,
         }
     }
 }
@@ -84,8 +92,144 @@ pub struct Translation {
 }
 
 /// Translates `texts` with `bundle`; `progress` is called with the number of
-/// sentences finished after each batch.
+/// texts finished after each batch.
 pub fn translate(
+    bundle: &Bundle,
+    texts: &[String],
+    opts: &TranslateOptions,
+    progress: impl FnMut(usize),
+) -> Result<Vec<Translation>, ModelError> {
+    if opts.split_sentences && !opts.return_attention {
+        translate_by_sentence(bundle, texts, opts, progress)
+    } else {
+        translate_whole(bundle, texts, opts, progress)
+    }
+}
+
+/// Where a translated text's pieces come from: its gaps verbatim, its sentences from the
+/// translated units (a sentence cut to fit is several).
+enum Slot {
+    Gap(String),
+    Units(std::ops::Range<usize>),
+}
+
+/// [`translate`] with `split_sentences`: every sentence of every text (cut to fit) is one
+/// unit of [`translate_whole`], and each text is put back together from its units.
+fn translate_by_sentence(
+    bundle: &Bundle,
+    texts: &[String],
+    opts: &TranslateOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Translation>, ModelError> {
+    let lang = bundle.config.src_lang.as_str();
+    let count = |t: &str| -> Result<usize, ModelError> { Ok(bundle.src_vocab.encode(t)?.len()) };
+    let mut units: Vec<String> = Vec::new();
+    let mut layouts: Vec<Vec<Slot>> = Vec::with_capacity(texts.len());
+    for text in texts {
+        let mut slots = Vec::new();
+        for piece in crate::sentences::split(lang, text) {
+            match piece {
+                crate::sentences::Piece::Gap(g) => slots.push(Slot::Gap(g)),
+                crate::sentences::Piece::Sentence(s) => {
+                    let first = units.len();
+                    units.extend(crate::sentences::fit(&s, opts.max_source_tokens, &count)?);
+                    slots.push(Slot::Units(first..units.len()));
+                }
+            }
+        }
+        layouts.push(slots);
+    }
+    // Texts finished, reported in proportion to the units done (units finish in length
+    // order, not text by text).
+    let (total, mut done, mut reported) = (units.len().max(1), 0usize, 0usize);
+    let whole = TranslateOptions {
+        split_sentences: false,
+        ..opts.clone()
+    };
+    let translated = translate_whole(bundle, &units, &whole, |n| {
+        done += n;
+        let texts_done = done * texts.len() / total;
+        if texts_done > reported {
+            progress(texts_done - reported);
+            reported = texts_done;
+        }
+    })?;
+    if reported < texts.len() {
+        progress(texts.len() - reported);
+    }
+    Ok(layouts
+        .into_iter()
+        .map(|slots| assemble(&slots, &translated))
+        .collect())
+}
+
+/// One text from its slots: gaps as they were, each sentence's units joined with a space.
+/// A text without a sentence translates to nothing, as an empty text does.
+fn assemble(slots: &[Slot], units: &[Translation]) -> Translation {
+    let ranges: Vec<&std::ops::Range<usize>> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Units(r) => Some(r),
+            Slot::Gap(_) => None,
+        })
+        .collect();
+    if ranges.is_empty() {
+        return Translation::default();
+    }
+    let used = || ranges.iter().flat_map(|r| units[(*r).clone()].iter());
+    // The k-th text: each unit's k-th alternative, or its best where it has fewer.
+    let version = |k: usize| -> (String, f64, f64) {
+        let (mut text, mut score, mut ranking) = (String::new(), 0.0, 0.0);
+        for slot in slots {
+            match slot {
+                Slot::Gap(g) => text.push_str(g),
+                Slot::Units(r) => {
+                    let parts: Vec<&str> = units[r.clone()]
+                        .iter()
+                        .map(
+                            |u| match k.checked_sub(1).and_then(|i| u.alternatives.get(i)) {
+                                Some(alt) => {
+                                    score += alt.score;
+                                    ranking += alt.ranking_score;
+                                    alt.text.as_str()
+                                }
+                                None => {
+                                    score += u.score;
+                                    ranking += u.ranking_score;
+                                    u.text.as_str()
+                                }
+                            },
+                        )
+                        .collect();
+                    text.push_str(&parts.join(" "));
+                }
+            }
+        }
+        (text, score, ranking)
+    };
+    let (text, score, ranking_score) = version(0);
+    let alternatives = (1..=used().map(|u| u.alternatives.len()).max().unwrap_or(0))
+        .map(|k| {
+            let (text, score, ranking_score) = version(k);
+            Alternative {
+                text,
+                score,
+                ranking_score,
+            }
+        })
+        .collect();
+    Translation {
+        text,
+        score,
+        ranking_score,
+        alternatives,
+        truncated: used().any(|u| u.truncated),
+        ..Default::default()
+    }
+}
+
+/// [`translate`] of each text as one unit.
+fn translate_whole(
     bundle: &Bundle,
     texts: &[String],
     opts: &TranslateOptions,

@@ -150,28 +150,42 @@ fn bad_input_gives_clear_errors_and_nonzero_exit() {
 }
 
 #[test]
-fn over_long_lines_are_cut_with_a_warning() {
+fn over_long_lines_are_translated_in_pieces_or_cut_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let b = bundle(tmp.path());
     let long = "ein hund läuft ".repeat(400) + "\n";
-    let (code, out, err) = run(
-        &[
-            "--model",
-            b.to_str().unwrap(),
-            "--beam",
-            "2",
-            "--max-source-tokens",
-            "30",
-            "--max-len-a",
-            "0",
-            "--max-len-b",
-            "5",
-        ],
-        long.as_bytes(),
-    );
+    let args = [
+        "--model",
+        b.to_str().unwrap(),
+        "--beam",
+        "2",
+        "--max-source-tokens",
+        "30",
+        "--max-len-a",
+        "0",
+        "--max-len-b",
+        "5",
+    ];
+    // Sentence by sentence (the default): the line is translated in pieces of at most 30
+    // tokens, nothing is cut.
+    let (code, pieces, err) = run(&args, long.as_bytes());
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().count(), 1);
+    assert_eq!(pieces.lines().count(), 1);
+    assert!(!err.contains("warning"), "{err}");
+    // As one unit, it is cut, with a warning.
+    let whole: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--no-split-sentences"])
+        .collect();
+    let (code, cut, err) = run(&whole, long.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cut.lines().count(), 1);
     assert!(err.contains("warning: 1 source line"), "{err}");
+    assert!(
+        pieces.split_whitespace().count() > cut.split_whitespace().count(),
+        "the pieces translate more than the cut line: {pieces:?} vs {cut:?}"
+    );
 }
 
 #[test]

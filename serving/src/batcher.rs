@@ -486,6 +486,9 @@ impl Worker {
             // The gathered requests are one batch (up to the token budget above), run with
             // every torch thread of this batcher.
             workers: 1,
+            // Paragraphs go to the model sentence by sentence, their spacing and line
+            // breaks kept (not with attention, whose matrix is one text's).
+            split_sentences: true,
         };
         let started = Instant::now();
         // A libtorch failure must cost this batch only, never the thread.

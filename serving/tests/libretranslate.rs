@@ -447,3 +447,27 @@ fn of_two_models_of_one_pair_the_first_given_answers_libretranslate() {
         .unwrap();
     assert_eq!(de["targets"], json!(["en"]));
 }
+
+#[test]
+fn paragraphs_go_sentence_by_sentence_and_keep_their_breaks() {
+    let (_dir, s) = server(&[]);
+    let sentences = [
+        GERMAN,
+        "Zwei Hunde spielen im Schnee.",
+        "Die Frau liest ein Buch.",
+    ];
+    let each = by_model(&s, "m-de-en", &sentences);
+    let text = format!("{} {}\n\n{}", sentences[0], sentences[1], sentences[2]);
+    let expected = format!("{} {}\n\n{}", each[0], each[1], each[2]);
+    let r = post_json(
+        &s.url("/translate"),
+        &json!({"q": text, "source": "de", "target": "en"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["translatedText"], expected);
+    // The same through /v1/translate, and in a file.
+    let v1 = by_model(&s, "m-de-en", &[text.as_str()]);
+    assert_eq!(v1[0], expected);
+    let url = file_url(&s, &send_file(&s, "absatz.txt", text.as_bytes(), "de"));
+    assert_eq!(get(&url).body, expected);
+}

@@ -10,8 +10,9 @@ use model::device::DeviceChoice;
 use model::translate::translate;
 use model::Bundle;
 
-/// Translate text with a model bundle: one sentence per line in, one per line out,
-/// in input order. Empty lines give empty lines.
+/// Translate text with a model bundle: one line in, one line out, in input order. Empty
+/// lines give empty lines. A line of several sentences is translated sentence by sentence
+/// (in text format), an over-long sentence in pieces cut at clause punctuation.
 #[derive(Parser, Debug)]
 #[command(name = "nmt-translate", version)]
 struct Cli {
@@ -28,6 +29,11 @@ struct Cli {
     /// alternatives, source/target tokens and attention).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Translate each line as one unit, however many sentences it holds (an over-long
+    /// line is then cut at --max-source-tokens). JSON output always does: its attention
+    /// matrix is the whole line's.
+    #[arg(long)]
+    no_split_sentences: bool,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
@@ -44,10 +50,11 @@ enum Format {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let opts = cli
+    let mut opts = cli
         .decode
         .options(cli.format == Format::Json)
         .map_err(anyhow::Error::msg)?;
+    opts.split_sentences = cli.format == Format::Text && !cli.no_split_sentences;
     let device = cli.device.resolve()?;
     let mut bundle = Bundle::load(&cli.model, device).with_context(|| {
         format!(
