@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use evaluation::bleu::{Bleu, BleuOptions, Smoothing, MAX_NGRAM_ORDER};
+use evaluation::bleu::{Bleu, BleuOptions, MAX_NGRAM_ORDER};
 use evaluation::chrf::{Chrf, ChrfOptions};
 use evaluation::error::EvalError;
 use evaluation::io::{check_line_counts, read_file, read_stream, TextFile, STDIN_NAME};
 use evaluation::report::{check_chrf_format, format_bleu, format_chrf, OutputFormat, Style};
 use evaluation::tokenizers::Tokenizer;
+use evaluation::Smoothing;
 
 /// Inputs and output options shared by `bleu` and `chrf`.
 #[derive(Debug, Clone, Args)]
