@@ -3,6 +3,7 @@
 //! exactly around the sentences, over-long sentences cut without losing a word, and a
 //! paragraph translating as its sentences one by one.
 
+#[allow(dead_code)] // the shared helpers this binary does not call
 mod common;
 
 use model::bundle::Bundle;

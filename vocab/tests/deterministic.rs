@@ -64,7 +64,7 @@ fn the_text_holds_characters_that_training_inserts_at_the_end() {
             vocab_size: 1500,
             ..TrainConfig::default()
         },
-        &text_with_inserted_characters(),
+        text_with_inserted_characters(),
     )
     .unwrap();
     for c in "жфцчшщъыьэюя".chars() {
