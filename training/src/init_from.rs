@@ -50,6 +50,8 @@ pub enum InitFromError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Files(#[from] model::ModelError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitFromError + '_ {
@@ -290,7 +292,7 @@ pub fn adopt(cfg: &Config, parent: &BundleConfig, parent_vocab: &ParentVocab) ->
 }
 
 /// Copies the parent's vocabulary files into `vocab_dir` (`joint/` or `src/` and `tgt/`, the
-/// layout of a run's own vocabulary), through a temporary folder renamed into place.
+/// layout of a run's own vocabulary), atomically ([`model::atomic`]).
 pub fn copy_vocab(
     parent_dir: &Path,
     parent: &BundleConfig,
@@ -299,29 +301,26 @@ pub fn copy_vocab(
     if vocab_dir.is_dir() {
         return Ok(());
     }
-    let tmp = vocab_dir.with_file_name(format!(".vocab.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
     let copies: Vec<(&str, &str)> = if parent.src_vocab == parent.tgt_vocab {
         vec![("joint", &parent.src_vocab)]
     } else {
         vec![("src", &parent.src_vocab), ("tgt", &parent.tgt_vocab)]
     };
-    for (sub, name) in copies {
-        let dir = tmp.join(sub);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let from = parent_dir.join(name);
-        // A separate vocabulary's file name in a bundle carries a `src.`/`tgt.` prefix; in
-        // the run's folder it is the plain name `vocab::load` looks for.
-        let file_name = name
-            .strip_prefix("src.")
-            .or_else(|| name.strip_prefix("tgt."))
-            .unwrap_or(name);
-        fs::copy(&from, dir.join(file_name)).map_err(io_err(&from))?;
-    }
-    fs::rename(&tmp, vocab_dir).map_err(io_err(vocab_dir))?;
-    Ok(())
+    model::atomic::write_dir_atomically(vocab_dir, |tmp| -> Result<(), InitFromError> {
+        for (sub, name) in copies {
+            let dir = tmp.join(sub);
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let from = parent_dir.join(name);
+            // A separate vocabulary's file name in a bundle carries a `src.`/`tgt.` prefix;
+            // in the run's folder it is the plain name `vocab::load` looks for.
+            let file_name = name
+                .strip_prefix("src.")
+                .or_else(|| name.strip_prefix("tgt."))
+                .unwrap_or(name);
+            fs::copy(&from, dir.join(file_name)).map_err(io_err(&from))?;
+        }
+        Ok(())
+    })
 }
 
 /// Writes `parent.json` into the run directory (atomically).

@@ -79,6 +79,8 @@ pub enum RunError {
     #[error(transparent)]
     InitFrom(#[from] init_from::InitFromError),
     #[error(transparent)]
+    Files(#[from] model::ModelError),
+    #[error(transparent)]
     Distributed(#[from] distributed::DistError),
     #[error(
         "rank {rank}: {path} not found after rank 0 prepared the vocabulary: every process of a \
@@ -280,38 +282,33 @@ fn train_vocab(cfg: &Config, dir: &Path) -> Result<(), RunError> {
         vocab_size: v.size,
         ..Default::default()
     };
-    let tmp = dir.with_file_name(format!(".vocab.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
-    let save = |name: &str, trained: &dyn vocab::Vocab| -> Result<(), RunError> {
-        let sub = tmp.join(name);
-        fs::create_dir_all(&sub).map_err(io_err(&sub))?;
-        trained.save(&sub.join(trained.file_name()))?;
-        Ok(())
-    };
-    if v.joint {
+    // Trained first, written after: the folder appears whole or not at all.
+    let trained: Vec<(&str, Box<dyn vocab::Vocab>)> = if v.joint {
         let lines = (0..n).flat_map(|i| {
             let (s, t) = raw.get(i);
             [s, t]
         });
-        save("joint", &vocab::train_lines(&tc, lines)?)?;
+        vec![("joint", Box::new(vocab::train_lines(&tc, lines)?))]
     } else {
-        save(
-            "src",
-            &vocab::train_lines(&tc, (0..n).map(|i| raw.get(i).0))?,
-        )?;
-        save(
-            "tgt",
-            &vocab::train_lines(&tc, (0..n).map(|i| raw.get(i).1))?,
-        )?;
-    }
-    crate::checkpoint::fsync_tree(&tmp)?;
-    fs::rename(&tmp, dir).map_err(io_err(dir))?;
-    if let Some(parent) = dir.parent() {
-        crate::checkpoint::fsync_dir(parent)?;
-    }
-    Ok(())
+        vec![
+            (
+                "src",
+                Box::new(vocab::train_lines(&tc, (0..n).map(|i| raw.get(i).0))?),
+            ),
+            (
+                "tgt",
+                Box::new(vocab::train_lines(&tc, (0..n).map(|i| raw.get(i).1))?),
+            ),
+        ]
+    };
+    model::atomic::write_dir_atomically(dir, |tmp| -> Result<(), RunError> {
+        for (name, vocab) in &trained {
+            let sub = tmp.join(name);
+            fs::create_dir_all(&sub).map_err(io_err(&sub))?;
+            vocab.save(&sub.join(vocab.file_name()))?;
+        }
+        Ok(())
+    })
 }
 
 /// The training corpus, encoded and length-filtered, and the sampling weight of each of its
