@@ -169,8 +169,6 @@ mod format_or_auto {
     use crate::data::Format;
 
     const AUTO: &str = "auto";
-    /// What the key takes, for the error on anything else.
-    const CHOICES: &[&str] = &[AUTO, "plain", "iwslt-tags", "iwslt-xml", "wmt-sgml"];
 
     pub fn serialize<S: Serializer>(format: &Option<Format>, s: S) -> Result<S::Ok, S::Error> {
         match format {
@@ -186,9 +184,10 @@ mod format_or_auto {
         }
         let known: Result<Format, serde::de::value::Error> =
             Format::deserialize(name.as_str().into_deserializer());
+        // serde's message lists `Format`'s own names; `auto` is this key's addition.
         known
             .map(Some)
-            .map_err(|_| D::Error::unknown_variant(&name, CHOICES))
+            .map_err(|e| D::Error::custom(format!("{e}, or `{AUTO}`")))
     }
 }
 

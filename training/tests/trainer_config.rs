@@ -290,6 +290,22 @@ fn nonsense_values_are_errors_naming_the_key() {
         &["training.average_last=3", "training.keep_every=5"],
     )
     .unwrap();
+    let err = load(MINIMAL, &["data.format=tmx"]).unwrap_err().to_string();
+    for needle in [
+        "data.format",
+        "tmx",
+        "plain",
+        "iwslt-tags",
+        "iwslt-xml",
+        "wmt-sgml",
+        "auto",
+    ] {
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
+    assert_eq!(
+        load(MINIMAL, &["data.format=auto"]).unwrap().data.format,
+        None
+    );
     let err = load("[data\n", &[]).unwrap_err().to_string();
     assert!(err.contains("test.toml"), "{err}");
 }
