@@ -165,6 +165,32 @@ fn auto_source_detects_each_text_and_picks_its_model() {
         only["translatedText"],
         by_model(&s, "m-en-de", &[ENGLISH])[0]
     );
+    // A text already in the target language comes back as it is (as LibreTranslate
+    // answers), also in a list beside one that needs translating.
+    let same = post_json(
+        &url,
+        &json!({"q": GERMAN, "source": "auto", "target": "de", "alternatives": 1}),
+    )
+    .json();
+    assert_eq!(same["translatedText"], GERMAN, "{same}");
+    assert_eq!(same["detectedLanguage"]["language"], "de", "{same}");
+    assert_eq!(same["alternatives"], json!([]), "{same}");
+    let mixed = post_json(
+        &url,
+        &json!({"q": [GERMAN, ENGLISH], "source": "auto", "target": "de"}),
+    )
+    .json();
+    assert_eq!(
+        mixed["translatedText"],
+        json!([GERMAN, by_model(&s, "m-en-de", &[ENGLISH])[0]]),
+        "{mixed}"
+    );
+    let english = post_json(
+        &url,
+        &json!({"q": ENGLISH, "source": "auto", "target": "en"}),
+    )
+    .json();
+    assert_eq!(english["translatedText"], ENGLISH, "{english}");
     // An explicit source reports nothing.
     let explicit = post_json(&url, &json!({"q": GERMAN, "source": "de", "target": "en"})).json();
     assert!(explicit.get("detectedLanguage").is_none(), "{explicit}");
@@ -470,4 +496,14 @@ fn paragraphs_go_sentence_by_sentence_and_keep_their_breaks() {
     assert_eq!(v1[0], expected);
     let url = file_url(&s, &send_file(&s, "absatz.txt", text.as_bytes(), "de"));
     assert_eq!(get(&url).body, expected);
+    // A file already in the target language, with `auto`, comes back as it is.
+    let same = post_multipart(
+        &s.url("/translate_file"),
+        &[
+            ("file", Some("deutsch.txt"), text.as_bytes()),
+            ("source", None, b"auto"),
+            ("target", None, b"de"),
+        ],
+    );
+    assert_eq!(get(&file_url(&s, &same)).body, text);
 }

@@ -131,7 +131,8 @@ pub struct LibreRequest {
     /// Text, or list of texts, to translate.
     pub q: Option<OneOrMany>,
     /// Source language code, or `auto`: each text's language is detected among
-    /// the sources of the models that translate into `target`.
+    /// the sources of the models that translate into `target`, and `target` itself
+    /// (a text already in it comes back unchanged).
     #[schema(example = "de")]
     pub source: Option<String>,
     /// Target language code.
@@ -238,7 +239,8 @@ pub struct TranslateFileForm {
     /// (text nodes translated, markup kept), UTF-8.
     #[schema(value_type = String, format = Binary)]
     pub file: Option<Upload>,
-    /// Source language code, or `auto` (detected from the whole file).
+    /// Source language code, or `auto` (detected from the whole file; a file already in
+    /// the target language comes back unchanged).
     #[schema(example = "de")]
     pub source: Option<String>,
     /// Target language code.

@@ -155,7 +155,7 @@ pub async fn translate_file(
             None => return Err(ApiError::internal("no model chosen for the file")),
         }
     } else {
-        state.registry.resolve(None, Some(&source), Some(&target))?
+        Some(state.registry.resolve(None, Some(&source), Some(&target))?)
     };
     let options = DecodeOptions {
         beam_size: state.settings.default_beam,
@@ -163,9 +163,16 @@ pub async fn translate_file(
         max_length: None,
         return_attention: false,
     };
-    // The document has already taken the markup out: its texts are plain.
-    let translated = translate_inputs(&state, model, &texts, false, 0, options, arrived).await?;
-    let best: Vec<String> = translated.into_iter().map(|(t, _)| t).collect();
+    // The document has already taken the markup out: its texts are plain. A file already
+    // in the target language (`auto` only) comes back as it is.
+    let best: Vec<String> = match model {
+        Some(model) => translate_inputs(&state, model, &texts, false, 0, options, arrived)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect(),
+        None => texts.clone(),
+    };
     let name = state.files.put(StoredFile {
         download_name: safe_name(&file.filename),
         content_type: format.content_type(),

@@ -6,7 +6,9 @@
 //! `{"error": ...}` (plus our `code`). Bodies may be JSON, url-encoded (its
 //! API clients) or multipart (its web page). `source: "auto"` detects each
 //! text's language among the sources of the models that translate into
-//! `target` ([`crate::detect`]) and picks the model by it.
+//! `target`, and `target` itself ([`crate::detect`]), and picks the model by it;
+//! a text already in the target language is returned unchanged, as
+//! LibreTranslate (argos' identity translation) does.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -90,18 +92,22 @@ pub fn is_auto(source: &str) -> bool {
     source == "auto"
 }
 
-/// Where `source: "auto"` sends one text: the model and what was detected.
+/// Where `source: "auto"` sends one text: the model (`None`: the text is in the target
+/// language already and comes back as it is, as LibreTranslate answers) and what was
+/// detected.
 pub struct Routed {
-    pub model: usize,
+    pub model: Option<usize>,
     pub detected: DetectedLanguage,
 }
 
 /// Picks the model for each text (`plain`: the texts without markup) when the
 /// source is `auto`: detects the language among the sources of the models
-/// that translate into `target`. A text whose own detection is missing or
-/// less sure than that of all the texts together (short texts say little)
-/// takes the latter. With one candidate source no detection is needed to
-/// choose, but its confidence is still reported.
+/// that translate into `target`, and `target` itself (a German text with
+/// target German is returned unchanged, not put through an English→German
+/// model). A text whose own detection is missing or less sure than that of
+/// all the texts together (short texts say little) takes the latter. With no
+/// detection and one candidate source, that source is taken (its confidence
+/// reported as 0).
 pub fn route_auto(
     state: &AppState,
     plain: &[String],
@@ -115,7 +121,11 @@ pub fn route_auto(
             Ok(_) => ApiError::internal("a model translates into the target but has no source"),
         });
     }
-    let candidates: Vec<&str> = sources.iter().map(String::as_str).collect();
+    let mut candidates: Vec<&str> = sources.iter().map(String::as_str).collect();
+    let only_source = (candidates.len() == 1).then(|| candidates[0].to_string());
+    if !candidates.contains(&target) {
+        candidates.push(target);
+    }
     let all = state.detector.detect(&plain.join("\n"), &candidates);
     plain
         .iter()
@@ -131,13 +141,13 @@ pub fn route_auto(
                 (Some(o), _) => Some(o),
                 (None, a) => a.clone(),
             };
-            let detected = match (chosen, candidates.as_slice()) {
+            let detected = match (chosen, &only_source) {
                 (Some(d), _) => d,
-                (None, [only]) => DetectedLanguage {
+                (None, Some(only)) => DetectedLanguage {
                     confidence: 0.0,
-                    language: only.to_string(),
+                    language: only.clone(),
                 },
-                (None, _) => {
+                (None, None) => {
                     return Err(ApiError::bad_request(
                         "undetected_language",
                         format!(
@@ -147,9 +157,15 @@ pub fn route_auto(
                     ))
                 }
             };
-            let model = state
-                .registry
-                .resolve(None, Some(&detected.language), Some(target))?;
+            let model = if detected.language == target {
+                None
+            } else {
+                Some(
+                    state
+                        .registry
+                        .resolve(None, Some(&detected.language), Some(target))?,
+                )
+            };
             Ok(Routed { model, detected })
         })
         .collect()
@@ -294,7 +310,7 @@ pub async fn translate(
     check_rate(&state, &client, char_count(&inputs)).await?;
     let auto = is_auto(&source);
     // The model for each input, and with `auto` what was detected.
-    let (models, detected): (Vec<usize>, Vec<DetectedLanguage>) = if auto {
+    let (models, detected): (Vec<Option<usize>>, Vec<DetectedLanguage>) = if auto {
         let plain: Vec<String> = if html {
             inputs
                 .iter()
@@ -309,12 +325,18 @@ pub async fn translate(
             .unzip()
     } else {
         let model = state.registry.resolve(None, Some(&source), Some(&target))?;
-        (vec![model; inputs.len()], Vec::new())
+        (vec![Some(model); inputs.len()], Vec::new())
     };
+    // outputs[i] = (best, alternatives) for input i; a text already in the target language
+    // is its own translation.
+    let mut outputs: Vec<(String, Vec<String>)> = vec![Default::default(); inputs.len()];
     // One job per model (only `auto` can need several); they run side by side.
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, &m) in models.iter().enumerate() {
-        groups.entry(m).or_default().push(i);
+    for (i, m) in models.iter().enumerate() {
+        match m {
+            Some(m) => groups.entry(*m).or_default().push(i),
+            None => outputs[i].0 = inputs[i].clone(),
+        }
     }
     let jobs =
         groups.iter().map(|(&model, indices)| {
@@ -325,8 +347,6 @@ pub async fn translate(
             }
         });
     let results = futures_util::future::try_join_all(jobs).await?;
-    // outputs[i] = (best, alternatives) for input i.
-    let mut outputs: Vec<(String, Vec<String>)> = vec![Default::default(); inputs.len()];
     for (indices, translated) in groups.values().zip(results) {
         for (&i, out) in indices.iter().zip(translated) {
             outputs[i] = out;
