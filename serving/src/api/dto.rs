@@ -166,12 +166,29 @@ pub enum DetectedOut {
 }
 
 /// `alternatives` for a single text or for a list.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum AlternativesOut {
     One(Vec<String>),
     Many(Vec<Vec<String>>),
 }
+
+/// Written by hand where the derive would say `oneOf` [strings, lists of strings] and
+/// nothing more: an empty list, a single text with no alternative (one already in the
+/// target language), would then match both shapes, which `oneOf` forbids. A list's
+/// alternatives are never empty (`q` may not be), and the schema says so.
+impl utoipa::PartialSchema for AlternativesOut {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let strings = || ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
+        OneOfBuilder::new()
+            .item(strings())
+            .item(ArrayBuilder::new().items(strings()).min_items(Some(1)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AlternativesOut {}
 
 /// LibreTranslate `POST /translate` answer: shapes follow `q` (string → string, list → list).
 #[derive(Debug, Serialize, ToSchema)]
