@@ -181,6 +181,7 @@ fn warn_repeated_files(spec: &CorpusSpec, kept_per_part: &[u64]) {
         }
     }
 }
+
 fn read_options(cfg: &Config) -> ReadOptions {
     ReadOptions {
         skip_bad_lines: cfg.data.skip_bad_lines,
