@@ -11,13 +11,14 @@
 //!   lines (see [`sgml`]).
 
 pub mod iwslt;
+pub mod lines;
 pub mod plain;
 pub mod sgml;
 
 use std::path::{Path, PathBuf};
 
 use crate::data::error::{DataError, LineProblem, Origin, Report, Side, SkipReason};
-use plain::LineReader;
+use lines::LineReader;
 
 pub use iwslt::TagLines;
 
@@ -152,7 +153,7 @@ fn open_side(
     format: Format,
     opts: &ReadOptions,
 ) -> Result<Box<dyn SideReader>, DataError> {
-    let lines = plain::LineSource::open(path)?;
+    let lines = lines::LineSource::open(path)?;
     let policy = opts.tag_lines;
     Ok(match format {
         Format::Plain => Box::new(LineReader::new(lines, plain::plain_record)),
