@@ -194,6 +194,11 @@ pub fn read_config(dir: &Path) -> Result<BundleConfig, ModelError> {
     Ok(config)
 }
 
+/// Reads `metadata.json` alone (no weights); errors name the file.
+pub fn read_metadata(dir: &Path) -> Result<BundleMetadata, ModelError> {
+    read_json(&dir.join(METADATA_FILE))
+}
+
 impl Bundle {
     /// Loads a bundle onto `device`.
     pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<Self, ModelError> {
@@ -210,7 +215,7 @@ impl Bundle {
             }
             quantized::check_supported().map_err(|e| refuse(e.to_string()))?;
         }
-        let metadata: BundleMetadata = read_json(&dir.join(METADATA_FILE))?;
+        let metadata = read_metadata(dir)?;
         let src_vocab = load_vocab(dir, &config.src_vocab, config.model.src_vocab_size)?;
         let tgt_vocab = load_vocab(dir, &config.tgt_vocab, config.model.tgt_vocab_size)?;
         let mut vars = nn::VarStore::new(device);
@@ -544,7 +549,7 @@ pub fn set_description(
     description: Option<&str>,
 ) -> Result<BundleMetadata, ModelError> {
     let path = dir.join(METADATA_FILE);
-    let mut metadata: BundleMetadata = read_json(&path)?;
+    let mut metadata = read_metadata(dir)?;
     metadata.description = description
         .map(str::trim)
         .filter(|d| !d.is_empty())

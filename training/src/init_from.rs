@@ -108,11 +108,7 @@ pub fn read_parent(dir: &Path) -> Result<(Parent, BundleConfig), InitFromError> 
             )))
         }
     }
-    let metadata: bundle::BundleMetadata = {
-        let path = dir.join(bundle::METADATA_FILE);
-        let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?
-    };
+    let metadata = bundle::read_metadata(dir).map_err(|e| bad(e.to_string()))?;
     let path = fs::canonicalize(dir).map_err(io_err(dir))?;
     let parent = Parent {
         fingerprint: file_sha256(&path.join(bundle::WEIGHTS_FILE))?,
@@ -135,12 +131,7 @@ fn file_sha256(path: &Path) -> Result<String, InitFromError> {
         }
         hasher.update(&block[..n]);
     }
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(format!("sha256:{hex}"))
+    Ok(crate::data::store::sha256_tag(hasher))
 }
 
 /// What the parent's vocabulary is, for the checks: joint or not, sizes, kind.

@@ -219,6 +219,18 @@ impl TokenColumn {
     }
 }
 
+/// `sha256:<hex>` of what `hasher` was fed: how the data fingerprints and a fine-tuning
+/// run's parent (`crate::init_from`) name content.
+pub(crate) fn sha256_tag(hasher: sha2::Sha256) -> String {
+    use sha2::Digest;
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
 /// An encoded parallel corpus: two [`TokenColumn`]s of equal length. Pair
 /// `i` (its "index", what [`crate::data::Batch::indices`] holds) is
 /// `(src(i), tgt(i))`; [`EncodedCorpus::number`] maps it back to its
@@ -273,9 +285,7 @@ impl EncodedCorpus {
         let mut hasher = sha2::Sha256::new();
         self.src.hash_into(&mut hasher);
         self.tgt.hash_into(&mut hasher);
-        let digest = hasher.finalize();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        sha256_tag(hasher)
     }
 
     /// Reads and encodes a corpus in one streaming pass: text is read and
