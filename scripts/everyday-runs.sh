@@ -7,7 +7,8 @@
 #
 #   RUN          NAME=PRESET:SEED, e.g. everyday-de-en-s1=everyday-de-en:1 (PRESET names
 #                configs/PRESET.toml); default: the experiment's five runs, in this order:
-#                de→en baseline and G2 with seed 1, the same with seed 2, en→de baseline
+#                de→en and en→de baselines with seed 1 (the two shipped directions), de→en
+#                G2 with seed 1, then de→en baseline and G2 with seed 2
 #   --out DIR    where the run folders are (default ../runs)
 #   --bin DIR    where nmt-train is (default target/release)
 #   --wait PID   first wait for process PID to end (a run started by hand in one of the
@@ -34,10 +35,10 @@ done
 if [[ ${#RUNS[@]} -eq 0 ]]; then
   RUNS=(
     everyday-de-en-s1=everyday-de-en:1
+    everyday-en-de-s1=everyday-en-de:1
     everyday-de-en-g2-s1=everyday-de-en-g2:1
     everyday-de-en-s2=everyday-de-en:2
     everyday-de-en-g2-s2=everyday-de-en-g2:2
-    everyday-en-de-s1=everyday-en-de:1
   )
 fi
 need everyday-runs "$BIN/nmt-train"
